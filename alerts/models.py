@@ -1,0 +1,96 @@
+"""Alerts raised by rules (SPEC §9); deliveries to channels; silences."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Alert(models.Model):
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+        CRITICAL = "critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    rule = models.CharField(max_length=50)
+    # Rule plus subject (entity, worker…): one unresolved alert per fingerprint.
+    fingerprint = models.CharField(max_length=200)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.OPEN)
+    title = models.CharField(max_length=255)
+    detail = models.TextField(blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_alerts"
+        constraints = [
+            # One open alert per rule and subject; a repeat raises `occurrences` instead.
+            models.UniqueConstraint(
+                fields=["fingerprint"], condition=~Q(status="resolved"), name="tds_alert_one_unresolved"
+            ),
+        ]
+        indexes = [
+            # Dashboard: WHERE status = %s ORDER BY last_seen DESC.
+            models.Index(fields=["status", "-last_seen"], name="tds_alert_status_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.title} ({self.status})"
+
+
+class AlertDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20)  # email, slack, webhook, telegram
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_alert_deliveries"
+        indexes = [
+            # Delivery retries: WHERE status = 'pending' AND next_attempt_at <= now.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="tds_delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} for alert #{self.alert_id} ({self.status})"
+
+
+class AlertSilence(models.Model):
+    """Mutes notifications for a rule (and optionally one fingerprint) until a time."""
+
+    rule = models.CharField(max_length=50)
+    fingerprint = models.CharField(max_length=200, blank=True)
+    until = models.DateTimeField()
+    reason = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_alert_silences"
+
+    def __str__(self) -> str:
+        return f"silence {self.rule} {self.fingerprint} until {self.until:%Y-%m-%d %H:%M}"

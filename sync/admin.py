@@ -1,0 +1,135 @@
+from django.contrib import admin
+
+from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from tdscore.admin import ReadOnlyAdmin
+
+
+class HasErrorFilter(admin.SimpleListFilter):
+    title = "has error"
+    parameter_name = "has_error"
+    field = "last_error"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(**{self.field: ""})
+        if self.value() == "no":
+            return queryset.filter(**{self.field: ""})
+        return queryset
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "entity", "object_id", "status", "source", "method", "duplicate_count", "received_at"]
+    list_filter = ["status", "entity", "source"]
+    search_fields = ["object_id", "idempotency_key", "content_hash"]
+    date_hierarchy = "received_at"
+    exclude = ["raw_body"]
+    readonly_fields = ["body_text"]
+
+
+@admin.register(QueueItem)
+class QueueItemAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "entity",
+        "object_id",
+        "operation",
+        "status",
+        "skip_reason",
+        "source",
+        "attempts",
+        "version",
+        "created_at",
+    ]
+    list_filter = ["status", "entity", "source", "operation", "skip_reason", HasErrorFilter]
+    list_select_related = ["inbox_event", "sync_run"]
+    search_fields = ["object_id"]
+    raw_id_fields = ["inbox_event", "sync_run"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class DeadLetterHasErrorFilter(HasErrorFilter):
+    field = "error"
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "entity",
+        "object_id",
+        "reason",
+        "error_class",
+        "attempts",
+        "last_failed_at",
+        "resolution",
+        "resolved_at",
+    ]
+    list_filter = [
+        "reason",
+        "entity",
+        "resolution",
+        ("resolved_at", admin.EmptyFieldListFilter),
+        DeadLetterHasErrorFilter,
+    ]
+    list_select_related = ["queue_item", "inbox_event"]
+    search_fields = ["object_id", "error"]
+    raw_id_fields = ["queue_item", "inbox_event"]
+    date_hierarchy = "last_failed_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "run_type",
+        "entity",
+        "status",
+        "started_at",
+        "duration",
+        "calls",
+        "fetched",
+        "queued",
+        "failed",
+    ]
+    list_filter = ["status", "run_type", "entity"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(ReadOnlyAdmin):
+    list_display = ["at", "level", "message", "sync_run", "queue_item"]
+    list_filter = ["level"]
+    list_select_related = ["sync_run", "queue_item"]
+    raw_id_fields = ["sync_run", "queue_item"]
+    search_fields = ["message"]
+    date_hierarchy = "at"
+
+
+@admin.register(SyncCursor)
+class SyncCursorAdmin(admin.ModelAdmin):
+    list_display = ["entity", "run_type", "watermark", "last_run_at", "last_success_at"]
+    list_filter = ["run_type", "entity"]
+    raw_id_fields = ["last_run"]
+
+
+@admin.register(AuditTrail)
+class AuditTrailAdmin(ReadOnlyAdmin):
+    list_display = ["at", "entity", "object_id", "operation", "version", "source", "queue_item_id"]
+    list_filter = ["operation", "entity", "source"]
+    search_fields = ["object_id"]
+    date_hierarchy = "at"
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["worker_id", "hostname", "pid", "started_at", "last_seen_at", "rows_processed"]

@@ -1,0 +1,324 @@
+"""The sync pipeline's tables (SPEC §3): inbox, queue, runs, logs, dead letters, cursors, audit."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class InboxEvent(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSED = "processed"  # its queue row completed or was skipped
+        REJECTED = "rejected"  # unparseable, or dead-lettered
+
+    class Source(models.TextChoices):
+        """The authentication scheme that let the webhook in."""
+
+        TOKEN = "token"
+        SIGNATURE = "signature"
+        ZOHO_SIGNATURE = "zoho_signature"
+        STANDARD_WEBHOOKS = "standard_webhooks"
+
+    entity = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    method = models.CharField(max_length=8)
+    content_type = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    raw_body = models.BinaryField()
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    content_hash = models.CharField(max_length=64)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    last_duplicate_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_inbox_events"
+        indexes = [
+            # Retention and "webhooks stopped arriving": WHERE received_at < cutoff / ORDER BY received_at.
+            models.Index(fields=["received_at"], name="tds_inbox_received"),
+            # Dashboard filters: WHERE entity = %s AND status = %s.
+            models.Index(fields=["entity", "status"], name="tds_inbox_entity_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"inbox #{self.pk} {self.entity} {self.object_id or '?'} ({self.status})"
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.raw_body).decode("utf-8", errors="replace")
+
+
+class SyncRun(models.Model):
+    class RunType(models.TextChoices):
+        FULL = "full"
+        INCREMENTAL = "incremental"
+        STOCK = "stock"
+        RECONCILIATION = "reconciliation"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        DEFERRED = "deferred"
+
+    run_type = models.CharField(max_length=20, choices=RunType.choices)
+    entity = models.CharField(max_length=32)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=20, default="manual")  # manual, schedule, api, heal
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    estimated_calls = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    fetched = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    applied = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    drift_report = models.JSONField(null=True, blank=True)
+    # Who runs it now, and until when; a run whose heartbeat stopped is stuck (heal).
+    locked_by = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_sync_runs"
+        indexes = [
+            # Dashboard list and overlap check: WHERE entity = %s AND status IN (...) ORDER BY created_at DESC.
+            models.Index(fields=["entity", "status", "-created_at"], name="tds_run_entity_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_type} {self.entity} #{self.pk} ({self.status})"
+
+
+class QueueItem(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        RETRY = "retry"  # waiting for next_attempt_at
+        SKIPPED = "skipped"
+        DEAD_LETTER = "dead_letter"
+
+    class SkipReason(models.TextChoices):
+        STALE = "stale"
+        UNCHANGED = "unchanged"
+        SUPERSEDED = "superseded"
+        SUMMARY = "summary"
+
+    class Operation(models.TextChoices):
+        UPSERT = "upsert"
+        DELETE = "delete"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook"
+        PULL = "pull"
+        REPLAY = "replay"
+        RECONCILE = "reconcile"
+
+    WAITING = (Status.PENDING, Status.RETRY)
+    FINISHED = (Status.COMPLETED, Status.SKIPPED, Status.DEAD_LETTER)
+
+    entity = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=100)
+    version = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64)
+    payload = models.JSONField()
+    # A list row from a pull: header fields only, no lines (SPEC §4).
+    is_summary = models.BooleanField(default=False)
+    operation = models.CharField(max_length=8, choices=Operation.choices, default=Operation.UPSERT)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_items")
+    inbox_event = models.ForeignKey(
+        InboxEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_items"
+    )
+    priority = models.SmallIntegerField(default=0)  # higher first
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    skip_reason = models.CharField(max_length=12, choices=SkipReason.choices, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expiries = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    locked_by = models.CharField(max_length=100, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_sync_queue"
+        indexes = [
+            # Claim: WHERE status IN ('pending','retry') AND next_attempt_at <= now
+            #        ORDER BY priority DESC, next_attempt_at, id.
+            models.Index(
+                fields=["-priority", "next_attempt_at", "id"],
+                condition=Q(status__in=["pending", "retry"]),
+                name="tds_queue_due",
+            ),
+            # Lease recovery: WHERE status = 'processing' AND locked_until < now.
+            models.Index(fields=["locked_until"], condition=Q(status="processing"), name="tds_queue_leases"),
+            # Supersede and per-object history: WHERE entity = %s AND object_id = %s AND status IN (...).
+            models.Index(fields=["entity", "object_id", "status"], name="tds_queue_object"),
+            # Dashboard counts and retention: WHERE status = %s / finished_at < cutoff.
+            models.Index(fields=["status", "entity"], name="tds_queue_status_entity"),
+            models.Index(fields=["finished_at"], name="tds_queue_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue #{self.pk} {self.entity} {self.object_id} ({self.status})"
+
+
+class DeadLetter(models.Model):
+    class Reason(models.TextChoices):
+        VALIDATION = "validation"
+        UNKNOWN_ENTITY = "unknown_entity"
+        ZOHO_REJECTED = "zoho_rejected"
+        RETRIES_EXHAUSTED = "retries_exhausted"
+        LEASE_EXPIRED = "lease_expired"
+
+    class Resolution(models.TextChoices):
+        REPLAYED = "replayed"
+        DISCARDED = "discarded"
+        FIXED = "fixed"
+
+    # Empty for a shape failure at ingest (no queue row was made); the inbox row is kept instead.
+    queue_item = models.ForeignKey(
+        QueueItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="dead_letters"
+    )
+    inbox_event = models.ForeignKey(
+        InboxEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="dead_letters"
+    )
+    entity = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    error = models.TextField(blank=True)
+    error_class = models.CharField(max_length=200, blank=True)
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now)
+    redrive_count = models.PositiveIntegerField(default=0)
+    next_redrive_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)  # a username, "heal" or "cli"
+    resolution = models.CharField(max_length=12, choices=Resolution.choices, blank=True)
+
+    class Meta:
+        db_table = "tds_dead_letter_queue"
+        indexes = [
+            # Dashboard and alerts: WHERE resolved_at IS NULL [AND entity/reason] ORDER BY last_failed_at.
+            models.Index(
+                fields=["entity", "reason", "last_failed_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="tds_dlq_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"dead letter #{self.pk} {self.entity} {self.object_id} ({self.reason})"
+
+
+class SyncLog(models.Model):
+    class Level(models.TextChoices):
+        DEBUG = "debug"
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+
+    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.CASCADE, related_name="logs")
+    queue_item = models.ForeignKey(QueueItem, null=True, blank=True, on_delete=models.CASCADE, related_name="logs")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    context = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_sync_logs"
+        indexes = [
+            # Retention: WHERE at < cutoff.
+            models.Index(fields=["at"], name="tds_log_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message[:80]}"
+
+
+class SyncCursor(models.Model):
+    entity = models.CharField(max_length=32)
+    run_type = models.CharField(max_length=20, choices=SyncRun.RunType.choices)
+    # Zoho last_modified_time of the newest record a finished run saw.
+    watermark = models.DateTimeField(null=True, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    last_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_sync_cursors"
+        constraints = [models.UniqueConstraint(fields=["entity", "run_type"], name="tds_cursor_entity_run_type")]
+
+    def __str__(self) -> str:
+        return f"{self.entity}/{self.run_type} @ {self.watermark}"
+
+
+class AuditTrail(models.Model):
+    """Immutable: one row per applied change. On PostgreSQL a trigger refuses UPDATE and DELETE."""
+
+    class Operation(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+
+    entity = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=100)
+    operation = models.CharField(max_length=8, choices=Operation.choices)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    changed_fields = models.JSONField(default=list, blank=True)
+    version = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=10, blank=True)
+    # Plain ids, no foreign keys: retention may delete the queue and inbox rows.
+    queue_item_id = models.BigIntegerField(null=True, blank=True)
+    inbox_event_id = models.BigIntegerField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_audit_trail"
+        indexes = [
+            # Object history: WHERE entity = %s AND object_id = %s ORDER BY at.
+            models.Index(fields=["entity", "object_id", "at"], name="tds_audit_object"),
+            # Freshness and throughput: WHERE at >= %s.
+            models.Index(fields=["at"], name="tds_audit_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.entity} {self.object_id} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A drainer's sign of life, so alerts and `heal` can tell a dead worker from an idle one."""
+
+    worker_id = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    rows_processed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "tds_worker_heartbeats"
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} seen {self.last_seen_at:%H:%M:%S}"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ZohoConfig(AppConfig):
+    """The Zoho boundary: client, simulator, and the state all processes share (token, limiter, breaker)."""
+
+    name = "sync.zoho"
+    label = "zoho"
+    verbose_name = "Zoho"

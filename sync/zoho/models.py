@@ -1,0 +1,1 @@
+"""State of the Zoho boundary shared by every process (DESIGN: per-process state is a bug)."""

@@ -1,0 +1,240 @@
+"""Typed runtime configuration (SPEC §7).
+
+One registry declares every key with its type, default, range, category and description. Rows in
+`tds_configuration` override the defaults; a process keeps a copy for `TDS_CONFIG_CACHE_SECONDS`,
+so a change made anywhere is seen everywhere within about a second, without a restart, and one
+made in this process is seen at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from croniter import croniter
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+
+class ConfigError(ValueError):
+    """A key that does not exist, or a value of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str  # int, float, bool, str, cron, slugs
+    default: Any
+    category: str
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def validate(self, value: Any) -> Any:
+        """Return `value` in this key's type, or raise ConfigError saying what is wrong."""
+        checker = getattr(self, f"_check_{self.type}")
+        value = checker(value)
+        if self.min is not None and value < self.min:
+            raise ConfigError(f"{self.name}: {value} is below the minimum {self.min:g}")
+        if self.max is not None and value > self.max:
+            raise ConfigError(f"{self.name}: {value} is above the maximum {self.max:g}")
+        return value
+
+    def _check_int(self, value: Any) -> int:
+        # bool is an int in Python; `true` for a count is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            raise ConfigError(f"{self.name}: expected a whole number, got {value!r}")
+        return value
+
+    def _check_float(self, value: Any) -> float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{self.name}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.name}: expected a number, got {value!r}") from None
+
+    def _check_bool(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        raise ConfigError(f"{self.name}: expected true or false, got {value!r}")
+
+    def _check_str(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.name}: expected text, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
+        return value
+
+    def _check_cron(self, value: Any) -> str:
+        if not isinstance(value, str) or not croniter.is_valid(value):
+            raise ConfigError(f"{self.name}: {value!r} is not a valid cron expression")
+        return value
+
+    def _check_slugs(self, value: Any) -> list[str]:
+        from sync.entities import ENTITIES
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.name}: expected a list of entity slugs, got {value!r}")
+        unknown = sorted(set(value) - set(ENTITIES))
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown entities {', '.join(unknown)}")
+        return sorted(set(value))
+
+
+# The first eleven keys are fixed by SPEC §7 (names and defaults); the rest serve later features.
+# Ranges allow short durations (a 1 s lease) so tests across processes need no long waits.
+_KEYS = [
+    Key("max_retry_attempts", "int", 3, "retry", "Tries in total before a row is dead-lettered.", 1, 100),
+    Key("retry_backoff_base_ms", "int", 1000, "retry", "Backoff ceiling of the first retry.", 1, 3_600_000),
+    Key("retry_backoff_max_ms", "int", 60000, "retry", "Highest backoff ceiling.", 1, 86_400_000),
+    Key("batch_size", "int", 100, "performance", "Queue rows a worker claims and applies at once.", 1, 5000),
+    Key("lock_timeout_seconds", "int", 300, "performance", "Lease on claimed rows; renewed while draining.", 1, 86400),
+    Key("queue_poll_interval_ms", "int", 1000, "performance", "How often an idle drainer looks for work.", 10, 60000),
+    Key(
+        "failure_rate_threshold", "float", 0.05, "alert", "Failure rate over the last hour that raises an alert.", 0, 1
+    ),
+    Key("queue_backlog_threshold", "int", 1000, "alert", "Pending rows that raise a backlog alert.", 1, 10**9),
+    Key(
+        "sync_lag_threshold_minutes",
+        "int",
+        15,
+        "alert",
+        "Cursor or oldest-pending age that raises a lag alert.",
+        1,
+        10080,
+    ),
+    Key("reconciliation_enabled", "bool", True, "reconciliation", "Run the nightly reconciliation."),
+    Key("reconciliation_schedule_cron", "cron", "0 2 * * *", "reconciliation", "When reconciliation runs (TIME_ZONE)."),
+    # Later features.
+    Key("paused_entities", "slugs", [], "sync", "Entities whose queued changes wait until resumed."),
+    Key(
+        "lease_expiry_limit",
+        "int",
+        3,
+        "retry",
+        "Expired leases before a row is dead-lettered as lease_expired.",
+        1,
+        100,
+    ),
+    Key("pull_overlap_seconds", "int", 300, "sync", "Pull cursors are re-read this far back.", 0, 86400),
+    Key(
+        "zoho_budget_reserve",
+        "float",
+        0.1,
+        "sync",
+        "Share of the Zoho daily and minute budget kept for repairs.",
+        0,
+        0.9,
+    ),
+    Key("incremental_sync_interval_minutes", "int", 60, "sync", "How often incremental pulls run.", 1, 1440),
+    Key("full_sync_schedule_cron", "cron", "0 3 * * 0", "sync", "When the weekly full pull runs (TIME_ZONE)."),
+    Key("stock_sync_interval_minutes", "int", 240, "sync", "How often stock snapshots are pulled.", 5, 1440),
+    Key("dlq_threshold", "int", 1, "alert", "Unresolved dead letters that raise an alert.", 1, 10**9),
+    Key("heartbeat_period_seconds", "int", 30, "alert", "How often a worker records its heartbeat.", 1, 3600),
+    Key(
+        "heartbeat_grace_seconds", "int", 90, "alert", "A heartbeat older than period plus grace is missing.", 1, 86400
+    ),
+    Key(
+        "alert_escalation_minutes",
+        "int",
+        30,
+        "alert",
+        "An unacknowledged critical alert is escalated after this.",
+        1,
+        10080,
+    ),
+    Key("inbox_retention_days", "int", 7, "retention", "Days finished inbox rows are kept.", 1, 3650),
+    Key("log_retention_days", "int", 90, "retention", "Days sync logs are kept.", 1, 3650),
+    Key("metric_retention_days", "int", 30, "retention", "Days metric points are kept.", 1, 3650),
+]
+REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
+
+_lock = threading.Lock()
+_cache: dict[str, Any] = {}
+_loaded_at = float("-inf")
+
+
+def _load() -> dict[str, Any]:
+    from tdscore.models import Configuration
+
+    stored = dict(Configuration.objects.values_list("key", "value"))
+    return {name: stored.get(name, key.default) for name, key in REGISTRY.items()}
+
+
+def get(name: str) -> Any:
+    """The current value of a key: stored row, else the registry default."""
+    global _cache, _loaded_at
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown configuration key {name!r}")
+    if time.monotonic() - _loaded_at > settings.TDS_CONFIG_CACHE_SECONDS:
+        with _lock:
+            _cache, _loaded_at = _load(), time.monotonic()
+    return _cache[name]
+
+
+def invalidate() -> None:
+    global _loaded_at
+    _loaded_at = float("-inf")
+
+
+def update_many(values: dict[str, Any], *, by=None) -> dict[str, Any]:
+    """Validate every value first, then store them all in one transaction (all or nothing)."""
+    from tdscore.models import Configuration
+
+    unknown = sorted(set(values) - set(REGISTRY))
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+    cleaned = {name: REGISTRY[name].validate(value) for name, value in values.items()}
+    now = timezone.now()
+    with transaction.atomic():
+        for name, value in cleaned.items():
+            key = REGISTRY[name]
+            Configuration.objects.update_or_create(
+                key=name,
+                defaults={
+                    "value": value,
+                    "value_type": key.type,
+                    "category": key.category,
+                    "description": key.description,
+                    "updated_at": now,
+                    "updated_by": by,
+                },
+            )
+    invalidate()
+    return cleaned
+
+
+def update(name: str, value: Any, *, by=None) -> Any:
+    return update_many({name: value}, by=by)[name]
+
+
+def ensure_rows() -> int:
+    """Create a row for every registry key that has none, so the admin lists them all."""
+    from tdscore.models import Configuration
+
+    existing = set(Configuration.objects.values_list("key", flat=True))
+    missing = [
+        Configuration(
+            key=key.name,
+            value=key.default,
+            value_type=key.type,
+            category=key.category,
+            description=key.description,
+        )
+        for key in REGISTRY.values()
+        if key.name not in existing
+    ]
+    Configuration.objects.bulk_create(missing, ignore_conflicts=True)
+    invalidate()
+    return len(missing)

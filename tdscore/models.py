@@ -1,0 +1,45 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Configuration(models.Model):
+    """One runtime setting (SPEC §7). Keys, types and ranges live in `tdscore.config.REGISTRY`."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.JSONField()
+    value_type = models.CharField(max_length=20)
+    category = models.CharField(max_length=40, db_index=True)
+    description = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "tds_configuration"
+        ordering = ["category", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value!r}"
+
+
+class Metric(models.Model):
+    """A point of a time series (SPEC §3), written by workers and read by the dashboard."""
+
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    labels = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_metrics"
+        indexes = [
+            # Dashboard series and retention: WHERE name = %s AND at >= %s ORDER BY at.
+            models.Index(fields=["name", "at"], name="tds_metric_name_at"),
+            # Retention: WHERE at < cutoff.
+            models.Index(fields=["at"], name="tds_metric_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value} @ {self.at:%Y-%m-%d %H:%M:%S}"

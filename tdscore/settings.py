@@ -1,0 +1,203 @@
+"""Settings, read from the environment (SPEC §2). A `.env` beside manage.py is optional."""
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+# No production default: the check tdscore.E001 refuses to serve without one. Tests and one-off
+# commands get a throwaway key so they never need a .env.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY_FROM_ENV = bool(SECRET_KEY)
+if not SECRET_KEY:
+    SECRET_KEY = get_random_secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "tdscore",
+    "sync",
+    "sync.zoho",
+    "erp",
+    "alerts",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tdscore.urls"
+WSGI_APPLICATION = "tdscore.wsgi.application"
+ASGI_APPLICATION = "tdscore.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # `make run` has the web server and the qcluster writing at once: WAL lets readers through,
+    # IMMEDIATE makes writers queue on the busy timeout instead of failing "database is locked"
+    # when a read transaction tries to upgrade (DESIGN.md, embedded default).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Each test run gets its own database, so parallel runs (CI, helpers, benches) never collide.
+    DATABASES["default"]["TEST"] = {"NAME": env.str("TDS_TEST_DB_NAME", default=f"test_tdscore_{os.getpid()}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Static files (whitenoise: the console must work on a closed network) -----------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the apps when collectstatic has not run (tests, a first `make run`).
+WHITENOISE_USE_FINDERS = True
+
+# --- Auth, API --------------------------------------------------------------------------------
+LOGIN_URL = "/admin/login/"
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes anonymous requests 401, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TDS Core API",
+    "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+}
+
+# --- Webhooks (SPEC §2, §5) -------------------------------------------------------------------
+# Each may hold several comma-separated values, all accepted, so secrets rotate without downtime.
+TDS_WEBHOOK_TOKEN = env.list("TDS_WEBHOOK_TOKEN", default=[])
+TDS_WEBHOOK_SECRET = env.list("TDS_WEBHOOK_SECRET", default=[])
+TDS_ZOHO_WEBHOOK_SECRET = env.list("TDS_ZOHO_WEBHOOK_SECRET", default=[])
+TDS_STANDARD_WEBHOOK_SECRET = env.list("TDS_STANDARD_WEBHOOK_SECRET", default=[])
+TDS_WEBHOOK_MAX_BYTES = env.int("TDS_WEBHOOK_MAX_BYTES", default=1_048_576)
+# Django's own cap must not refuse a body before our 413 answers it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+# --- Zoho (SPEC §2) ---------------------------------------------------------------------------
+ZOHO_DC = env.str("ZOHO_DC", default="com")
+ZOHO_CLIENT_ID = env.str("ZOHO_CLIENT_ID", default="")
+ZOHO_CLIENT_SECRET = env.str("ZOHO_CLIENT_SECRET", default="")
+ZOHO_REFRESH_TOKEN = env.str("ZOHO_REFRESH_TOKEN", default="")
+ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
+ZOHO_PLAN = env.str("ZOHO_PLAN", default="free")
+ZOHO_API_BASE = env.str("ZOHO_API_BASE", default="")
+ZOHO_ACCOUNTS_BASE = env.str("ZOHO_ACCOUNTS_BASE", default="")
+
+# --- Alert channels (SPEC §2) -----------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
+SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_SECRET = env.str("ALERT_WEBHOOK_SECRET", default="")
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_CHAT_ID = env.str("TELEGRAM_CHAT_ID", default="")
+TELEGRAM_API_BASE = env.str("TELEGRAM_API_BASE", default="https://api.telegram.org")
+
+# --- django-q2 (CONVENTIONS "django-q2 at the edges") -------------------------------------------
+# Our queue table owns retries and the DLQ, so a task is tried once. A drain runs until a deadline
+# below `timeout`, and `retry` exceeds `timeout` so a slow task is never handed out twice.
+Q_BROKER = env.str("Q_BROKER", default="orm")
+Q_CLUSTER = {
+    "name": "tdscore",
+    "workers": env.int("TDS_Q_WORKERS", default=2),
+    "timeout": 90,
+    "retry": 120,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": -1,
+    "ack_failures": True,
+    "poll": 0.5,
+    "label": "Django Q2",
+}
+if Q_BROKER == "redis":
+    Q_CLUSTER["redis"] = REDIS_URL or "redis://127.0.0.1:6379/0"
+else:
+    Q_CLUSTER["orm"] = "default"
+# The drain loop stops this long before django-q2's timeout would kill it.
+TDS_DRAIN_DEADLINE_SECONDS = 60
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# How long a process trusts its cached copy of tds_configuration (tdscore.config).
+TDS_CONFIG_CACHE_SECONDS = env.float("TDS_CONFIG_CACHE_SECONDS", default=1.0)

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from tdscore import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health", health.health, name="health"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("webhooks/", include("sync.urls")),
+    path("api/", include("dashboard.urls")),
+]
