@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sync.models import InboxEvent, QueueItem
+from sync.models import DeadLetter, InboxEvent, QueueItem
 
 
 def enqueue(
@@ -81,3 +81,26 @@ def supersede_older(item: QueueItem, *, now: datetime) -> int:
     if inbox_ids:
         InboxEvent.objects.filter(pk__in=inbox_ids).update(status=InboxEvent.Status.PROCESSED)
     return count
+
+
+def dead_letter_at_ingest(
+    *, inbox_event: InboxEvent, entity: str, payload: Any, error: str, now: datetime
+) -> DeadLetter:
+    """A shape failure found before any queue row exists (e.g. an object without its id).
+
+    The inbox row is kept (`rejected`) and linked, so an operator sees the body that came in.
+    """
+    inbox_event.status = InboxEvent.Status.REJECTED
+    inbox_event.error = error
+    inbox_event.save(update_fields=["status", "error"])
+    return DeadLetter.objects.create(
+        inbox_event=inbox_event,
+        entity=entity,
+        payload=payload,
+        reason=DeadLetter.Reason.VALIDATION,
+        error=error,
+        error_class="ValidationFailed",
+        attempts=0,
+        first_failed_at=now,
+        last_failed_at=now,
+    )
