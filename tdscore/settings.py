@@ -9,7 +9,8 @@ from django.core.management.utils import get_random_secret_key
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# TDS_ENV_FILE points elsewhere (tests run `make run`'s devserver against a temporary one).
+environ.Env.read_env(env.str("TDS_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -104,7 +105,7 @@ else:
 
 # --- Static files (whitenoise: the console must work on a closed network) -----------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

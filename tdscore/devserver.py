@@ -1,0 +1,205 @@
+"""`make run`: the whole of TDS Core on one machine (SPEC §1).
+
+Writes `.env` on the first run, migrates, creates the admin user, collects static files, then runs
+the web server (gunicorn), the django-q2 cluster and the Zoho simulator side by side. Ctrl-C or
+SIGTERM stops them all; if one of them dies the others are stopped and the exit code is non-zero.
+
+    python -m tdscore.devserver [--port 8000] [--simulator-port 8001]
+
+`TDS_ENV_FILE` names the `.env` to use (default: the one beside manage.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ADMIN_USERNAME = "admin"
+STOP_GRACE_SECONDS = 15
+
+
+def generated_settings(simulator_url: str) -> dict[str, str]:
+    """What the first run writes: secrets nobody should have to invent, and the simulator's credentials."""
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "TDS_WEBHOOK_TOKEN": secrets.token_urlsafe(24),
+        "TDS_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        # The built-in simulator accepts whatever credentials it is started with (it reads these too).
+        "ZOHO_CLIENT_ID": f"1000.SIM{secrets.token_hex(8).upper()}",
+        "ZOHO_CLIENT_SECRET": secrets.token_hex(20),
+        "ZOHO_REFRESH_TOKEN": f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}",
+        "ZOHO_ORGANIZATION_ID": "60012345",
+        "ZOHO_API_BASE": simulator_url,
+        "ZOHO_ACCOUNTS_BASE": simulator_url,
+    }
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def ensure_env_file(path: Path, simulator_url: str) -> dict[str, str]:
+    """Append the generated settings the file lacks; return what was added (empty after the first run)."""
+    existing = read_env_file(path) if path.exists() else {}
+    added = {name: value for name, value in generated_settings(simulator_url).items() if name not in existing}
+    if added:
+        lines = ["# Written by `make run` (tdscore/devserver.py). Edit freely; see README.md for every variable."]
+        lines += [f"{name}={value}" for name, value in added.items()]
+        with path.open("a") as file:
+            file.write(("\n" if existing else "") + "\n".join(lines) + "\n")
+        path.chmod(0o600)  # it holds secrets
+    return added
+
+
+def prepare(admin_password: str) -> tuple[bool, bool]:
+    """Migrate, create the admin user once, collect static files. Returns (admin created, simulator exists)."""
+    import django
+    from django.core.management import call_command, get_commands
+    from django.db import connections
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    print("Migrating the database…", flush=True)
+    call_command("migrate", interactive=False, verbosity=0)
+    users = get_user_model().objects
+    created = not users.filter(username=ADMIN_USERNAME).exists()
+    if created:
+        users.create_superuser(ADMIN_USERNAME, "admin@localhost", admin_password)
+    print("Collecting static files…", flush=True)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    commands = get_commands()
+    if "setup_schedules" in commands:
+        call_command("setup_schedules")
+    else:
+        print("Note: no setup_schedules command yet; no periodic tasks are installed.", flush=True)
+    # Children open their own connections; this process keeps none across the fork.
+    connections.close_all()
+    return created, "zoho_simulator" in commands
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+
+    def kill_group(self) -> None:
+        # Each child leads its own process group: this reaches the workers a dead leader left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def start(name: str, argv: list[str]) -> Child:
+    # A new session: a terminal's Ctrl-C reaches only this supervisor, which stops children in order.
+    return Child(name, subprocess.Popen(argv, cwd=BASE_DIR, start_new_session=True))
+
+
+def stop_all(children: list[Child]) -> None:
+    # The leader alone: gunicorn's master and qcluster's sentinel stop their own workers in order.
+    for child in children:
+        if child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{child.name} did not stop in {STOP_GRACE_SECONDS} s; killing it.", flush=True)
+            child.kill_group()
+            child.process.wait()
+        child.kill_group()
+
+
+def catch_stop_signals() -> list[int]:
+    """From here on Ctrl-C and SIGTERM are recorded, not raised, so no child is left behind."""
+    received: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: received.append(signum))
+    return received
+
+
+def supervise(children: list[Child], stop_requested: list[int]) -> int:
+    """Wait for a stop signal or a child's death; stop everything; 0 only for a requested stop."""
+    dead = None
+    while not stop_requested and dead is None:
+        dead = next((child for child in children if child.process.poll() is not None), None)
+        time.sleep(0.2)
+    if dead is not None:
+        print(f"{dead.name} exited with code {dead.process.returncode}; stopping the rest.", flush=True)
+    else:
+        print("Stopping…", flush=True)
+    stop_all(children)
+    return 1 if dead is not None else 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--simulator-port", type=int, default=8001)
+    parser.add_argument("--web-workers", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env_file = Path(os.environ.get("TDS_ENV_FILE", BASE_DIR / ".env"))
+    added = ensure_env_file(env_file, f"http://127.0.0.1:{args.simulator_port}")
+    if added:
+        print(f"Wrote {env_file} with generated settings:", flush=True)
+        for name, value in added.items():
+            print(f"  {name}={'(hidden)' if name == 'SECRET_KEY' else value}", flush=True)
+    # The environment wins over the file, as in settings.py; children inherit the result.
+    for name, value in read_env_file(env_file).items():
+        os.environ.setdefault(name, value)
+    os.environ["TDS_ENV_FILE"] = str(env_file)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tdscore.settings")
+
+    admin_password = os.environ["TDS_ADMIN_PASSWORD"]
+    created, simulator_exists = prepare(admin_password)
+    python, manage = sys.executable, str(BASE_DIR / "manage.py")
+    url = f"http://{args.host}:{args.port}"
+    stop_requested = catch_stop_signals()
+    children = [
+        start(
+            "web server",
+            # gthread workers: a slow request never holds the webhook receiver up.
+            [python, "-m", "gunicorn", "tdscore.wsgi:application", "--bind", f"{args.host}:{args.port}"]
+            + ["--workers", str(args.web_workers), "--threads", "4", "--worker-class", "gthread"]
+            # No control socket: its default path is per user, so two servers would fight over it.
+            + ["--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket"],
+        ),
+        start("django-q2 cluster", [python, manage, "qcluster"]),
+    ]
+    if simulator_exists:
+        children.append(
+            start("Zoho simulator", [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"])
+        )
+    else:
+        print("Note: no zoho_simulator command yet; running without the Zoho simulator.", flush=True)
+
+    print(f"\nTDS Core is starting on {url}", flush=True)
+    print(f"  admin:  {url}/admin/  username: {ADMIN_USERNAME}  password: {admin_password}", flush=True)
+    if not created:
+        print(f"  (the password is TDS_ADMIN_PASSWORD in {env_file}, unless changed in the admin since)", flush=True)
+    print(f"  health: {url}/health", flush=True)
+    print("Ctrl-C stops everything.\n", flush=True)
+    return supervise(children, stop_requested)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""`make run` for real: the devserver on free ports, against a .env and SQLite file of the test's own."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tdscore import devserver
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 45
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Devserver:
+    def __init__(self, tmp_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "devserver.log"
+        env = {
+            **os.environ,
+            "TDS_ENV_FILE": str(tmp_path / ".env"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "STATIC_ROOT": str(tmp_path / "static"),
+            "TDS_Q_WORKERS": "1",
+        }
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tdscore.devserver", "--port", str(self.port)]
+                + ["--simulator-port", str(free_port()), "--web-workers", "1"],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"devserver exited early:\n{self.output()}"
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"no /health 200 within {START_TIMEOUT_SECONDS} s:\n{self.output()}")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def cleanup(self, leftovers: list[psutil.Process]) -> None:
+        """Whatever the test's outcome, leave no process behind."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        for process in leftovers:
+            if process.is_running():
+                process.kill()
+
+
+@pytest.fixture
+def running_devserver(tmp_path):
+    server = Devserver(tmp_path)
+    seen: list[psutil.Process] = []
+    try:
+        server.wait_healthy()
+        seen.extend(server.descendants())
+        yield server
+    finally:
+        server.cleanup(seen + (server.descendants() if server.process.poll() is None else []))
+
+
+def login(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    client.get("/admin/login/")
+    return client.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+    )
+
+
+def test_make_run_serves_admin_and_health_and_ctrl_c_stops_everything(running_devserver):
+    server = running_devserver
+    output = server.output()
+    assert "TDS_WEBHOOK_TOKEN=" in output  # what it generated is printed
+    username, password = re.search(r"username: (\S+)\s+password: (\S+)", output).groups()
+
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        login_page = client.get("/admin/login/")
+        assert login_page.status_code == 200
+        stylesheet = re.search(r'href="(/static/admin/css/[^"]+\.css)"', login_page.text).group(1)
+        css = client.get(stylesheet)
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+        assert "body" in css.text
+
+        response = login(client, username, password)
+        assert response.status_code == 302, response.text[:500]
+        assert client.get("/admin/").status_code == 200
+
+    children = server.descendants()
+    assert len(children) >= 3  # gunicorn master and worker, qcluster and its processes
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=25) == 0
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], f"left running: {alive}"
+
+
+def test_a_dying_child_stops_the_others_and_fails(running_devserver):
+    server = running_devserver
+    children = server.descendants()
+    gunicorn_master = next(
+        p for p in children if "gunicorn" in " ".join(p.cmdline()) and p.ppid() == server.process.pid
+    )
+    gunicorn_master.kill()
+    assert server.process.wait(timeout=25) != 0
+    assert "exited with code" in server.output()
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], f"left running: {alive}"
+
+
+def test_first_run_writes_env_and_a_second_run_keeps_it(tmp_path):
+    env_file = tmp_path / ".env"
+    added = devserver.ensure_env_file(env_file, "http://127.0.0.1:8001")
+    assert {"SECRET_KEY", "TDS_WEBHOOK_TOKEN", "TDS_ADMIN_PASSWORD", "ZOHO_ORGANIZATION_ID"} <= set(added)
+    assert added["ZOHO_API_BASE"] == added["ZOHO_ACCOUNTS_BASE"] == "http://127.0.0.1:8001"
+    first = devserver.read_env_file(env_file)
+
+    assert devserver.ensure_env_file(env_file, "http://127.0.0.1:8001") == {}
+    assert devserver.read_env_file(env_file) == first
+    assert env_file.stat().st_mode & 0o077 == 0  # secrets: readable by the owner only
+
+
+def test_a_setting_removed_from_env_is_generated_again_and_the_rest_kept(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEBUG=true\nSECRET_KEY=mine\n")
+    added = devserver.ensure_env_file(env_file, "http://127.0.0.1:8001")
+    assert "SECRET_KEY" not in added
+    stored = devserver.read_env_file(env_file)
+    assert stored["SECRET_KEY"] == "mine"
+    assert stored["DEBUG"] == "true"
+    assert stored["TDS_WEBHOOK_TOKEN"] == added["TDS_WEBHOOK_TOKEN"]
