@@ -1,5 +1,9 @@
-from django.contrib import admin
+from collections.abc import Callable
 
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from sync import queue
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
 from tdscore.admin import ReadOnlyAdmin
 
@@ -49,9 +53,24 @@ class QueueItemAdmin(admin.ModelAdmin):
     search_fields = ["object_id"]
     raw_id_fields = ["inbox_event", "sync_run"]
     date_hierarchy = "created_at"
+    actions = ["pause_entities", "resume_entities"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Pause the entities of the selected rows (queued, not applied)")
+    def pause_entities(self, request, queryset):
+        paused = queue.pause(_entities(queryset), by=request.user)
+        self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
+
+    @admin.action(description="Resume the entities of the selected rows")
+    def resume_entities(self, request, queryset):
+        paused = queue.resume(_entities(queryset), by=request.user)
+        self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
+
+
+def _entities(queryset) -> list[str]:
+    return sorted(set(queryset.values_list("entity", flat=True)))
 
 
 class DeadLetterHasErrorFilter(HasErrorFilter):
@@ -82,9 +101,37 @@ class DeadLetterAdmin(admin.ModelAdmin):
     search_fields = ["object_id", "error"]
     raw_id_fields = ["queue_item", "inbox_event"]
     date_hierarchy = "last_failed_at"
+    actions = ["replay_selected", "discard_selected", "mark_fixed_selected"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Replay the selected dead letters")
+    def replay_selected(self, request, queryset):
+        self._resolve_each(request, queryset, queue.replay, "replayed")
+
+    @admin.action(description="Discard the selected dead letters")
+    def discard_selected(self, request, queryset):
+        self._resolve_each(request, queryset, queue.discard, "discarded")
+
+    @admin.action(description="Mark the selected dead letters fixed")
+    def mark_fixed_selected(self, request, queryset):
+        self._resolve_each(request, queryset, queue.mark_fixed, "marked fixed")
+
+    def _resolve_each(self, request, queryset, action: Callable, done: str) -> None:
+        """One row at a time: a row that cannot take the action is reported, the others go on."""
+        now, ok, problems = timezone.now(), 0, []
+        for dead_letter in queryset.order_by("pk"):
+            try:
+                action(dead_letter, by=request.user.get_username(), now=now)
+            except queue.DeadLetterError as exc:
+                problems.append(str(exc))
+            else:
+                ok += 1
+        if ok:
+            self.message_user(request, f"{ok} dead letter(s) {done}.", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, problem, messages.ERROR)
 
 
 @admin.register(SyncRun)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -101,6 +103,21 @@ class SyncRun(models.Model):
         return f"{self.run_type} {self.entity} #{self.pk} ({self.status})"
 
 
+class QueueItemQuerySet(models.QuerySet):
+    def in_claim_order(self) -> QueueItemQuerySet:
+        # Priority first, then the oldest due; id breaks ties by arrival. Served by tds_queue_due.
+        return self.order_by("-priority", "next_attempt_at", "id")
+
+    def due(self, now: datetime) -> QueueItemQuerySet:
+        return self.filter(status__in=QueueItem.WAITING, next_attempt_at__lte=now)
+
+    def expired_leases(self, now: datetime) -> QueueItemQuerySet:
+        return self.filter(status=QueueItem.Status.PROCESSING, locked_until__lt=now)
+
+    def leased(self, token) -> QueueItemQuerySet:
+        return self.filter(status=QueueItem.Status.PROCESSING, lease_token=token)
+
+
 class QueueItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -152,9 +169,13 @@ class QueueItem(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # When the current failure episode began: a dead letter's first_failed_at. Cleared by replay.
+    failing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = QueueItemQuerySet.as_manager()
 
     class Meta:
         db_table = "tds_sync_queue"
@@ -173,10 +194,17 @@ class QueueItem(models.Model):
             # Dashboard counts and retention: WHERE status = %s / finished_at < cutoff.
             models.Index(fields=["status", "entity"], name="tds_queue_status_entity"),
             models.Index(fields=["finished_at"], name="tds_queue_finished"),
+            # Finish and renew a claimed batch: WHERE status = 'processing' AND lease_token = %s.
+            models.Index(fields=["lease_token"], condition=Q(lease_token__isnull=False), name="tds_queue_lease_token"),
         ]
 
     def __str__(self) -> str:
         return f"queue #{self.pk} {self.entity} {self.object_id} ({self.status})"
+
+
+class DeadLetterQuerySet(models.QuerySet):
+    def unresolved(self) -> DeadLetterQuerySet:
+        return self.filter(resolved_at__isnull=True)
 
 
 class DeadLetter(models.Model):
@@ -214,6 +242,8 @@ class DeadLetter(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.CharField(max_length=150, blank=True)  # a username, "heal" or "cli"
     resolution = models.CharField(max_length=12, choices=Resolution.choices, blank=True)
+
+    objects = DeadLetterQuerySet.as_manager()
 
     class Meta:
         db_table = "tds_dead_letter_queue"

@@ -2,15 +2,29 @@
 
 pending ─claim─► processing ─► completed | skipped | retry | dead_letter
 retry ─(next_attempt_at)─► claim again;  dead_letter ─replay─► pending
+processing ─(lease expired)─► pending, or dead_letter `lease_expired` past `lease_expiry_limit`
 Waiting rows of an object are skipped as `superseded` when a strictly newer version arrives.
+
+Every transition out of `processing` is a conditional update on the batch's lease token, so a
+worker whose lease expired (and whose rows another worker took) changes nothing.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
-from sync.models import DeadLetter, InboxEvent, QueueItem
+from django.db import DataError, OperationalError, connection, transaction
+from django.db.models import F
+
+from sync.errors import ApplyError
+from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
+from tdscore import config
 
 
 def enqueue(
@@ -104,3 +118,342 @@ def dead_letter_at_ingest(
         first_failed_at=now,
         last_failed_at=now,
     )
+
+
+# --- Claiming and leases -----------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """Rows of one entity claimed together under one lease token."""
+
+    entity: str
+    token: uuid.UUID
+    worker_id: str
+    items: list[QueueItem]
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=config.get("lock_timeout_seconds"))
+
+
+def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None) -> Batch | None:
+    """Lease up to `batch_size` due rows of one entity (the entity of the first due row).
+
+    Paused entities are never claimed. `due_by` (default `now`) lets `process_queue --once` take
+    only rows that were due when it started, so a row it retries is left for later, not spun on.
+    Attempts are counted here, at claim.
+    """
+    paused = config.get("paused_entities")
+    waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
+    entity = waiting.values_list("entity", flat=True).first()
+    if entity is None:
+        return None
+    picked = waiting.filter(entity=entity).values("pk")[: config.get("batch_size")]
+    if connection.vendor == "postgresql":
+        # Concurrent workers each get different rows instead of queueing on the same ones.
+        # SQLite serialises writers, so the plain conditional update is enough there.
+        picked = picked.select_for_update(skip_locked=True)
+    token = uuid.uuid4()
+    claimed = QueueItem.objects.filter(pk__in=picked, status__in=QueueItem.WAITING).update(
+        status=QueueItem.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        locked_by=worker_id,
+        locked_until=lease_until(now),
+        lease_token=token,
+        updated_at=now,
+    )
+    if not claimed:
+        return None  # another worker took them between our two statements; try again
+    items = list(QueueItem.objects.leased(token).in_claim_order())
+    return Batch(entity=entity, token=token, worker_id=worker_id, items=items)
+
+
+def renew(batch: Batch, *, now: datetime) -> int:
+    """Extend the lease of the batch's unfinished rows; 0 means another worker owns them now."""
+    return QueueItem.objects.leased(batch.token).update(locked_until=lease_until(now), updated_at=now)
+
+
+def recover_expired_leases(*, now: datetime) -> int:
+    """Put rows whose worker vanished (lease past `locked_until`) back in line.
+
+    The try is refunded (its outcome is unknown) and counted in `lease_expiries` instead; a row whose
+    lease keeps expiring (it kills its worker each time) is dead-lettered as `lease_expired`.
+    """
+    limit = config.get("lease_expiry_limit")
+    expired = list(QueueItem.objects.expired_leases(now).order_by("pk")[:500])
+    for item in expired:
+        if item.lease_expiries + 1 >= limit:
+            error = f"lease expired {item.lease_expiries + 1} times (worker {item.locked_by or '?'} vanished)"
+            _dead_letter(item, item.lease_token, DeadLetter.Reason.LEASE_EXPIRED, error, "LeaseExpired", "", now)
+    requeued = QueueItem.objects.filter(
+        pk__in=[i.pk for i in expired], status=QueueItem.Status.PROCESSING, locked_until__lt=now
+    ).update(
+        status=QueueItem.Status.PENDING,
+        attempts=F("attempts") - 1,
+        lease_expiries=F("lease_expiries") + 1,
+        locked_until=None,
+        lease_token=None,
+        updated_at=now,
+    )
+    return requeued
+
+
+# --- Finishing -----------------------------------------------------------------------------------
+
+
+class LeaseLost(Exception):
+    """The batch's lease expired and another worker took (some of) its rows: undo our work."""
+
+
+def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, now: datetime) -> None:
+    """Complete or skip `items` as the handlers decided. Call inside the apply transaction.
+
+    `outcomes` maps a queue row id to the handlers' Outcome: `applied` completes the row, any other
+    value (stale, unchanged, summary) skips it with that value as skip_reason. Raises LeaseLost if a
+    row is no longer ours, so the caller's transaction rolls back the ERP writes with it.
+    """
+    by_status: dict[tuple[str, str], list[int]] = {}
+    for item in items:
+        value = str(getattr(outcomes[item.pk], "value", outcomes[item.pk]))
+        key = (QueueItem.Status.COMPLETED, "") if value == "applied" else (QueueItem.Status.SKIPPED, value)
+        by_status.setdefault(key, []).append(item.pk)
+    done = 0
+    for (status, skip_reason), ids in by_status.items():
+        done += (
+            QueueItem.objects.leased(batch.token)
+            .filter(pk__in=ids)
+            .update(status=status, skip_reason=skip_reason, finished_at=now, updated_at=now, locked_until=None)
+        )
+    if done != len(items):
+        raise LeaseLost(f"{len(items) - done} of {len(items)} rows of lease {batch.token} belong to another worker")
+    inbox_ids = [item.inbox_event_id for item in items if item.inbox_event_id]
+    if inbox_ids:
+        InboxEvent.objects.filter(pk__in=inbox_ids).update(status=InboxEvent.Status.PROCESSED)
+
+
+# --- Failures (SPEC §6 "Attempts") -------------------------------------------------------------
+
+
+class FailureKind(Enum):
+    PERMANENT = "permanent"  # dead-letter at once
+    TRANSIENT = "transient"  # retry with backoff, then retries_exhausted
+    INFRASTRUCTURE = "infrastructure"  # retry until it clears, the attempt refunded
+
+
+def classify(exc: BaseException) -> tuple[FailureKind, str]:
+    """The kind of a failure and the dead-letter reason it would carry."""
+    if isinstance(exc, ApplyError):
+        if exc.infrastructure:
+            return FailureKind.INFRASTRUCTURE, ""
+        if exc.permanent:
+            return FailureKind.PERMANENT, exc.reason
+        return FailureKind.TRANSIENT, DeadLetter.Reason.RETRIES_EXHAUSTED
+    permanent = getattr(exc, "permanent", None)
+    if isinstance(permanent, bool):
+        # A boundary error with a `permanent` flag (ZohoError, CONVENTIONS "Boundaries"): Zoho refused
+        # the request for good (400/404), or Zoho is unavailable (429, 5xx, auth, breaker, quota).
+        return (
+            (FailureKind.PERMANENT, DeadLetter.Reason.ZOHO_REJECTED) if permanent else (FailureKind.INFRASTRUCTURE, "")
+        )
+    if isinstance(exc, OperationalError):
+        # Deadlock, serialization failure, lock timeout, lost connection, SQLite busy: the database,
+        # not the row. (psycopg's DeadlockDetected and SerializationFailure arrive wrapped as this.)
+        return FailureKind.INFRASTRUCTURE, ""
+    if isinstance(exc, DataError):
+        # A value the column cannot hold (an over-long string, a number out of range): the same payload
+        # fails the same way every time, so retrying only delays the operator who must look at it.
+        return FailureKind.PERMANENT, DeadLetter.Reason.VALIDATION
+    # Anything else (an IntegrityError from two inserts racing on a unique key, a handler bug fixed
+    # by a deploy) may clear, so it is retried and dead-lettered only once attempts run out.
+    return FailureKind.TRANSIENT, DeadLetter.Reason.RETRIES_EXHAUSTED
+
+
+def backoff(attempt: int, *, rng: random.Random) -> timedelta:
+    """Exponential backoff with full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
+    ceiling = min(config.get("retry_backoff_max_ms"), config.get("retry_backoff_base_ms") * 2 ** max(attempt - 1, 0))
+    return timedelta(milliseconds=rng.uniform(0, ceiling))
+
+
+def record_failure(
+    batch: Batch, item: QueueItem, exc: BaseException, *, now: datetime, rng: random.Random
+) -> QueueItem.Status:
+    """Move a failed row on: retry (backoff), retry with the attempt refunded, or dead-letter.
+
+    Call outside the rolled-back apply transaction, so the error and traceback are kept.
+    """
+    kind, reason = classify(exc)
+    error = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    if kind is FailureKind.TRANSIENT and item.attempts >= config.get("max_retry_attempts"):
+        kind = FailureKind.PERMANENT
+    if kind is FailureKind.PERMANENT:
+        _dead_letter(item, batch.token, reason, error, type(exc).__name__, trace, now)
+        return QueueItem.Status.DEAD_LETTER
+    refund = kind is FailureKind.INFRASTRUCTURE
+    delay = backoff(1 if refund else item.attempts, rng=rng)
+    # Zoho may say how long to wait (Retry-After); waiting less only spends another call.
+    delay = max(delay, timedelta(seconds=getattr(exc, "retry_after", None) or 0))
+    _retry(item, batch.token, error, trace, now + delay, refund, now)
+    return QueueItem.Status.RETRY
+
+
+def _retry(item: QueueItem, token, error: str, trace: str, when: datetime, refund: bool, now: datetime) -> bool:
+    with transaction.atomic():
+        moved = (
+            QueueItem.objects.leased(token)
+            .filter(pk=item.pk)
+            .update(
+                status=QueueItem.Status.RETRY,
+                attempts=F("attempts") - 1 if refund else F("attempts"),
+                next_attempt_at=when,
+                last_error=error,
+                failing_since=item.failing_since or now,
+                locked_until=None,
+                lease_token=None,
+                updated_at=now,
+            )
+        )
+        if moved:
+            kind = "waits for infrastructure" if refund else f"retries (attempt {item.attempts})"
+            _log(item, SyncLog.Level.WARNING, f"{kind} at {when:%H:%M:%S.%f}: {error}", trace, now)
+    return bool(moved)
+
+
+def _dead_letter(
+    item: QueueItem, token, reason: str, error: str, error_class: str, trace: str, now: datetime
+) -> DeadLetter | None:
+    with transaction.atomic():
+        moved = (
+            QueueItem.objects.leased(token)
+            .filter(pk=item.pk)
+            .update(
+                status=QueueItem.Status.DEAD_LETTER,
+                last_error=error,
+                finished_at=now,
+                locked_until=None,
+                lease_token=None,
+                updated_at=now,
+            )
+        )
+        if not moved:
+            return None  # no longer ours: the new owner decides
+        if item.inbox_event_id:
+            InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.REJECTED, error=error)
+        _log(item, SyncLog.Level.ERROR, f"dead-lettered ({reason}): {error}", trace, now)
+        return DeadLetter.objects.create(
+            queue_item=item,
+            inbox_event_id=item.inbox_event_id,
+            entity=item.entity,
+            object_id=item.object_id,
+            payload=item.payload,
+            reason=reason,
+            error=error,
+            error_class=error_class,
+            traceback=trace,
+            attempts=item.attempts,
+            first_failed_at=item.failing_since or now,
+            last_failed_at=now,
+        )
+
+
+def _log(item: QueueItem, level: str, message: str, trace: str, now: datetime) -> None:
+    SyncLog.objects.create(
+        queue_item=item,
+        level=level,
+        message=f"{item.entity} {item.object_id}: {message}",
+        context={"attempts": item.attempts, "traceback": trace[-4000:]} if trace else {"attempts": item.attempts},
+        at=now,
+    )
+
+
+# --- Dead letters: replay, discard, fix ----------------------------------------------------------
+
+
+class DeadLetterError(ValueError):
+    """The dead letter cannot take that action (already resolved, or no queue row to replay)."""
+
+
+class AlreadyResolved(DeadLetterError):
+    pass
+
+
+class NotReplayable(DeadLetterError):
+    pass
+
+
+def replay(dead_letter: DeadLetter, *, by: str, now: datetime) -> QueueItem:
+    """Send the same queue row back to `pending` with its attempts reset; resolve the dead letter.
+
+    The row keeps its source (webhook, pull…): where a change came from stays true, and the replay
+    itself is recorded on the dead letter (resolution `replayed`, resolved_by, resolved_at). A new
+    failure opens a new dead letter.
+    """
+    with transaction.atomic():
+        dead_letter = _lock_unresolved(dead_letter)
+        if dead_letter.queue_item_id is None:
+            raise NotReplayable(
+                f"dead letter #{dead_letter.pk} is a shape failure at ingest and has no queue row to replay; "
+                "discard it, or mark it fixed once the change has reached the ERP another way"
+            )
+        item = QueueItem.objects.select_for_update().get(pk=dead_letter.queue_item_id)
+        if item.status != QueueItem.Status.DEAD_LETTER:
+            raise NotReplayable(f"queue row #{item.pk} is {item.status}, not dead_letter")
+        QueueItem.objects.filter(pk=item.pk).update(
+            status=QueueItem.Status.PENDING,
+            skip_reason="",
+            attempts=0,
+            lease_expiries=0,
+            failing_since=None,
+            next_attempt_at=now,
+            finished_at=None,
+            locked_by="",
+            locked_until=None,
+            lease_token=None,
+            updated_at=now,
+        )
+        if item.inbox_event_id:
+            InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.QUEUED)
+        _resolve(dead_letter, DeadLetter.Resolution.REPLAYED, by, now)
+        _log(item, SyncLog.Level.INFO, f"replayed from dead letter #{dead_letter.pk} by {by}", "", now)
+    item.refresh_from_db()
+    return item
+
+
+def discard(dead_letter: DeadLetter, *, by: str, now: datetime) -> None:
+    """Resolve without applying: the change is dropped on purpose; the queue row stays dead_letter."""
+    with transaction.atomic():
+        _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.DISCARDED, by, now)
+
+
+def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime) -> None:
+    """Resolve because the change reached the ERP another way (a later version, a repair)."""
+    with transaction.atomic():
+        _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
+
+
+def _lock_unresolved(dead_letter: DeadLetter) -> DeadLetter:
+    locked = DeadLetter.objects.select_for_update().get(pk=dead_letter.pk)
+    if locked.resolved_at is not None:
+        raise AlreadyResolved(
+            f"dead letter #{locked.pk} was already {locked.resolution} by {locked.resolved_by or '?'} "
+            f"at {locked.resolved_at:%Y-%m-%d %H:%M:%S}"
+        )
+    return locked
+
+
+def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -> None:
+    dead_letter.resolution, dead_letter.resolved_by, dead_letter.resolved_at = resolution, by, now
+    dead_letter.save(update_fields=["resolution", "resolved_by", "resolved_at"])
+
+
+# --- Pause and resume (config `paused_entities`) ----------------------------------------------------
+
+
+def pause(entities: list[str], *, by=None) -> list[str]:
+    """Stop applying these entities; their webhooks are still received and queued (SPEC §6)."""
+    return config.update("paused_entities", sorted(set(config.get("paused_entities")) | set(entities)), by=by)
+
+
+def resume(entities: list[str], *, by=None) -> list[str]:
+    return config.update("paused_entities", sorted(set(config.get("paused_entities")) - set(entities)), by=by)

@@ -119,6 +119,9 @@ _KEYS = [
     # Later features.
     Key("paused_entities", "slugs", [], "sync", "Entities whose queued changes wait until resumed."),
     Key(
+        "drainers", "int", 1, "performance", "Drain tasks the watchdog keeps running (one cluster worker each).", 1, 64
+    ),
+    Key(
         "lease_expiry_limit",
         "int",
         3,

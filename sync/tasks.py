@@ -1,0 +1,49 @@
+"""django-q2 entry points, named by dotted path (CONVENTIONS "django-q2 at the edges").
+
+Each is thin and calls one verb function. This is the only module that imports django_q.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from sync import worker
+from tdscore import config
+
+
+def drain_task(worker_id: str | None = None) -> int:
+    """Drain until TDS_DRAIN_DEADLINE_SECONDS (below the cluster's task timeout), then hand over.
+
+    The successor is enqueued after commit under the same worker id, so one drainer is one row in
+    tds_worker_heartbeats however many tasks it spans. A webhook waits at most about one poll.
+    """
+    worker_id = worker_id or worker.new_worker_id("drainer")
+    deadline = timezone.now() + timedelta(seconds=settings.TDS_DRAIN_DEADLINE_SECONDS)
+    tally = worker.drain(deadline, worker_id=worker_id)
+    transaction.on_commit(lambda: _start_drainer(worker_id))
+    return sum(tally.values())
+
+
+def ensure_drainers() -> int:
+    """Start drainers until `drainers` heartbeats are fresh (the watchdog schedule calls this).
+
+    A drainer whose chain broke (the cluster restarted, a task was killed) stops beating, so its
+    heartbeat goes stale and a new one is started within a minute. A new drainer's heartbeat is
+    written at once, so the next run of the watchdog does not start it twice.
+    """
+    now = timezone.now()
+    missing = config.get("drainers") - worker.fresh_heartbeats(now).count()
+    for _ in range(max(missing, 0)):
+        worker_id = worker.new_worker_id("drainer")
+        worker.beat(worker_id, now=now, rows=0)
+        transaction.on_commit(lambda worker_id=worker_id: _start_drainer(worker_id))
+    return max(missing, 0)
+
+
+def _start_drainer(worker_id: str) -> None:
+    async_task("sync.tasks.drain_task", worker_id, task_name=f"drain {worker_id}"[:100])
