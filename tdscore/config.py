@@ -160,6 +160,24 @@ _KEYS = [
     Key("inbox_retention_days", "int", 7, "retention", "Days finished inbox rows are kept.", 1, 3650),
     Key("log_retention_days", "int", 90, "retention", "Days sync logs are kept.", 1, 3650),
     Key("metric_retention_days", "int", 30, "retention", "Days metric points are kept.", 1, 3650),
+    Key(
+        "webhook_auth_failure_limit",
+        "int",
+        20,
+        "security",
+        "Failed webhook authentications from one address per window before it is answered 429.",
+        1,
+        10**6,
+    ),
+    Key(
+        "webhook_auth_failure_window_seconds",
+        "int",
+        60,
+        "security",
+        "Window over which failed webhook authentications are counted.",
+        1,
+        86400,
+    ),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

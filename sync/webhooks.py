@@ -1,0 +1,282 @@
+"""The webhook receiver: the front door (SPEC §4–§6).
+
+`POST|PUT|DELETE /webhooks/<entity>` stores the raw body in `tds_inbox_events` and its queue row in
+one transaction, and answers only after the commit, so nothing acknowledged can be lost.
+
+Answers, checked in this order, each with a stable `error` code in
+`{"status": "error", "error": <code>, "detail": <what was wrong>}`:
+
+- 405 `method_not_allowed`      — not POST, PUT or DELETE
+- 413 `payload_too_large`       — over TDS_WEBHOOK_MAX_BYTES (Content-Length, or counted while reading)
+- 401 `unauthorized`            — no configured scheme passed (nothing stored)
+- 429 `throttled`               — the same, from an address that keeps failing
+- 404 `unknown_entity`          — not one of the eleven slugs
+- 415 `unsupported_media_type`  — not JSON, text/plain or form-urlencoded (none is tried as JSON)
+- 400 `invalid_payload`         — unparseable, or JSON that is not an object (kept as `rejected`)
+- 409 `idempotency_conflict`    — an Idempotency-Key or webhook-id reused with another body
+- 503 `database_unavailable`    — the database failed; nothing half-written, the sender may retry
+- 202 `{"status": "accepted", "event_id": <id>, "duplicate": false}`
+- 200 `{"status": "duplicate", "event_id": <first id>, "duplicate": true}`
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from sync import entities, payloads, queue, webhook_auth
+from sync.models import InboxEvent, QueueItem
+
+METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
+JSON_TYPES = {"", "application/json", "text/json"}
+ACCEPTED_TYPES = JSON_TYPES | {"text/plain", webhook_auth.FORM_TYPE}
+# Headers worth keeping for an operator; never a token, a signature or a cookie.
+KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "webhook-id", "webhook-timestamp", "x-request-id"}
+
+
+def error(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"status": "error", "error": code, "detail": detail, **extra}, status=status)
+
+
+@csrf_exempt
+def receive(request: HttpRequest, entity: str) -> JsonResponse:
+    if request.method not in METHODS:
+        response = error(405, "method_not_allowed", f"{request.method} is not accepted; use POST, PUT or DELETE")
+        response["Allow"] = ", ".join(METHODS)
+        return response
+    limit = settings.TDS_WEBHOOK_MAX_BYTES
+    body = read_body(request, limit)
+    if body is None:
+        return error(413, "payload_too_large", f"the body is over the limit of {limit} bytes")
+    now = timezone.now()
+    source = webhook_auth.authenticate(request, body, now=now)
+    if source is None:
+        if webhook_auth.record_failure(request.META.get("REMOTE_ADDR", "")):
+            return error(429, "throttled", "too many failed authentications from this address; wait and retry")
+        return error(401, "unauthorized", "no valid token or signature")
+    if entity not in entities.ENTITIES:
+        return error(404, "unknown_entity", f"{entity!r} is not one of: {', '.join(entities.ENTITIES)}")
+    if _media_type(request) not in ACCEPTED_TYPES:
+        return error(415, "unsupported_media_type", f"{request.content_type} is not JSON, text/plain or a form")
+    delivery = Delivery(request, body, entity, source, METHODS[request.method], now)
+    try:
+        return delivery.store()
+    except DatabaseError as exc:
+        # The transaction rolled back whole: the sender gets a retryable answer, never a 500.
+        return error(503, "database_unavailable", f"the database did not answer ({type(exc).__name__}); retry")
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The raw body, or None when it is over `limit`. Never reads more than `limit + 1` bytes.
+
+    A declared Content-Length is judged before reading; a chunked body (no length, the server
+    de-chunks it) is read from the server's stream and judged by what arrived.
+    """
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.strip().isdigit():
+        if int(declared) > limit:
+            return None
+        data = request.read(limit + 1)
+    elif request.META.get("wsgi.input_terminated"):
+        data = request.META["wsgi.input"].read(limit + 1)
+    else:
+        data = b""  # no length and a server that cannot say where the body ends
+    return None if len(data) > limit else data
+
+
+def _media_type(request: HttpRequest) -> str:
+    return (request.content_type or "").strip().lower()
+
+
+class Unparseable(ValueError):
+    pass
+
+
+def parse(body: bytes, media_type: str) -> dict[str, Any]:
+    """The body as an object (SPEC §4): JSON first whatever the label says (Zoho labels JSON as a
+    form), then a form whose one field holds a JSON object (`JSONString={…}`), then flat form pairs.
+    """
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Unparseable("the body is not UTF-8") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    else:
+        if isinstance(value, dict):
+            return value
+        raise Unparseable(f"the JSON is a {type(value).__name__}, not an object")
+    if media_type == webhook_auth.FORM_TYPE:
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if len(pairs) == 1:
+            try:
+                inner = json.loads(pairs[0][1])
+            except ValueError:
+                inner = None
+            if isinstance(inner, dict):
+                return inner
+        if pairs:
+            return dict(pairs)
+    raise Unparseable("the body is neither a JSON object nor a form")
+
+
+def _kept_headers(request: HttpRequest) -> dict[str, str]:
+    return {
+        name.lower(): value
+        for name, value in request.headers.items()
+        if name.lower() in KEPT_HEADERS
+        or (name.lower().startswith("x-zoho-") and "signature" not in name.lower() and "token" not in name.lower())
+    }
+
+
+@dataclass
+class Delivery:
+    request: HttpRequest
+    body: bytes
+    slug: str
+    source: str
+    operation: str
+    now: datetime
+
+    def store(self) -> JsonResponse:
+        try:
+            obj = parse(self.body, _media_type(self.request))
+        except Unparseable as exc:
+            return self._store_rejected(str(exc))
+        located = entities.locate(self.slug, obj)
+        digest = payloads.content_hash(located.obj)
+        event = self._event(
+            entity=located.entity.slug,
+            object_id=located.object_id or "",
+            key=self._explicit_key() or self._derived_key(located, digest),
+            content_hash=digest,
+        )
+        with transaction.atomic():
+            event_id, outcome = insert_or_return(event, now=self.now)
+            if outcome == INSERTED:
+                self._queue(event, located, digest)
+        return self._answer(event_id, outcome)
+
+    def _explicit_key(self) -> str:
+        headers = self.request.headers
+        return (headers.get("Idempotency-Key") or headers.get("webhook-id") or "").strip()[:255]
+
+    def _derived_key(self, located: entities.Located, digest: str) -> str:
+        key = f"{located.entity.slug}:{located.object_id or ''}:{digest}"
+        # A delete often carries the record as last sent: without the suffix it would count as a
+        # repeat of that upsert and the delete would be lost.
+        return f"{key}:delete" if self.operation == QueueItem.Operation.DELETE else key
+
+    def _event(self, *, entity: str, object_id: str, key: str, content_hash: str, **fields: Any) -> InboxEvent:
+        return InboxEvent(
+            entity=entity,
+            object_id=object_id[:100],
+            source=self.source,
+            method=self.request.method,
+            content_type=(self.request.META.get("CONTENT_TYPE") or "")[:200],
+            headers=_kept_headers(self.request),
+            raw_body=self.body,
+            idempotency_key=key,
+            content_hash=content_hash,
+            remote_addr=self.request.META.get("REMOTE_ADDR") or None,
+            received_at=self.now,
+            **fields,
+        )
+
+    def _queue(self, event: InboxEvent, located: entities.Located, digest: str) -> None:
+        if located.object_id is None:
+            error_text = f"{located.entity.slug}: the object has no {located.entity.id_field}"
+            queue.dead_letter_at_ingest(
+                inbox_event=event, entity=located.entity.slug, payload=located.obj, error=error_text, now=self.now
+            )
+            return
+        queue.enqueue(
+            entity=located.entity.slug,
+            object_id=located.object_id,
+            payload=located.obj,
+            content_hash=digest,
+            version=payloads.version_of(located.obj),
+            source=QueueItem.Source.WEBHOOK,
+            operation=self.operation,
+            inbox_event=event,
+            now=self.now,
+        )
+
+    def _store_rejected(self, reason: str) -> JsonResponse:
+        digest = hashlib.sha256(self.body).hexdigest()
+        event = self._event(
+            entity=self.slug,
+            object_id="",
+            key=f"raw:{digest}",
+            content_hash=digest,
+            status=InboxEvent.Status.REJECTED,
+            error=reason,
+        )
+        with transaction.atomic():
+            event_id, _ = insert_or_return(event, now=self.now)
+        return error(400, "invalid_payload", reason, event_id=event_id)
+
+    def _answer(self, event_id: int, outcome: str) -> JsonResponse:
+        if outcome == CONFLICT:
+            return error(
+                409,
+                "idempotency_conflict",
+                "this Idempotency-Key or webhook-id was already used with a different body",
+                event_id=event_id,
+            )
+        if outcome == DUPLICATE:
+            return JsonResponse({"status": "duplicate", "event_id": event_id, "duplicate": True}, status=200)
+        return JsonResponse({"status": "accepted", "event_id": event_id, "duplicate": False}, status=202)
+
+
+INSERTED, DUPLICATE, CONFLICT = "inserted", "duplicate", "conflict"
+_INSERT_FIELDS = [f for f in InboxEvent._meta.concrete_fields if not f.primary_key]
+
+
+def insert_or_return(event: InboxEvent, *, now: datetime) -> tuple[int, str]:
+    """Insert the inbox row, or count a repeat on the row that holds its key (SPEC §6).
+
+    Never check-then-insert: `ON CONFLICT DO NOTHING` lets the database decide between two
+    concurrent identical deliveries (the second waits for the first to commit, then conflicts).
+    A repeat with another content hash is a conflict and changes nothing. Sets `event.pk`.
+    """
+    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _INSERT_FIELDS)
+    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _INSERT_FIELDS]
+    placeholders = ", ".join(["%s"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            values,
+        )
+        row = cursor.fetchone()
+        if row:
+            event.pk = row[0]
+            return row[0], INSERTED
+        cursor.execute(
+            f"UPDATE {table} SET duplicate_count = duplicate_count + 1, last_duplicate_at = %s"
+            " WHERE idempotency_key = %s AND content_hash = %s RETURNING id",
+            [connection.ops.adapt_datetimefield_value(now), event.idempotency_key, event.content_hash],
+        )
+        row = cursor.fetchone()
+        if row:
+            return row[0], DUPLICATE
+        cursor.execute(f"SELECT id FROM {table} WHERE idempotency_key = %s", [event.idempotency_key])
+        row = cursor.fetchone()
+    if row is None:
+        # The holder of the key was deleted (retention) between our statements: a fresh delivery.
+        return insert_or_return(event, now=now)
+    return row[0], CONFLICT
