@@ -7,6 +7,7 @@ rotation for a Zoho or worker problem.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from tdscore import config
 
+logger = logging.getLogger(__name__)
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
 
@@ -76,8 +78,9 @@ def ready(request):
     for name, check in READINESS_CHECKS.items():
         try:
             status, detail = check(now)
-        except DatabaseError as exc:
-            status, detail = DEGRADED, f"check failed: {exc}"
+        except Exception as exc:  # one broken check degrades the answer; it never makes it a 500
+            logger.exception("readiness check %s failed", name)
+            status, detail = DEGRADED, f"check failed: {exc.__class__.__name__}: {exc}"
         checks[name] = {"status": status, "detail": detail}
     overall = OK if all(c["status"] == OK for c in checks.values()) else DEGRADED
     return JsonResponse({"status": overall, "checks": checks})
