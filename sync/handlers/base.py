@@ -1,0 +1,416 @@
+"""The apply path every entity shares: validate → lock → decide → write → lines → audit.
+
+An entity is a declaration (`Handler(slug, Model, lines=Lines(...), renames=...)`): its columns,
+their converters and its parent references are read from the ERP model, so each of the eleven is a
+few lines. The whole batch costs a fixed number of queries whatever its size: one advisory lock
+and one SELECT … FOR UPDATE for the stored rows, one read of their lines, one query per parent
+type, one bulk upsert, one DELETE and one bulk INSERT of lines, one bulk INSERT of audit rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from django.db import connection, models
+
+from sync import entities
+from sync.errors import ValidationFailed
+from sync.handlers import values
+from sync.models import AuditTrail, QueueItem
+
+# Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
+BOOKKEEPING = {"id", "zoho_id", "zoho_last_modified", "content_hash", "raw", "is_summary", "synced_at", "deleted_at"}
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+class Outcome(models.TextChoices):
+    APPLIED = "applied"
+    STALE = "stale"
+    UNCHANGED = "unchanged"
+    SUMMARY = "summary"  # a list row that would override a detail of the same version
+
+
+class Columns:
+    """A model's Zoho-fed columns (name, Zoho keys tried in order, converter) and parent references."""
+
+    def __init__(self, model: type[models.Model], renames: dict[str, tuple[str, ...]], skip: Iterable[str] = ()):
+        self.fields: list[tuple[str, tuple[str, ...], values.Convert]] = []
+        # (attname of the `<parent>_ref` foreign key, the Zoho id column beside it, the parent model)
+        self.parents: list[tuple[str, str, type[models.Model]]] = []
+        for f in model._meta.concrete_fields:
+            if f.is_relation:
+                if f.name.endswith("_ref"):
+                    self.parents.append((f.attname, f.name.removesuffix("_ref") + "_id", f.related_model))
+            elif f.name not in BOOKKEEPING and f.name not in skip:
+                self.fields.append((f.name, renames.get(f.name, (f.name,)), values.for_field(f)))
+        self.names = [name for name, _, _ in self.fields]
+
+    def read(self, obj: dict[str, Any], *, whole: bool) -> dict[str, Any]:
+        """Converted values; a key Zoho left out is left out (`whole`: converted from None instead)."""
+        out = {}
+        for name, keys, convert in self.fields:
+            key = next((k for k in keys if k in obj), None)
+            if key is not None:
+                out[name] = convert(obj[key])
+            elif whole:
+                out[name] = convert(None)
+        return out
+
+
+def link_parents(instances: Sequence[models.Model], parents: list[tuple[str, str, type[models.Model]]]) -> None:
+    """Fill each `<parent>_ref` from the parent's Zoho id: one query per parent type, NULL when absent.
+
+    Only at the child's own apply: a child stored before its parent gets its reference the next
+    time the child is applied (a later version, a pull or reconciliation), not when the parent arrives,
+    so a product batch never scans and locks the line tables of five other entities.
+    """
+    for attname, id_field, model in parents:
+        ids = {getattr(i, id_field) for i in instances} - {""}
+        found = dict(model.objects.filter(zoho_id__in=ids).values_list("zoho_id", "pk")) if ids else {}
+        for instance in instances:
+            setattr(instance, attname, found.get(getattr(instance, id_field)))
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Where a detail's lines are: the line model, the Zoho list key(s), renamed columns."""
+
+    model: type[models.Model]
+    keys: tuple[str, ...] = ("line_items",)
+    renames: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def read(self, obj: dict[str, Any], columns: Columns) -> list[dict[str, Any]] | None:
+        """The mapped lines, or None when the payload does not carry them (leave stored lines alone)."""
+        key = next((k for k in self.keys if k in obj), None)
+        if key is None:
+            return None
+        rows = obj[key]
+        if rows in ("", None):
+            return []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValidationFailed(f"{key} is not a list of objects")
+        return [columns.read(r, whole=True) for r in rows]
+
+
+@dataclass
+class Change:
+    """One queue row, validated and mapped."""
+
+    item: QueueItem
+    zoho_id: str
+    obj: dict[str, Any]
+    values: dict[str, Any]
+    lines: list[dict[str, Any]] | None  # None: the payload has no lines (a summary, a delete)
+
+    @property
+    def version(self) -> datetime | None:
+        return self.item.version
+
+    @property
+    def delete(self) -> bool:
+        return self.item.operation == QueueItem.Operation.DELETE
+
+    @property
+    def summary(self) -> bool:
+        return self.item.is_summary and not self.delete
+
+    def overtaken_by(self, later: Change) -> bool:
+        """A strictly newer row of the same object in the batch makes this one stale without applying it.
+
+        Except a summary over a detail: the older detail's lines are applied first, then the
+        summary's header (the same rule as supersede at enqueue).
+        """
+        if self.version is None or later.version is None or later.version <= self.version:
+            return False
+        return not (later.summary and not self.summary)
+
+
+class Record(Protocol):
+    """What the decision needs of the stored object a batch is deciding (an ERP row, an item's stock)."""
+
+    exists: bool
+
+    @property
+    def version(self) -> datetime | None: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def is_summary(self) -> bool: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+    def state(self) -> dict[str, Any]: ...
+    def apply(self, change: Change, now: datetime) -> None: ...
+    def tombstone(self, change: Change, now: datetime) -> None: ...
+
+
+def judge(record: Record, change: Change) -> Outcome:
+    """SPEC §6: older → stale; same hash → unchanged; a summary never overrides a detail of its version.
+
+    Tombstones: an upsert revives a deleted row only with a version strictly newer than the
+    delete's (a delete always has one: its receive time when Zoho gave none). An upsert without a
+    version cannot prove it is newer, so it does not revive — the one case where "no version is
+    never stale" gives way, because bringing back a deleted row on a guess is the worse error.
+    """
+    stored = record.version
+    older = change.version is not None and stored is not None and change.version < stored
+    if change.delete:
+        if older:
+            return Outcome.STALE
+        return Outcome.UNCHANGED if record.deleted_at else Outcome.APPLIED
+    if record.deleted_at:
+        newer = change.version is not None and stored is not None and change.version > stored
+        return Outcome.APPLIED if newer else Outcome.STALE
+    if older:
+        return Outcome.STALE
+    if change.item.content_hash == record.content_hash:
+        return Outcome.UNCHANGED
+    if change.summary and record.exists and not record.is_summary and change.version == stored:
+        return Outcome.SUMMARY
+    return Outcome.APPLIED
+
+
+def _order(change: Change) -> tuple[datetime, int]:
+    # Versions ascending; rows without a version by arrival (queue id), before versioned rows of the
+    # same object in the batch (they cannot be placed on Zoho's clock, and are never stale).
+    return (change.version or EARLIEST, change.item.pk)
+
+
+def decide(
+    changes: Sequence[Change], records: dict[str, Record], now: datetime
+) -> tuple[dict[int, Outcome], list[AuditTrail], list[Record]]:
+    """Decide every row against its record, applying winners to the records in memory."""
+    outcomes: dict[int, Outcome] = {}
+    audits: list[AuditTrail] = []
+    touched: dict[str, Record] = {}
+    groups: dict[str, list[Change]] = defaultdict(list)
+    for change in sorted(changes, key=_order):
+        groups[change.zoho_id].append(change)
+    for zoho_id, group in groups.items():
+        record = records[zoho_id]
+        for i, change in enumerate(group):
+            if any(change.overtaken_by(later) for later in group[i + 1 :]):
+                outcome = Outcome.STALE
+            else:
+                outcome = judge(record, change)
+            outcomes[change.item.pk] = outcome
+            if outcome == Outcome.APPLIED:
+                audits.append(_apply(record, change, now))
+                touched[zoho_id] = record
+    return outcomes, audits, list(touched.values())
+
+
+def _apply(record: Record, change: Change, now: datetime) -> AuditTrail:
+    before = record.state() if record.exists else None
+    if change.delete:
+        operation = AuditTrail.Operation.DELETE
+        record.tombstone(change, now)
+    else:
+        operation = AuditTrail.Operation.UPDATE if record.exists else AuditTrail.Operation.CREATE
+        record.apply(change, now)
+    record.exists = True
+    after = record.state()
+    if before is None:
+        changed = [k for k, v in after.items() if v not in (None, "", [])]
+    else:
+        changed = [k for k in after if after[k] != before.get(k)]
+    item = change.item
+    return AuditTrail(
+        entity=item.entity,
+        object_id=item.object_id,
+        operation=operation,
+        before=jsonable(before),
+        after=jsonable(after),
+        changed_fields=changed,
+        version=change.version,
+        source=item.source,
+        queue_item_id=item.pk,
+        inbox_event_id=item.inbox_event_id,
+        at=now,
+    )
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, date):  # and datetime
+        return value.isoformat()
+    return value
+
+
+def lock_objects(namespace: str, zoho_ids: Iterable[str]) -> None:
+    """Serialise work on the same objects across workers, including objects not stored yet.
+
+    SELECT … FOR UPDATE cannot lock a row that does not exist: two workers creating the same new
+    object with different versions would both see "nothing stored" and the older could win. A
+    transaction-scoped advisory lock per object, taken in sorted order (no deadlock between
+    batches), closes that. SQLite serialises writers already.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(
+        {
+            int.from_bytes(hashlib.blake2b(f"{namespace}:{z}".encode(), digest_size=8).digest(), "big", signed=True)
+            for z in zoho_ids
+        }
+    )
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) s", [keys]
+            )
+
+
+class Row:
+    """An ERP row being decided: the model instance and its lines (mapped values) when known."""
+
+    def __init__(self, handler: Handler, instance: models.Model, *, exists: bool):
+        self.handler = handler
+        self.instance = instance
+        self.exists = exists
+        self.lines: list[dict[str, Any]] | None = None
+        self.lines_changed = False
+
+    version = property(lambda self: self.instance.zoho_last_modified)
+    content_hash = property(lambda self: self.instance.content_hash)
+    is_summary = property(lambda self: self.instance.is_summary)
+    deleted_at = property(lambda self: self.instance.deleted_at)
+
+    def state(self) -> dict[str, Any]:
+        out = {name: getattr(self.instance, name) for name in self.handler.columns.names}
+        out["deleted_at"] = self.instance.deleted_at
+        if self.handler.lines is not None:
+            out["lines"] = self.lines
+        return out
+
+    def apply(self, change: Change, now: datetime) -> None:
+        instance = self.instance
+        for name, value in change.values.items():
+            setattr(instance, name, value)
+        instance.zoho_last_modified = change.version
+        instance.content_hash = change.item.content_hash
+        instance.raw = change.obj
+        instance.is_summary = change.summary
+        instance.synced_at = now
+        instance.deleted_at = None  # a revival (judge allowed it: strictly newer than the delete)
+        if change.lines is not None and not change.summary:
+            self.lines = change.lines
+            self.lines_changed = True
+
+    def tombstone(self, change: Change, now: datetime) -> None:
+        instance = self.instance
+        if not self.exists:  # a delete of an object never seen: keep it, so an older create stays out
+            instance.raw = change.obj
+            instance.content_hash = change.item.content_hash
+        if change.version is not None and (self.version is None or change.version > self.version):
+            instance.zoho_last_modified = change.version
+        instance.deleted_at = now
+        instance.synced_at = now
+
+
+class Handler:
+    """Applies the rows of one entity to its ERP model (and line model)."""
+
+    def __init__(
+        self,
+        slug: str,
+        model: type[models.Model],
+        *,
+        lines: Lines | None = None,
+        renames: dict[str, tuple[str, ...]] | None = None,
+        id_field: str = "",
+        prefix: str = "",
+    ):
+        self.entity = entities.get(slug)
+        self.model = model
+        self.id_field = id_field or self.entity.id_field
+        self.prefix = prefix  # the queue object_id prefix this handler takes (stock)
+        self.columns = Columns(model, renames or {})
+        self.lines = lines
+        if lines is not None:
+            fk = next(f for f in lines.model._meta.concrete_fields if f.is_relation and f.related_model is model)
+            self.line_fk = fk.attname
+            self.line_columns = Columns(lines.model, lines.renames, skip={"position"})
+        self.update_fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "zoho_id"]
+
+    def __str__(self) -> str:
+        return f"{self.entity.slug}{'/' + self.prefix if self.prefix else ''}"
+
+    def apply(self, items: Sequence[QueueItem], now: datetime) -> dict[int, Outcome]:
+        changes = [self.read(item) for item in items]
+        records = self.load({c.zoho_id for c in changes}, now)
+        outcomes, audits, touched = decide(changes, records, now)
+        if touched:
+            self.save(touched)
+        AuditTrail.objects.bulk_create(audits)
+        return outcomes
+
+    def read(self, item: QueueItem) -> Change:
+        try:
+            return self._read(item)
+        except ValidationFailed as e:
+            raise ValidationFailed(f"{item.entity} {item.object_id} (queue #{item.pk}): {e}") from None
+
+    def _read(self, item: QueueItem) -> Change:
+        zoho_id = item.object_id.removeprefix(self.prefix)
+        if not isinstance(item.payload, dict):
+            raise ValidationFailed("payload is not an object")
+        obj = entities.locate(self.entity.slug, item.payload).obj
+        if item.operation == QueueItem.Operation.DELETE:
+            return Change(item, zoho_id, obj, {}, None)
+        if values.ident(obj.get(self.id_field)) != zoho_id:
+            raise ValidationFailed(f"{self.id_field} missing or not {zoho_id!r}")
+        lines = None
+        if self.lines is not None and not item.is_summary:
+            lines = self.lines.read(obj, self.line_columns)
+        return Change(item, zoho_id, obj, self.columns.read(obj, whole=False), lines)
+
+    def load(self, zoho_ids: set[str], now: datetime) -> dict[str, Record]:
+        lock_objects(self.model._meta.db_table, zoho_ids)
+        stored = self.model.objects.select_for_update().filter(zoho_id__in=zoho_ids).order_by("zoho_id")
+        records: dict[str, Record] = {r.zoho_id: Row(self, r, exists=True) for r in stored}
+        if self.lines is not None and records:
+            self._load_lines(records)
+        for zoho_id in zoho_ids - records.keys():
+            records[zoho_id] = Row(self, self.model(zoho_id=zoho_id, synced_at=now), exists=False)
+        return records
+
+    def _load_lines(self, records: dict[str, Row]) -> None:
+        by_pk = {r.instance.pk: r for r in records.values()}
+        for r in by_pk.values():
+            r.lines = []
+        stored = self.lines.model.objects.filter(**{f"{self.line_fk}__in": by_pk}).order_by(self.line_fk, "position")
+        for line in stored.values(self.line_fk, *self.line_columns.names):
+            by_pk[line.pop(self.line_fk)].lines.append(line)
+
+    def save(self, rows: list[Row]) -> None:
+        instances = [r.instance for r in rows]
+        link_parents(instances, self.columns.parents)
+        # Upsert on zoho_id: rows another transaction created meanwhile are updated, not duplicated.
+        self.model.objects.bulk_create(
+            instances, update_conflicts=True, unique_fields=["zoho_id"], update_fields=self.update_fields
+        )
+        if self.lines is not None:
+            self._replace_lines([r for r in rows if r.lines_changed])
+
+    def _replace_lines(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        line_model = self.lines.model
+        line_model.objects.filter(**{f"{self.line_fk}__in": [r.instance.pk for r in rows]}).delete()
+        new = [
+            line_model(**{self.line_fk: r.instance.pk, "position": i, **line})
+            for r in rows
+            for i, line in enumerate(r.lines)
+        ]
+        link_parents(new, self.line_columns.parents)
+        line_model.objects.bulk_create(new)

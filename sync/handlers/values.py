@@ -1,0 +1,82 @@
+"""Zoho values as ERP column values.
+
+Zoho sends `""` for "no value", numbers as JSON numbers or strings, and ids as strings (or as
+numbers past 2**53 in its doc examples). A value of the wrong shape fails the row (ValidationFailed)
+rather than storing a guess; a text longer than its column is cut, the full text stays in `raw`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import models
+
+from sync.errors import ValidationFailed
+
+Convert = Callable[[Any], Any]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def money(value: Any) -> Decimal | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValidationFailed(f"not a number: {value!r}")
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValidationFailed(f"not a number: {value!r}") from None
+    if not number.is_finite():
+        raise ValidationFailed(f"not a finite number: {value!r}")
+    return number
+
+
+def day(value: Any) -> date | None:
+    if _blank(value):
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(f"not a date: {value!r}")
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise ValidationFailed(f"not a date: {value!r}") from None
+
+
+def ident(value: Any) -> str:
+    if _blank(value):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationFailed(f"not an id: {value!r}")
+    return str(value).strip()
+
+
+def text(max_length: int | None) -> Convert:
+    def convert(value: Any) -> str:
+        if _blank(value):
+            return ""
+        if isinstance(value, dict | list):
+            raise ValidationFailed(f"not text: {value!r}"[:200])
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)[:max_length] if max_length else str(value)
+
+    return convert
+
+
+def for_field(field: models.Field) -> Convert:
+    """The converter a column needs, from its type: the declarations name fields, not converters."""
+    if isinstance(field, models.DecimalField):
+        return money
+    if isinstance(field, models.DateField):
+        return day
+    if isinstance(field, models.CharField) and field.name.endswith("_id"):
+        return ident
+    if isinstance(field, models.CharField | models.TextField):
+        return text(field.max_length)
+    raise TypeError(f"no Zoho converter for {field!r}")
