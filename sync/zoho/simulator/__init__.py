@@ -1,0 +1,323 @@
+"""A Zoho Books v3 / Inventory v1 organisation on 127.0.0.1, for tests, benchmarks and `make run`.
+
+A real HTTP server (stdlib, in a daemon thread, no Django) that serves the accounts token endpoint
+and the REST API at one base URL, so ZOHO_API_BASE = ZOHO_ACCOUNTS_BASE = sim.url:
+
+    with ZohoSimulator(per_minute_limit=100) as sim:
+        sim.seed("invoices", 1200)
+        sim.fail_next(500, count=3)
+        ...
+
+Data lives in memory and is shaped like the recorded samples in sync/zoho/samples/. Time is the
+simulator's own clock (real time plus what `advance()` added), in the organisation's zone, and
+drives token expiry, the per-minute and daily windows and every `last_modified_time` it writes.
+Everything random comes from `random.Random(seed)`, so a seed gives the same organisation.
+
+Faithful to Zoho where TDS Core depends on it (zoho/README.md): envelopes and `page_context`,
+`last_modified_time` filters only on invoices, bills, sales orders (Books) and items (Inventory),
+silently ignored elsewhere (inclusive: `>=`); list rows are summaries; `code` 1002 for a missing
+record, 44/45/1070 for the limits with `x-rate-limit-*` headers, 401 code 14 for a dead token;
+the token endpoint answers failures with HTTP 200 and `{"error": …}`. Assumed where no sample
+settles it: a missing or wrong `organization_id` is 400 code 6041.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from sync.entities import ENTITIES, Entity
+
+from . import webhooks
+from .clock import Clock
+from .fabricate import LOCATIONS, Fabricator, organization, template
+from .limits import Fault, Faults, Limits
+from .oauth import Tokens
+from .server import Server
+from .store import Store, clone, detail
+
+__all__ = ["Request", "ZohoSimulator"]
+
+UNTIMED = ("users", "prices")  # Zoho sends these without last_modified_time
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]
+    at: datetime
+
+
+class ZohoSimulator:
+    def __init__(
+        self,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",
+        refresh_token: str = "sim-refresh",
+        organization_id: str = "60012345",
+        token_ttl_seconds: int = 3600,
+        per_minute_limit: int | None = None,
+        daily_limit: int | None = None,
+        concurrency_limit: int | None = None,
+        webhook_target: str | None = None,
+        webhook_token: str | None = None,
+        *,
+        webhook_secret: str | None = None,
+        zoho_webhook_secret: str | None = None,
+        token_mint_limit: int | None = None,
+        time_zone: str = "America/New_York",
+        seed: int = 0,
+        port: int = 0,
+    ) -> None:
+        """Outbound webhooks authenticate with every scheme given: `webhook_token` as X-TDS-Token,
+        `webhook_secret` as X-TDS-Signature (HMAC of the body), `zoho_webhook_secret` as
+        X-Zoho-Webhook-Signature (with `org` and `event` query parameters signed too).
+        `token_mint_limit=10` enforces Zoho's 10 access tokens per 10 minutes per refresh token."""
+        self.organization_id = organization_id
+        self.daily_limit = daily_limit
+        self.webhook_target = webhook_target
+        self.webhook_auth = webhooks.WebhookAuth(webhook_token, webhook_secret, zoho_webhook_secret)
+        self.port = port
+        self.rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self.clock = Clock(ZoneInfo(time_zone))
+        self._store = Store()
+        self._tokens = Tokens(
+            self.clock,
+            random.Random(seed + 1),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            ttl_seconds=token_ttl_seconds,
+            mint_limit=token_mint_limit,
+        )
+        self._limits = Limits(self.clock, per_minute=per_minute_limit, daily=daily_limit, concurrency=concurrency_limit)
+        self._faults = Faults()
+        self._requests: list[Request] = []
+        self._requests_lock = threading.Lock()
+        self._next_id = 4_815_000_000_000_000_000 + self.rng.randrange(10**9) * 10**6
+        self._serials: dict[str, int] = {}
+        self.locations = [
+            {"location_id": self._new_id(), "location_name": name, "is_primary": primary} for name, primary in LOCATIONS
+        ]
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> ZohoSimulator:
+        self._stopping.clear()
+        self._server = Server(self, self.port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="zoho-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes slow answers
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ZohoSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- clock ----------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    # -- data -----------------------------------------------------------------------------------
+    def seed(self, slug: str, count: int, **overrides: Any) -> list[dict[str, Any]]:
+        """Add `count` realistic objects (overrides set fields on each; datetimes become Zoho times)."""
+        entity = ENTITIES[slug]
+        pools: dict[str, list[dict[str, Any]]] = {}
+
+        def pick(ref: str) -> dict[str, Any] | None:
+            if ref not in pools:
+                pools[ref] = self._objects(ENTITIES[ref])
+            return self.rng.choice(pools[ref]) if pools[ref] else None
+
+        now = self.now()
+        made = []
+        with self._rng_lock:
+            fabricator = Fabricator(self.rng, self._new_id, pick, self.clock.format, self.locations)
+            for _ in range(count):
+                obj = fabricator.make(slug, self._serial(slug), now)
+                obj.update(self._zoho_values(overrides))
+                made.append(self._store.put(entity.path, obj))
+        return made
+
+    def add(self, slug: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store an object as given, filling its id, contact_type and times when it lacks them."""
+        entity = ENTITIES[slug]
+        obj = self._zoho_values(obj)
+        if not obj.get(entity.id_field):
+            with self._rng_lock:
+                obj[entity.id_field] = self._new_id()
+        if entity.contact_type:
+            obj.setdefault("contact_type", entity.contact_type)
+        if slug not in UNTIMED:
+            stamp = self.clock.format()
+            obj.setdefault("created_time", stamp)
+            obj.setdefault("last_modified_time", stamp)
+        return self._store.put(entity.path, obj)
+
+    def update(self, slug: str, zoho_id: str, **fields: Any) -> dict[str, Any]:
+        """Change fields of a stored object; its last_modified_time moves to now unless given."""
+        entity = ENTITIES[slug]
+        obj = self._store.raw(entity.path, zoho_id)
+        if obj is None or not self._is(entity, obj):
+            raise KeyError(f"{slug} {zoho_id} does not exist")
+        if slug not in UNTIMED:
+            obj["last_modified_time"] = self.clock.format()
+        obj.update(self._zoho_values(fields))
+        return detail(entity.path, self._store.put(entity.path, obj))
+
+    def delete(self, slug: str, zoho_id: str) -> None:
+        entity = ENTITIES[slug]
+        if self.get(slug, zoho_id) is None or not self._store.remove(entity.path, zoho_id):
+            raise KeyError(f"{slug} {zoho_id} does not exist")
+
+    def get(self, slug: str, zoho_id: str) -> dict[str, Any] | None:
+        """The object as its detail endpoint answers it, or None."""
+        entity = ENTITIES[slug]
+        obj = self._store.raw(entity.path, str(zoho_id))
+        return detail(entity.path, obj) if obj is not None and self._is(entity, obj) else None
+
+    def all(self, slug: str) -> list[dict[str, Any]]:
+        entity = ENTITIES[slug]
+        return [detail(entity.path, obj) for obj in self._objects(entity)]
+
+    def adjust_stock(self, item_id: str, location_id: str, quantity: float, *, reason: str = "Stocktake") -> dict:
+        """Record an inventory adjustment and move the item's stock at that location, as Zoho does."""
+        item = self._store.raw("items", item_id)
+        if item is None:
+            raise KeyError(f"products {item_id} does not exist")
+        for location in item.get("locations", []):
+            if location["location_id"] == location_id:
+                on_hand = location["location_stock_on_hand"] or 0
+                for field in ("location_stock_on_hand", "location_available_stock", "location_actual_available_stock"):
+                    location[field] = on_hand + quantity
+        tracked = [loc["location_stock_on_hand"] for loc in item["locations"] if loc["location_stock_on_hand"] != ""]
+        self.update("products", item_id, locations=item["locations"], stock_on_hand=sum(tracked))
+        self.update("products", item_id, available_stock=sum(tracked))
+        name = next(loc["location_name"] for loc in self.locations if loc["location_id"] == location_id)
+        line = {**template("stock")["line_items"][0], "serial_numbers": [], "batches": [], "storages": []}
+        line.update(item_id=item_id, name=item["name"], quantity_adjusted=quantity, item_total=0)
+        line.update(location_id=location_id, location_name=name)
+        with self._rng_lock:
+            line["line_item_id"] = self._new_id()
+        adjustment = {**template("stock"), "line_items": [line], "location_id": location_id, "location_name": name}
+        adjustment.update(reason=reason, date=self.now().date().isoformat(), custom_fields=[], total=0)
+        adjustment.pop("inventory_adjustment_id")
+        return self.add("stock", adjustment)
+
+    def organizations(self) -> dict[str, Any]:
+        """The answer of GET /organizations: the one organisation this simulator is."""
+        org = organization()
+        org.update(organization_id=self.organization_id, time_zone=str(self.clock.zone.key))
+        return {"code": 0, "message": "success", "organizations": [org]}
+
+    # -- faults ---------------------------------------------------------------------------------
+    def fail_next(self, status: int, count: int = 1, code: int | None = None, path_contains: str | None = None):
+        """The next `count` matching requests answer `status` with Zoho's body for `code` (default by status)."""
+        self._faults.add(Fault("fail", count, path_contains, status=status, code=code))
+
+    def slow_next(self, seconds: float, count: int = 1, path_contains: str | None = None) -> None:
+        self._faults.add(Fault("slow", count, path_contains, seconds=seconds))
+
+    def drop_next(self, count: int = 1, path_contains: str | None = None) -> None:
+        self._faults.add(Fault("drop", count, path_contains))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def revoke_tokens(self) -> None:
+        self._tokens.revoke()
+
+    def restore_tokens(self) -> None:
+        """Undo revoke_tokens(): the refresh token works again (a re-authorised grant)."""
+        self._tokens.restore()
+
+    def expire_tokens(self) -> None:
+        self._tokens.expire()
+
+    @property
+    def tokens_minted(self) -> int:
+        return self._tokens.minted
+
+    # -- observation ----------------------------------------------------------------------------
+    @property
+    def requests(self) -> list[Request]:
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()
+
+    def api_calls(self) -> list[Request]:
+        """Requests to the REST API (not the token endpoint): what Zoho counts against the limits."""
+        return [r for r in self.requests if r.path.startswith(("/books/", "/inventory/"))]
+
+    def _record(self, method: str, path: str, params: dict[str, str]) -> None:
+        with self._requests_lock:
+            self._requests.append(Request(method, path, params, self.now()))
+
+    # -- webhooks -------------------------------------------------------------------------------
+    def push_webhook(self, slug: str, obj: dict[str, Any], method: str = "POST", **options: Any) -> httpx.Response:
+        """Deliver `obj` to webhook_target/webhooks/<slug> as a Zoho workflow webhook (default payload:
+        the record under its single key). Options: content_type, timeout."""
+        if not self.webhook_target:
+            raise RuntimeError("no webhook_target configured")
+        entity = ENTITIES[slug]
+        key = entity.single_key
+        if slug == "stock" and not obj.get("inventory_adjustment_id"):
+            key = "item"  # an item's stock snapshot
+        query = None
+        if self.webhook_auth.zoho_secret:
+            action = "deleted" if method == "DELETE" else "updated"
+            query = {"org": self.organization_id, "event": f"{key}.{action}"}
+        return webhooks.deliver(
+            self.webhook_target, slug, {key: obj}, auth=self.webhook_auth, method=method, query=query, **options
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+    def _objects(self, entity: Entity) -> list[dict[str, Any]]:
+        return [obj for obj in self._store.objects(entity.path) if self._is(entity, obj)]
+
+    @staticmethod
+    def _is(entity: Entity, obj: dict[str, Any]) -> bool:
+        return not entity.contact_type or obj.get("contact_type") == entity.contact_type
+
+    def _new_id(self) -> str:
+        self._next_id += self.rng.randint(1, 97)
+        return str(self._next_id)
+
+    def _serial(self, slug: str) -> int:
+        self._serials[slug] = self._serials.get(slug, 0) + 1
+        return self._serials[slug]
+
+    def _zoho_values(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return clone({k: self.clock.format(v) if isinstance(v, datetime) else v for k, v in fields.items()})

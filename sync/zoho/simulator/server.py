@@ -1,0 +1,221 @@
+"""The simulator's HTTP face: Zoho accounts' token endpoint and the Books v3 / Inventory v1 REST API.
+
+Order of checks per API request, as Zoho answers: injected faults, the OAuth token (401 code 14),
+the organisation, the limits (429 codes 45, 44, 1070), then the route. Every API answer carries
+`x-rate-limit-limit/remaining/reset` (books-get-item-response-headers.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sync.payloads import parse_zoho_time
+
+from .limits import Verdict
+from .store import COLLECTIONS, MODIFIED_FILTER, detail
+
+if TYPE_CHECKING:
+    from . import ZohoSimulator
+
+API_PREFIXES = {"books": "/books/v3/", "inventory": "/inventory/v1/"}
+MAX_PER_PAGE = 200
+
+# Zoho's messages (../shared/zoho/books-error-*.json and the Books API "Errors" page).
+MESSAGES = {
+    2: "Invalid value passed for {what}",
+    5: "Invalid URL Passed",
+    14: "Invalid OAuth token.",
+    37: "The HTTP method {what} is not allowed for the requested resource",
+    44: (
+        "For security reasons your organization has been blocked as it have exceeded the maximum number of "
+        "requests per minute that can originate from an organization."
+    ),
+    45: "The API call for this organization has exceeded the maximum call rate limit of {what}.",
+    57: "You are not authorized to perform this operation",
+    1000: "Internal error",
+    1002: "{what} does not exist.",
+    1070: "You have reached the maximum number of in process requests allowed. Kindly try again after some time.",
+    6041: "This user is not associated with the CompanyID/CompanyName:{what}.",
+}
+DEFAULT_CODE = {400: 2, 401: 14, 403: 57, 404: 1002, 405: 37, 429: 44}
+NOUNS = {
+    "items": "Item",
+    "contacts": "Contact",
+    "invoices": "Invoice",
+    "bills": "Bill",
+    "creditnotes": "Credit Note",
+    "salesorders": "Sales Order",
+    "customerpayments": "Payment",
+    "inventoryadjustments": "Inventory Adjustment",
+    "pricebooks": "Price List",
+    "users": "User",
+}
+
+
+def error_body(code: int, what: str = "") -> dict[str, Any]:
+    return {"code": code, "message": MESSAGES.get(code, "Internal error").format(what=what)}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # concurrency tests open many connections at once
+
+    def __init__(self, sim: ZohoSimulator, port: int) -> None:
+        self.sim = sim
+        super().__init__(("127.0.0.1", port), Handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects of Zoho
+    timeout = 60  # idle keep-alive connections end on their own
+    server: Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without this, delayed ACKs add ~40 ms to every call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass  # the simulator's record is sim.requests
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _handle(self, method: str) -> None:
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = url.path
+        sim._record(method, path, params)
+        api = next((name for name, prefix in API_PREFIXES.items() if path.startswith(prefix)), None)
+        for fault in sim._faults.take(path, api is not None):
+            if fault.kind == "drop":
+                return self._drop()
+            if fault.kind == "slow":
+                sim._stopping.wait(fault.seconds)
+            if fault.kind == "fail":
+                code = fault.code if fault.code is not None else DEFAULT_CODE.get(fault.status, 1000)
+                what = str(sim.daily_limit or "") if code == 45 else ""
+                return self._send(fault.status, error_body(code, what), sim._limits.headers() if api else None)
+        if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            return self._send(*sim._tokens.refresh({**params, **form}, sim.url))
+        if api is None:
+            return self._send(404, error_body(5))
+        self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params)
+
+    def _api(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> None:
+        sim = self.server.sim
+        auth = self.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme != "Zoho-oauthtoken" or not sim._tokens.valid(token.strip()):
+            return self._send(401, error_body(14), sim._limits.headers())
+        org = params.get("organization_id", "")
+        if org != sim.organization_id:
+            return self._send(400, error_body(6041, org), sim._limits.headers())
+        verdict = sim._limits.admit()
+        if verdict.code is not None:
+            return self._send(429, error_body(verdict.code, str(verdict.limit)), verdict)
+        try:
+            try:
+                status, payload = self._route(method, api, parts, params)
+            except Exception:  # a simulator bug answers as Zoho's own failures do, never a dropped line
+                status, payload = 500, error_body(1000)
+            self._send(status, payload, verdict)
+        finally:
+            sim._limits.release()
+
+    def _route(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> tuple[int, dict]:
+        sim = self.server.sim
+        if parts == ["organizations"]:
+            return self._only_get(method) or (200, sim.organizations())
+        if not parts or parts[0] not in COLLECTIONS or len(parts) > 2:
+            return 404, error_body(5)
+        collection = parts[0]
+        if len(parts) == 1:
+            return self._only_get(method) or self._list(api, collection, params)
+        zoho_id = parts[1]
+        if method == "DELETE":
+            if sim._store.remove(collection, zoho_id):
+                return 200, {"code": 0, "message": f"The {NOUNS[collection].lower()} has been deleted."}
+            return 404, error_body(1002, NOUNS[collection])
+        if refused := self._only_get(method):
+            return refused
+        obj = sim._store.raw(collection, zoho_id)
+        if obj is None:
+            return 404, error_body(1002, NOUNS[collection])
+        single_key = COLLECTIONS[collection].single_key
+        return 200, {"code": 0, "message": "success", single_key: detail(collection, obj)}
+
+    def _only_get(self, method: str) -> tuple[int, dict] | None:
+        return None if method == "GET" else (405, error_body(37, method))
+
+    def _list(self, api: str, collection: str, params: dict[str, str]) -> tuple[int, dict]:
+        try:
+            page = int(params.get("page") or 1)
+            per_page = min(int(params.get("per_page") or MAX_PER_PAGE), MAX_PER_PAGE)
+        except ValueError:
+            return 400, error_body(2, "page")
+        if page < 1 or per_page < 1:
+            return 400, error_body(2, "page")
+        modified_since = None
+        if (api, collection) in MODIFIED_FILTER and params.get("last_modified_time"):
+            # A `+` sent unencoded arrives as a space; Zoho reads it as the offset's sign.
+            modified_since = parse_zoho_time(params["last_modified_time"].replace(" ", "+"))
+            if modified_since is None:
+                return 400, error_body(2, "last_modified_time")
+        result = self.server.sim._store.list_page(
+            collection,
+            page=page,
+            per_page=per_page,
+            modified_since=modified_since,
+            contact_type=params.get("contact_type") if collection == "contacts" else None,
+            sort_column=params.get("sort_column"),
+            sort_order=params.get("sort_order"),
+        )
+        page_context = {
+            "page": page,
+            "per_page": per_page,
+            "has_more_page": result.has_more,
+            "report_name": result.report_name,
+            "applied_filter": "Status.All",
+            "sort_column": result.sort_column,
+            "sort_order": result.sort_order,
+        }
+        list_key = COLLECTIONS[collection].list_key
+        return 200, {"code": 0, "message": "success", list_key: result.rows, "page_context": page_context}
+
+    # -- answers --------------------------------------------------------------------------------
+    def _send(self, status: int, payload: dict[str, Any], limits: Verdict | None = None) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        if limits is not None:
+            self.send_header("x-rate-limit-limit", str(limits.limit))
+            self.send_header("x-rate-limit-remaining", str(limits.remaining))
+            self.send_header("x-rate-limit-reset", str(limits.reset))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        # The connection closes with no answer at all, as a reset load balancer does.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,158 @@
+"""The simulator's in-memory organisation: one collection per Zoho module, listed as Zoho lists."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sync.entities import ENTITIES
+from sync.payloads import parse_zoho_time
+
+# Zoho's default order of each list (page_context.sort_column / sort_order) and its report name.
+_DEFAULT_SORT = {
+    "items": ("name", "A", "Items"),
+    "contacts": ("contact_name", "A", "Contacts"),
+    "invoices": ("created_time", "D", "Invoices"),
+    "bills": ("created_time", "D", "Bills"),
+    "creditnotes": ("created_time", "D", "Credit Notes"),
+    "salesorders": ("created_time", "D", "Sales Orders"),
+    "customerpayments": ("created_time", "D", "Customer Payments"),
+    "inventoryadjustments": ("created_time", "D", "Inventory Adjustments"),
+    "pricebooks": ("name", "A", "Price Lists"),
+    "users": ("name", "A", "Users"),
+}
+_TIME_COLUMNS = ("created_time", "last_modified_time")
+
+COLLECTIONS = {e.path: e for e in ENTITIES.values()}  # contacts: customers and vendors share one
+# Zoho filters these lists by last_modified_time; everywhere else the parameter is silently ignored.
+MODIFIED_FILTER = {(e.api, e.path) for e in ENTITIES.values() if e.modified_filter}
+
+
+@dataclass
+class Record:
+    obj: dict[str, Any]
+    seq: int  # insertion order: ties in any sort are broken by it, so pages never overlap
+    # Parsed once when stored: filtering 50,000 rows per page must not parse 50,000 strings.
+    created: float | None
+    modified: datetime | None
+
+    @classmethod
+    def of(cls, obj: dict[str, Any], seq: int) -> Record:
+        created = parse_zoho_time(obj.get("created_time"))
+        return cls(obj, seq, created.timestamp() if created else None, parse_zoho_time(obj.get("last_modified_time")))
+
+
+@dataclass(frozen=True)
+class ListPage:
+    rows: list[dict[str, Any]]
+    has_more: bool
+    sort_column: str
+    sort_order: str
+    report_name: str
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON data; faster than copy.deepcopy, which matters when seeding 50,000 items."""
+    return json.loads(json.dumps(obj))
+
+
+def summary(obj: dict[str, Any]) -> dict[str, Any]:
+    """A list row: Zoho lists carry the scalar header fields only, never lines or nested blocks."""
+    return {k: v for k, v in obj.items() if not isinstance(v, (list, dict))}
+
+
+def detail(path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    out = clone(obj)
+    if path == "customerpayments" and "last_modified_time" in out:
+        # Recorded from live Zoho: a payment's detail says updated_time where its list row says
+        # last_modified_time.
+        out["updated_time"] = out.pop("last_modified_time")
+    return out
+
+
+class Store:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._records: dict[str, dict[str, Record]] = {path: {} for path in COLLECTIONS}
+        self._version: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
+        self._sorted: dict[tuple[str, str, str], tuple[int, list[Record]]] = {}
+        self._seq = 0
+
+    def put(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        id_field = COLLECTIONS[path].id_field
+        with self._lock:
+            self._seq += 1
+            existing = self._records[path].get(obj[id_field])
+            seq = existing.seq if existing else self._seq
+            self._records[path][obj[id_field]] = Record.of(clone(obj), seq)
+            self._version[path] += 1
+        return clone(obj)
+
+    def raw(self, path: str, zoho_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._records[path].get(str(zoho_id))
+            return clone(record.obj) if record else None
+
+    def remove(self, path: str, zoho_id: str) -> bool:
+        with self._lock:
+            gone = self._records[path].pop(str(zoho_id), None)
+            self._version[path] += 1
+        return gone is not None
+
+    def objects(self, path: str) -> list[dict[str, Any]]:
+        with self._lock:
+            records = sorted(self._records[path].values(), key=lambda r: r.seq)
+            return [r.obj for r in records]  # callers copy what they hand out
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return len(self._records[path])
+
+    def list_page(
+        self,
+        path: str,
+        *,
+        page: int,
+        per_page: int,
+        modified_since: datetime | None = None,
+        contact_type: str | None = None,
+        sort_column: str | None = None,
+        sort_order: str | None = None,
+    ) -> ListPage:
+        default_column, default_order, report_name = _DEFAULT_SORT[path]
+        column = sort_column if sort_column in (default_column, *_TIME_COLUMNS) else default_column
+        order = sort_order if sort_order in ("A", "D") else (default_order if column == default_column else "D")
+        records = self._in_order(path, column, order)
+        if contact_type:
+            records = [r for r in records if r.obj.get("contact_type") == contact_type]
+        if modified_since is not None:
+            # Inclusive (>=), so a client re-reading from its watermark loses no record modified in
+            # that same second.
+            records = [r for r in records if (m := r.modified) is not None and m >= modified_since]
+        start = (page - 1) * per_page
+        chunk = records[start : start + per_page]
+        return ListPage([summary(r.obj) for r in chunk], len(records) > start + per_page, column, order, report_name)
+
+    def _in_order(self, path: str, column: str, order: str) -> list[Record]:
+        # Sorting 50,000 items on every page would dominate a bench run: keep each order until the
+        # collection changes.
+        key = (path, column, order)
+        with self._lock:
+            version = self._version[path]
+            cached = self._sorted.get(key)
+            if cached and cached[0] == version:
+                return cached[1]
+            records = sorted(self._records[path].values(), key=_sort_key(column), reverse=order == "D")
+            self._sorted[key] = (version, records)
+            return records
+
+
+def _sort_key(column: str):
+    if column == "created_time":
+        return lambda r: (r.created if r.created is not None else float("-inf"), r.seq)
+    if column == "last_modified_time":
+        return lambda r: (r.modified.timestamp() if r.modified else float("-inf"), r.seq)
+    return lambda r: (str(r.obj.get(column, "")).lower(), r.seq)
