@@ -77,7 +77,7 @@ def _apply(batch: queue.Batch, items: list[QueueItem], *, now: datetime, rng: ra
         kind, _ = queue.classify(exc)
         if len(items) == 1 or kind is queue.FailureKind.INFRASTRUCTURE:
             for item in items:
-                tally[queue.record_failure(batch, item, exc, now=now, rng=rng)] += 1
+                tally[str(queue.record_failure(batch, item, exc, now=now, rng=rng))] += 1
             return
         # Bisecting takes a while on a big batch: keep the lease ours meanwhile.
         queue.renew(batch, now=timezone.now())
