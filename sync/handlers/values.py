@@ -28,6 +28,9 @@ def money(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValidationFailed(f"not a number: {value!r}")
+    if isinstance(value, str) and value.strip().endswith("%"):
+        # Zoho writes some discounts as "12.5%": a rate, not an amount, so the amount is unknown.
+        return None
     try:
         number = Decimal(str(value).strip().replace(",", ""))
     except InvalidOperation:

@@ -20,9 +20,11 @@ NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
 def sample(name: str) -> dict[str, Any]:
-    """A Zoho sample, unwrapped from its envelope."""
+    """A Zoho sample, unwrapped from its envelope (`{"code":0,"message":…,"<key>":{…}}`) if it has one."""
     body = json.loads((SAMPLES / f"{name}.json").read_text())
-    return next((v for v in body.values() if isinstance(v, dict)), body)
+    if "code" not in body:
+        return body
+    return next(v for v in body.values() if isinstance(v, dict))
 
 
 def enqueue(slug: str, obj: dict[str, Any], *, now: datetime = NOW, **fields: Any) -> QueueItem:

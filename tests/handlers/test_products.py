@@ -177,6 +177,6 @@ def test_bad_payload_fails_the_batch(payload, message):
 
 def test_batch_of_many_products_applies_in_a_fixed_number_of_queries(django_assert_max_num_queries):
     items = [enqueue("products", {**ITEM, "item_id": str(n), "name": f"P{n}"}) for n in range(50)]
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         assert set(apply(*items)) == {Outcome.APPLIED}
     assert Product.objects.count() == 50 and AuditTrail.objects.count() == 50
