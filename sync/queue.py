@@ -155,14 +155,15 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
         # SQLite serialises writers, so the plain conditional update is enough there.
         picked = picked.select_for_update(skip_locked=True)
     token = uuid.uuid4()
-    claimed = QueueItem.objects.filter(pk__in=picked, status__in=QueueItem.WAITING).update(
-        status=QueueItem.Status.PROCESSING,
-        attempts=F("attempts") + 1,
-        locked_by=worker_id,
-        locked_until=lease_until(now),
-        lease_token=token,
-        updated_at=now,
-    )
+    with transaction.atomic():  # FOR UPDATE needs a transaction, even for this one statement
+        claimed = QueueItem.objects.filter(pk__in=picked, status__in=QueueItem.WAITING).update(
+            status=QueueItem.Status.PROCESSING,
+            attempts=F("attempts") + 1,
+            locked_by=worker_id,
+            locked_until=lease_until(now),
+            lease_token=token,
+            updated_at=now,
+        )
     if not claimed:
         return None  # another worker took them between our two statements; try again
     items = list(QueueItem.objects.leased(token).in_claim_order())
