@@ -94,6 +94,14 @@ class Fabricator:
 
     # -- masters --------------------------------------------------------------------------------
     def _products(self, obj: dict[str, Any], n: int, created: datetime) -> None:
+        # The recorded Books item lacks Inventory's fields (inventory-item.json); Zoho sends "" when unset.
+        for key, value in _sample("inventory-item").items():
+            obj.setdefault(key, [] if isinstance(value, list) else "")
+        vendor = self.pick("vendors")
+        obj.update(is_taxable=True, reorder_level=self.rng.choice([5, 10, 20]))
+        obj.update(
+            vendor_id=vendor["contact_id"] if vendor else "", vendor_name=vendor["contact_name"] if vendor else ""
+        )
         rate = round(self.rng.uniform(5, 900), 2)
         tracked = self.rng.random() > 0.1
         stocks = [self.rng.randint(0, 400) if tracked else "" for _ in self.locations]

@@ -104,23 +104,26 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         sim._record(method, path, params)
         api = next((name for name, prefix in API_PREFIXES.items() if path.startswith(prefix)), None)
+        delay = 0.0
         for fault in sim._faults.take(path, api is not None):
             if fault.kind == "drop":
                 return self._drop()
             if fault.kind == "slow":
-                sim._stopping.wait(fault.seconds)
+                delay = fault.seconds
             if fault.kind == "fail":
+                sim._stopping.wait(delay)
                 code = fault.code if fault.code is not None else DEFAULT_CODE.get(fault.status, 1000)
-                what = str(sim.daily_limit or "") if code == 45 else ""
+                what = str(sim._limits.headers().limit) if code == 45 else ""
                 return self._send(fault.status, error_body(code, what), sim._limits.headers() if api else None)
+        if api is not None:
+            return self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params, delay)
+        sim._stopping.wait(delay)
         if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self._send(*sim._tokens.refresh({**params, **form}, sim.url))
-        if api is None:
-            return self._send(404, error_body(5))
-        self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params)
+        self._send(404, error_body(5))
 
-    def _api(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> None:
+    def _api(self, method: str, api: str, parts: list[str], params: dict[str, str], delay: float) -> None:
         sim = self.server.sim
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
@@ -133,6 +136,8 @@ class Handler(BaseHTTPRequestHandler):
         if verdict.code is not None:
             return self._send(429, error_body(verdict.code, str(verdict.limit)), verdict)
         try:
+            # A slow answer holds its concurrency slot while it waits, as a slow Zoho request does.
+            sim._stopping.wait(delay)
             try:
                 status, payload = self._route(method, api, parts, params)
             except Exception:  # a simulator bug answers as Zoho's own failures do, never a dropped line
