@@ -53,11 +53,18 @@ def check_queue(now) -> tuple[str, str]:
     return OK, f"{depth} rows waiting"
 
 
+def check_zoho(now) -> tuple[str, str]:
+    from sync.zoho.breaker import readiness
+
+    return readiness(now)
+
+
 # Later features append theirs (the Zoho breaker and budget). Each returns (status, detail).
 READINESS_CHECKS: dict[str, Callable] = {
     "database": check_database,
     "workers": check_workers,
     "queue": check_queue,
+    "zoho": check_zoho,
 }
 
 

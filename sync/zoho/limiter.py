@@ -1,0 +1,260 @@
+"""The Zoho rate limiter, shared by every process through the database.
+
+Zoho allows 100 calls a minute per organisation, a daily cap set by the plan and a few calls in
+flight at once (zoho/README.md "Limits and errors"). Every call takes a slot here first:
+`try_acquire()` locks the organisation's `LimiterState` row, counts the calls started in the last
+minute (a sliding window over `ZohoCall` rows, so no 60-second span ever holds more than the cap,
+whatever the simulator's or Zoho's window alignment) and the calls in flight, and either records the
+call or says how long to wait. The day is Zoho's day: its `x-rate-limit-reset` header moves our
+reset time, and its `x-rate-limit-remaining`, when lower than our own count allows, wins.
+
+Call Zoho outside a database transaction: a slot recorded inside one is invisible to the other
+processes until it commits, and the row lock would be held until then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from sync.zoho.errors import ZohoError
+from sync.zoho.models import CallOutcome, LimiterState, ZohoCall
+from tdscore import config
+
+MINUTE_CAP = 100
+MINUTE = timedelta(seconds=60)
+# Our clock stamps a call a moment before Zoho receives it: keep each slot a little longer than
+# a minute so Zoho never sees 101 calls in its own minute.
+WINDOW_GUARD = timedelta(milliseconds=500)
+DAILY_CAPS = {"free": 1000, "standard": 2000, "professional": 5000, "premium": 10000}
+CONCURRENCY_CAPS = {"free": 5}  # every paid plan: 10
+PAID_CONCURRENCY_CAP = 10
+CONCURRENCY_POLL_SECONDS = 0.2
+THROTTLE_PAUSE_SECONDS = 60.0  # after a 429 code 44 without Retry-After: Zoho blocks for the minute
+CONCURRENCY_PAUSE_SECONDS = 2.0  # after a 429 code 1070
+CALL_LOG_KEPT = timedelta(days=2)
+PRUNE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Usage:
+    calls_today: int
+    daily_cap: int
+    minute_used: int
+    minute_cap: int
+    remaining_today: int
+    remaining_minute: int
+    reset_at: datetime  # when the Zoho day ends and the daily count starts again
+
+
+@dataclass(frozen=True)
+class Slot:
+    call_id: int
+    organization_id: str
+
+
+def organization(org: str | None = None) -> str:
+    return org or settings.ZOHO_ORGANIZATION_ID
+
+
+def daily_cap() -> int:
+    return DAILY_CAPS.get(settings.ZOHO_PLAN.lower(), DAILY_CAPS["free"])
+
+
+def concurrency_cap() -> int:
+    return CONCURRENCY_CAPS.get(settings.ZOHO_PLAN.lower(), PAID_CONCURRENCY_CAP)
+
+
+def _next_local_midnight(now: datetime) -> datetime:
+    today = timezone.localtime(now).date()
+    return timezone.make_aware(datetime.combine(today + timedelta(days=1), datetime.min.time()))
+
+
+def _roll_day(state: LimiterState, now: datetime, *, resets_at: datetime | None = None) -> None:
+    """Start a new day on the state (in memory) when the current one is over."""
+    if state.day_resets_at is not None and now < state.day_resets_at:
+        return
+    state.calls_today = 0
+    state.reported_remaining = None
+    state.day_blocked = False
+    state.day_resets_at = resets_at or _next_local_midnight(now)
+
+
+def _remaining_today(state: LimiterState) -> int:
+    if state.day_blocked:
+        return 0
+    remaining = daily_cap() - state.calls_today
+    if state.reported_remaining is not None:
+        remaining = min(remaining, state.reported_remaining)
+    return max(0, remaining)
+
+
+def _locked_state(org: str, now: datetime) -> LimiterState:
+    LimiterState.objects.bulk_create([LimiterState(organization_id=org)], ignore_conflicts=True)
+    state = LimiterState.objects.select_for_update().get(organization_id=org)
+    _roll_day(state, now)
+    return state
+
+
+def _minute_calls(org: str, now: datetime):
+    return ZohoCall.objects.filter(organization_id=org, started_at__gt=now - MINUTE - WINDOW_GUARD)
+
+
+def _in_flight(org: str, now: datetime) -> int:
+    return ZohoCall.objects.filter(organization_id=org, finished_at__isnull=True, lease_until__gt=now).count()
+
+
+def _prune(state: LimiterState, now: datetime) -> None:
+    # Retention from the first day: the call log only serves the last minute, the breaker's
+    # window and an operator looking at yesterday.
+    if state.pruned_at is None or now - state.pruned_at > PRUNE_EVERY:
+        ZohoCall.objects.filter(organization_id=state.organization_id, started_at__lt=now - CALL_LOG_KEPT).delete()
+        state.pruned_at = now
+
+
+def try_acquire(now: datetime, *, path: str = "", lease_seconds: float = 60.0, org: str | None = None) -> Slot | float:
+    """Record a call and return its slot, or return the seconds to wait before asking again.
+
+    Raises ZohoError when the day is spent: kind `budget` by our count, `daily_limit` when Zoho
+    said so (code 45).
+    """
+    org = organization(org)
+    with transaction.atomic():
+        state = _locked_state(org, now)
+        _prune(state, now)
+        if state.day_blocked or _remaining_today(state) <= 0:
+            state.save()
+            kind = "daily_limit" if state.day_blocked else "budget"
+            raise ZohoError(
+                f"Zoho daily call budget spent ({state.calls_today} of {daily_cap()} today); "
+                f"it resets at {state.day_resets_at:%Y-%m-%d %H:%M %Z}",
+                kind=kind,
+                retry_after=(state.day_resets_at - now).total_seconds(),
+            )
+        wait = _wait_seconds(state, org, now)
+        if wait:
+            state.save()
+            return wait
+        call = ZohoCall.objects.create(
+            organization_id=org,
+            path=path[:200],
+            started_at=now,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+        state.calls_today += 1
+        if state.reported_remaining is not None:
+            state.reported_remaining = max(0, state.reported_remaining - 1)
+        state.save()
+    return Slot(call.pk, org)
+
+
+def _wait_seconds(state: LimiterState, org: str, now: datetime) -> float:
+    if state.paused_until and state.paused_until > now:
+        return (state.paused_until - now).total_seconds()
+    recent = _minute_calls(org, now)
+    used = recent.count()
+    if used >= MINUTE_CAP:
+        # The slot frees when the call that put us at the cap leaves the window.
+        freeing = recent.order_by("started_at").values_list("started_at", flat=True)[used - MINUTE_CAP]
+        return max(0.01, (freeing + MINUTE + WINDOW_GUARD - now).total_seconds())
+    if _in_flight(org, now) >= concurrency_cap():
+        return CONCURRENCY_POLL_SECONDS
+    return 0.0
+
+
+def acquire(
+    *,
+    path: str = "",
+    lease_seconds: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    max_wait: float | None = None,
+    org: str | None = None,
+) -> Slot:
+    """Wait for a slot, at most `zoho_rate_limit_max_wait_seconds` in all, then give up (rate_limit)."""
+    if max_wait is None:
+        max_wait = config.get("zoho_rate_limit_max_wait_seconds")
+    waited = 0.0
+    while True:
+        granted = try_acquire(timezone.now(), path=path, lease_seconds=lease_seconds, org=org)
+        if isinstance(granted, Slot):
+            return granted
+        if waited + granted > max_wait:
+            raise ZohoError(
+                f"no Zoho call slot within {max_wait:g} s (next in {granted:.1f} s)",
+                kind="rate_limit",
+                retry_after=granted,
+            )
+        sleep(granted)
+        waited += granted
+
+
+def release(slot: Slot, now: datetime, *, outcome: CallOutcome, status: int | None = None) -> None:
+    ZohoCall.objects.filter(pk=slot.call_id).update(finished_at=now, outcome=outcome, status=status)
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def record_headers(headers: Mapping[str, str], now: datetime, *, org: str | None = None) -> None:
+    """Take in Zoho's own view of the day: its remaining count and when its day resets."""
+    remaining = _header_int(headers, "x-rate-limit-remaining")
+    reset = _header_int(headers, "x-rate-limit-reset")
+    if remaining is None and reset is None:
+        return
+    with transaction.atomic():
+        state = _locked_state(organization(org), now)
+        if reset is not None:
+            resets_at = (now + timedelta(seconds=reset)).replace(microsecond=0)
+            # Zoho's remaining only falls during its day (answers of calls in flight may arrive out
+            # of order, by at most the calls in flight); a jump up means its day turned before ours.
+            known = state.reported_remaining
+            if remaining is not None and known is not None and remaining > known + concurrency_cap():
+                state.day_resets_at = now
+                _roll_day(state, now, resets_at=resets_at)
+            state.day_resets_at = resets_at
+        if remaining is not None and (state.reported_remaining is None or remaining < state.reported_remaining):
+            state.reported_remaining = remaining
+        state.save()
+
+
+def record_throttle(error: ZohoError, now: datetime, *, org: str | None = None) -> None:
+    """Slow every process down after a 429, as Zoho asked."""
+    with transaction.atomic():
+        state = _locked_state(organization(org), now)
+        if error.kind == "daily_limit":
+            state.day_blocked = True
+        else:
+            default = CONCURRENCY_PAUSE_SECONDS if error.kind == "concurrency" else THROTTLE_PAUSE_SECONDS
+            until = now + timedelta(seconds=error.retry_after if error.retry_after is not None else default)
+            if state.paused_until is None or until > state.paused_until:
+                state.paused_until = until
+        state.save()
+
+
+def usage(now: datetime, *, org: str | None = None) -> Usage:
+    """The budget as every process sees it (dashboard, planner, tds_status). Reads only."""
+    org = organization(org)
+    state = LimiterState.objects.filter(organization_id=org).first() or LimiterState(organization_id=org)
+    _roll_day(state, now)
+    minute_used = min(MINUTE_CAP, _minute_calls(org, now).count())
+    if state.paused_until and state.paused_until > now:
+        minute_used = MINUTE_CAP  # Zoho has blocked us for now: no minute budget left
+    return Usage(
+        calls_today=state.calls_today,
+        daily_cap=daily_cap(),
+        minute_used=minute_used,
+        minute_cap=MINUTE_CAP,
+        remaining_today=_remaining_today(state),
+        remaining_minute=MINUTE_CAP - minute_used,
+        reset_at=state.day_resets_at,
+    )

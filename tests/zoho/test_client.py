@@ -1,0 +1,249 @@
+"""The Zoho client against the simulator over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from sync.zoho import breaker, limiter
+from sync.zoho.client import ZohoClient, ZohoError
+from sync.zoho.models import ZohoToken
+from sync.zoho.simulator import ZohoSimulator
+from tdscore import config
+
+pytestmark = pytest.mark.django_db
+TOKEN_PATH = "/oauth/v2/token"
+
+
+def token_requests(sim) -> int:
+    return sum(1 for r in sim.requests if r.path == TOKEN_PATH)
+
+
+def point_at(settings, sim: ZohoSimulator) -> None:
+    settings.ZOHO_API_BASE = settings.ZOHO_ACCOUNTS_BASE = sim.url
+    settings.ZOHO_CLIENT_ID, settings.ZOHO_CLIENT_SECRET = "sim-client", "sim-secret"
+    settings.ZOHO_REFRESH_TOKEN = "sim-refresh"
+    settings.ZOHO_ORGANIZATION_ID = sim.organization_id
+
+
+@pytest.fixture
+def limited_sim(settings) -> Iterator[ZohoSimulator]:
+    """A simulator enforcing Zoho's per-minute limit of 100 calls."""
+    with ZohoSimulator(per_minute_limit=100) as sim:
+        point_at(settings, sim)
+        yield sim
+
+
+@pytest.fixture
+def clock():
+    """A clock that runs, and that the client's waits move forward instead of sleeping.
+
+    time-machine moves datetime.now in every thread, so the simulator's clock moves with ours.
+    """
+    with time_machine.travel(timezone.now(), tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def client(zoho_sim, clock):
+    with ZohoClient(sleep=clock.shift) as zoho:
+        yield zoho
+
+
+def test_every_call_carries_the_token_header_and_organization(zoho_sim, client):
+    item = zoho_sim.seed("products", 1)[0]
+    assert client.get("products", item["item_id"])["item_id"] == item["item_id"]
+    call = zoho_sim.api_calls()[-1]
+    assert call.path == f"/inventory/v1/items/{item['item_id']}"
+    assert call.params["organization_id"] == zoho_sim.organization_id
+
+
+def test_list_pages_follow_has_more_page(zoho_sim, client):
+    zoho_sim.seed("products", 450)
+    pages = list(client.iter_pages("products"))
+    assert [(p.page, p.has_more, len(p.rows)) for p in pages] == [(1, True, 200), (2, True, 200), (3, False, 50)]
+    ids = {row["item_id"] for p in pages for row in p.rows}
+    assert ids == {obj["item_id"] for obj in zoho_sim.all("products")}
+
+
+def test_contacts_are_listed_by_contact_type(zoho_sim, client):
+    zoho_sim.seed("customers", 3)
+    zoho_sim.seed("vendors", 2)
+    page = client.list_page("vendors")
+    assert len(page.rows) == 2 and {row["contact_type"] for row in page.rows} == {"vendor"}
+
+
+def test_modified_since_filters_where_zoho_has_the_filter(zoho_sim, client, clock):
+    old = zoho_sim.seed("invoices", 3)
+    clock.shift(3600)
+    changed = zoho_sim.update("invoices", old[0]["invoice_id"], reference_number="changed")
+    page = client.list_page("invoices", modified_since=timezone.now() - timedelta(minutes=5))
+    assert [row["invoice_id"] for row in page.rows] == [changed["invoice_id"]]
+
+
+def test_the_token_is_cached_and_shared_by_clients(zoho_sim, clock):
+    item = zoho_sim.seed("products", 1)[0]
+    with ZohoClient(sleep=clock.shift) as first, ZohoClient(sleep=clock.shift) as second:
+        first.get("products", item["item_id"])
+        second.get("products", item["item_id"])
+        second.list_page("products")
+    assert token_requests(zoho_sim) == 1
+    assert ZohoToken.objects.get().refresh_count == 1
+
+
+def test_the_api_domain_from_the_token_answer_is_used(zoho_sim, settings, clock):
+    settings.ZOHO_API_BASE = ""  # only the accounts host is known; the API host comes from the token
+    item = zoho_sim.seed("products", 1)[0]
+    with ZohoClient(sleep=clock.shift) as zoho:
+        assert zoho.get("products", item["item_id"])["item_id"] == item["item_id"]
+    assert ZohoToken.objects.get().api_domain == zoho_sim.url
+
+
+def test_a_token_expiring_mid_run_is_refreshed_once(zoho_sim, client):
+    zoho_sim.seed("products", 450)
+    pages = client.iter_pages("products")
+    next(pages)
+    zoho_sim.advance(3700)  # Zoho's clock passes the token's hour; ours still thinks it is fresh
+    rest = list(pages)
+    assert [p.page for p in rest] == [2, 3]
+    assert token_requests(zoho_sim) == 2
+    assert breaker.state(timezone.now()) == "closed"
+
+
+def test_a_revoked_token_puts_the_breaker_in_auth_and_callers_are_refused_quickly(zoho_sim, client):
+    item = zoho_sim.seed("products", 1)[0]
+    client.get("products", item["item_id"])
+    zoho_sim.revoke_tokens()
+    with pytest.raises(ZohoError) as first:
+        client.get("products", item["item_id"])
+    assert (first.value.kind, first.value.permanent) == ("auth", False)
+    assert breaker.state(timezone.now()) == "auth"
+    seen = len(zoho_sim.requests)
+    with pytest.raises(ZohoError) as second:
+        client.list_page("products")
+    assert second.value.kind == "auth"
+    assert len(zoho_sim.requests) == seen  # refused without calling Zoho or its token endpoint
+
+
+def test_auth_state_heals_after_the_grant_is_restored(zoho_sim, client, clock):
+    config.update("zoho_auth_retry_seconds", 10)
+    item = zoho_sim.seed("products", 1)[0]
+    zoho_sim.revoke_tokens()
+    with pytest.raises(ZohoError):
+        client.get("products", item["item_id"])
+    zoho_sim.restore_tokens()
+    clock.shift(11)
+    assert client.get("products", item["item_id"])["item_id"] == item["item_id"]
+    assert breaker.state(timezone.now()) == "closed"
+
+
+def test_a_401_with_code_57_is_a_scope_error_without_refresh(zoho_sim, client):
+    item = zoho_sim.seed("products", 1)[0]
+    client.get("products", item["item_id"])
+    zoho_sim.fail_next(401, code=57)
+    with pytest.raises(ZohoError) as caught:
+        client.get("products", item["item_id"])
+    assert caught.value.kind == "scope"
+    assert token_requests(zoho_sim) == 1
+    assert breaker.state(timezone.now()) == "closed"
+
+
+def test_a_missing_object_is_a_permanent_not_found(zoho_sim, client):
+    with pytest.raises(ZohoError) as caught:
+        client.get("invoices", "404404")
+    assert (caught.value.kind, caught.value.permanent, caught.value.status, caught.value.code) == (
+        "not_found",
+        True,
+        404,
+        1002,
+    )
+
+
+@pytest.mark.parametrize(("status", "code", "kind"), [(429, 45, "daily_limit"), (500, 1000, "server")])
+def test_zoho_errors_over_http_keep_their_kind(zoho_sim, client, status, code, kind):
+    config.update("zoho_call_retries", 0)
+    zoho_sim.fail_next(status, code=code)
+    with pytest.raises(ZohoError) as caught:
+        client.list_page("products")
+    assert (caught.value.kind, caught.value.permanent, caught.value.code) == (kind, False, code)
+
+
+def test_a_dropped_connection_is_retried(zoho_sim, client):
+    zoho_sim.seed("products", 2)
+    zoho_sim.drop_next()
+    assert len(client.list_page("products").rows) == 2
+    assert len(zoho_sim.api_calls()) == 2
+
+
+def test_a_slow_answer_times_out_as_a_network_error(zoho_sim, clock):
+    config.update("zoho_call_retries", 0)
+    zoho_sim.slow_next(2)
+    with ZohoClient(timeout=0.3, sleep=clock.shift) as zoho, pytest.raises(ZohoError) as caught:
+        zoho.list_page("products")
+    assert (caught.value.kind, caught.value.permanent) == ("network", False)
+
+
+def test_repeated_5xx_open_the_breaker_and_it_recovers_through_a_probe(zoho_sim, client, clock):
+    config.update_many({"zoho_breaker_cooldown_seconds": 5, "zoho_call_retries": 2})
+    zoho_sim.seed("products", 1)
+    zoho_sim.fail_next(500, count=5)
+    with pytest.raises(ZohoError) as first:
+        client.list_page("products")  # three tries, three failures
+    assert first.value.kind == "server"
+    with pytest.raises(ZohoError) as second:
+        client.list_page("products")  # two more: five in a row open it; the third try is refused
+    assert second.value.kind == "breaker_open"
+    assert len(zoho_sim.api_calls()) == 5
+    assert breaker.state(timezone.now()) == "open"
+    clock.shift(5)
+    assert breaker.state(timezone.now()) == "half_open"
+    assert len(client.list_page("products").rows) == 1  # the probe
+    assert breaker.state(timezone.now()) == "closed"
+
+
+def test_a_429_storm_slows_the_run_but_it_succeeds_within_the_minute_limit(limited_sim, clock):
+    item = limited_sim.seed("products", 1)[0]
+    limited_sim.fail_next(429, count=3, code=44)
+    started = timezone.now()
+    with ZohoClient(sleep=clock.shift) as zoho:
+        for _ in range(150):
+            zoho.get("products", item["item_id"])
+    calls = [r.at for r in limited_sim.api_calls()]
+    assert len(calls) == 153
+    assert timezone.now() - started >= timedelta(seconds=60)  # it waited as Zoho asked
+    busiest = max(sum(1 for t in calls if start <= t < start + timedelta(seconds=60)) for start in calls)
+    assert busiest <= 100
+
+
+def test_zoho_remaining_header_makes_the_limiter_refuse_before_zoho_does(settings, clock):
+    with ZohoSimulator(daily_limit=5) as sim:
+        point_at(settings, sim)
+        sim.seed("products", 1)
+        with ZohoClient(sleep=clock.shift) as zoho:
+            for _ in range(5):
+                zoho.list_page("products")
+            with pytest.raises(ZohoError) as caught:
+                zoho.list_page("products")
+        assert caught.value.kind == "budget"
+        assert len(sim.api_calls()) == 5  # refused here, no 429 from Zoho
+    assert limiter.usage(timezone.now()).remaining_today == 0
+
+
+def test_usage_counts_the_calls_made(zoho_sim, client, settings):
+    settings.ZOHO_PLAN = "professional"
+    zoho_sim.seed("products", 450)
+    list(client.iter_pages("products"))
+    usage = limiter.usage(timezone.now())
+    assert (usage.calls_today, usage.minute_used, usage.daily_cap) == (3, 3, 5000)
+    assert usage.remaining_minute == 97
+    assert usage.remaining_today == min(5000 - 3, 10_000 - 3)
+
+
+def test_the_canadian_data_centre_uses_zohocloud_accounts(settings):
+    settings.ZOHO_DC, settings.ZOHO_API_BASE, settings.ZOHO_ACCOUNTS_BASE = "ca", "", ""
+    with ZohoClient() as zoho:
+        assert zoho.accounts_base == "https://accounts.zohocloud.ca"
