@@ -195,7 +195,7 @@ class Database:
     def _admin(self):
         import psycopg
 
-        return psycopg.connect(self.parts._replace(path="/postgres").geturl(), autocommit=True)
+        return psycopg.connect(self.parts._replace(path="/postgres", query="").geturl(), autocommit=True)
 
     def create(self) -> None:
         if self.is_postgres:
@@ -217,7 +217,8 @@ class Database:
         if self.is_postgres:
             import psycopg
 
-            with psycopg.connect(self.url) as conn:
+            # Options such as ?conn_max_age=60 are Django's (django-environ), not libpq's.
+            with psycopg.connect(self.parts._replace(query="").geturl()) as conn:
                 return conn.execute(sql).fetchone()[0]
         with sqlite3.connect(self.name) as conn:
             return conn.execute(sql).fetchone()[0]

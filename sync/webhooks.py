@@ -12,7 +12,8 @@ Answers, checked in this order, each with a stable `error` code in
 - 429 `throttled`               — the same, from an address that keeps failing
 - 404 `unknown_entity`          — not one of the eleven slugs
 - 415 `unsupported_media_type`  — not JSON, text/plain or form-urlencoded (none is tried as JSON)
-- 400 `invalid_payload`         — unparseable, or JSON that is not an object (kept as `rejected`)
+- 400 `invalid_payload`         — unparseable, JSON that is not an object, or content the database
+                                  refuses (kept as `rejected`)
 - 409 `idempotency_conflict`    — an Idempotency-Key or webhook-id reused with another body
 - 503 `database_unavailable`    — the database failed; nothing half-written, the sender may retry
 - 202 `{"status": "accepted", "event_id": <id>, "duplicate": false}`
@@ -29,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -112,6 +113,8 @@ def parse(body: bytes, media_type: str) -> dict[str, Any]:
         raise Unparseable("the body is not UTF-8") from None
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise Unparseable("the JSON is nested too deeply") from None
     except ValueError:
         value = None
     else:
@@ -163,10 +166,15 @@ class Delivery:
             key=self._explicit_key() or self._derived_key(located, digest),
             content_hash=digest,
         )
-        with transaction.atomic():
-            event_id, outcome = insert_or_return(event, now=self.now)
-            if outcome == INSERTED:
-                self._queue(event, located, digest)
+        try:
+            with transaction.atomic():
+                event_id, outcome = insert_or_return(event, now=self.now)
+                if outcome == INSERTED:
+                    self._queue(event, located, digest)
+        except DataError as exc:
+            # The database refuses this content (a \u0000 in jsonb, an id too long for its column):
+            # retrying cannot help, so keep the body as rejected rather than answer 503 for ever.
+            return self._store_rejected(f"the database refused the payload: {exc}".strip())
         return self._answer(event_id, outcome)
 
     def _explicit_key(self) -> str:

@@ -189,3 +189,16 @@ def test_inbox_keeps_request_facts_but_never_credentials(client):
     assert event.content_type == "application/json"
     assert event.headers == {"content-type": "application/json", "user-agent": "Zoho", "x-zoho-org-id": "600"}
     assert "token-new-2" not in json.dumps(event.headers)
+
+
+def test_deeply_nested_json_is_400_not_500(client):
+    assert deliver(client, "products", b"[" * 100_000).status_code == 400
+
+
+@pytest.mark.postgres
+def test_content_the_database_refuses_is_400_and_kept(client):
+    # jsonb cannot hold \u0000: retrying would fail for ever, so this is not a 503.
+    response = deliver(client, "products", b'{"item_id": "42", "name": "nul \\u0000 here"}')
+    assert response.status_code == 400
+    assert InboxEvent.objects.get().status == InboxEvent.Status.REJECTED
+    assert not QueueItem.objects.exists()
