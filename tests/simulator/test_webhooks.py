@@ -5,42 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from sync.zoho.simulator import ZohoSimulator
 from sync.zoho.simulator.webhooks import zoho_signature
 
-
-class Recorder(BaseHTTPRequestHandler):
-    def _record(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen.append((self.command, self.path, dict(self.headers), body))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT = do_DELETE = _record
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.seen = []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def target(server) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
+from .conftest import target
 
 
 def test_push_reaches_tds_core_with_the_token(receiver):

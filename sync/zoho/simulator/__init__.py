@@ -110,6 +110,7 @@ class ZohoSimulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._webhook_client: httpx.Client | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> ZohoSimulator:
@@ -123,6 +124,9 @@ class ZohoSimulator:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes slow answers
+        if self._webhook_client is not None:
+            self._webhook_client.close()
+            self._webhook_client = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -165,7 +169,7 @@ class ZohoSimulator:
             for _ in range(count):
                 obj = fabricator.make(slug, self._serial(slug), now)
                 obj.update(self._zoho_values(overrides))
-                made.append(self._store.put(entity.path, obj))
+                made.append(self._store.put(entity.path, obj, owned=True))
         return made
 
     def add(self, slug: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -299,8 +303,18 @@ class ZohoSimulator:
         if self.webhook_auth.zoho_secret:
             action = "deleted" if method == "DELETE" else "updated"
             query = {"org": self.organization_id, "event": f"{key}.{action}"}
+        if self._webhook_client is None:
+            # One client for every delivery: a fresh one per call costs a TLS context each time.
+            self._webhook_client = httpx.Client()
         return webhooks.deliver(
-            self.webhook_target, slug, {key: obj}, auth=self.webhook_auth, method=method, query=query, **options
+            self._webhook_client,
+            self.webhook_target,
+            slug,
+            {key: obj},
+            auth=self.webhook_auth,
+            method=method,
+            query=query,
+            **options,
         )
 
     # -- internals ------------------------------------------------------------------------------

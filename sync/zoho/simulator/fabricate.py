@@ -8,7 +8,6 @@ when there are any, so a seeded organisation hangs together.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from .store import clone
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 TEMPLATES = {
@@ -49,11 +50,11 @@ def _sample(name: str) -> dict[str, Any]:
 
 
 def template(slug: str) -> dict[str, Any]:
-    return copy.deepcopy(_sample(TEMPLATES[slug]))
+    return clone(_sample(TEMPLATES[slug]))
 
 
 def organization() -> dict[str, Any]:
-    return copy.deepcopy(_sample("organizations")[0])
+    return clone(_sample("organizations")[0])
 
 
 def _ids_as_text(value: Any, key: str = "") -> Any:
@@ -180,7 +181,7 @@ class Fabricator:
         row = obj["pricebook_items"][0]
         lines = []
         for item in self._items(self.rng.randint(1, 5)):
-            line = copy.deepcopy(row)
+            line = clone(row)
             rate = item.get("rate", 100) or 100
             line.update(item_id=item["item_id"], name=item["name"], sku=item.get("sku", ""), sales_rate=rate)
             line["pricebook_rate"] = round(rate * markdown, 2)
@@ -193,7 +194,7 @@ class Fabricator:
         for order, item in enumerate(self._items(count), start=1):
             quantity = self.rng.randint(1, 20)
             rate = item.get("rate") or round(self.rng.uniform(5, 500), 2)
-            line = copy.deepcopy(row)
+            line = clone(row)
             line.update(line_item_id=self.new_id(), item_id=item["item_id"], name=item["name"], item_order=order)
             line.update(quantity=quantity, rate=rate, bcy_rate=rate, discount=0, item_total=round(quantity * rate, 2))
             lines.append(line)
@@ -268,7 +269,7 @@ class Fabricator:
             else self._party("customers", "customer_id", "customer_name")
         )
         amount = (invoice or {}).get("total") or round(self.rng.uniform(20, 2000), 2)
-        allocation = copy.deepcopy(obj["invoices"][0])
+        allocation = clone(obj["invoices"][0])
         allocation.update(
             invoice_payment_id=self.new_id(),
             invoice_id=invoice["invoice_id"] if invoice else self.new_id(),
@@ -298,7 +299,7 @@ class Fabricator:
         location = self.rng.choice(self.locations)
         lines = []
         for item in self._items(self.rng.randint(1, 3)):
-            line = copy.deepcopy(row)
+            line = clone(row)
             line.update(line_item_id=self.new_id(), item_id=item["item_id"], name=item["name"])
             line.update(quantity_adjusted=self.rng.choice([-5, -2, -1, 1, 3, 10]), item_total=0)
             line.update(location_id=location["location_id"], location_name=location["location_name"])

@@ -28,6 +28,7 @@ def zoho_signature(secret: str, query: dict[str, str], body: bytes) -> str:
 
 
 def deliver(
+    client: httpx.Client,
     target: str,
     slug: str,
     envelope: dict[str, Any],
@@ -50,4 +51,4 @@ def deliver(
     url = f"{target.rstrip('/')}/webhooks/{slug}"
     if query:
         url += "?" + urlencode(query)
-    return httpx.request(method, url, content=body, headers=headers, timeout=timeout)
+    return client.request(method, url, content=body, headers=headers, timeout=timeout)

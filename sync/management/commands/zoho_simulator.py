@@ -1,0 +1,68 @@
+"""`manage.py zoho_simulator [--port 8001] [--demo]`: the built-in Zoho Books/Inventory simulator.
+
+It accepts the credentials in settings (ZOHO_CLIENT_ID…), enforces Zoho's limits for ZOHO_PLAN,
+and with --demo seeds every entity and keeps changing a few records every few seconds, pushing
+most changes as webhooks to TDS Core (authenticated with the first TDS_WEBHOOK_TOKEN / _SECRET).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from sync.zoho.limiter import CONCURRENCY_CAPS, DAILY_CAPS, MINUTE_CAP, PAID_CONCURRENCY_CAP
+from sync.zoho.simulator import ZohoSimulator
+from sync.zoho.simulator.demo import demo_tick, seed_demo
+
+
+def _first(values: list[str]) -> str | None:
+    return values[0] if values else None
+
+
+class Command(BaseCommand):
+    help = "Run the built-in Zoho Books/Inventory simulator (API and OAuth token endpoint at one URL)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument("--demo", action="store_true", help="seed sample data and keep changing it")
+        parser.add_argument("--interval", type=float, default=5.0, help="seconds between demo changes")
+        parser.add_argument("--webhook-target", default="http://127.0.0.1:8000", help="TDS Core's base URL")
+        parser.add_argument("--no-limits", action="store_true", help="no per-minute, daily or concurrency limit")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, **options):
+        plan = settings.ZOHO_PLAN.lower()
+        limited = not options["no_limits"]
+        sim = ZohoSimulator(
+            client_id=settings.ZOHO_CLIENT_ID or "sim-client",
+            client_secret=settings.ZOHO_CLIENT_SECRET or "sim-secret",
+            refresh_token=settings.ZOHO_REFRESH_TOKEN or "sim-refresh",
+            organization_id=settings.ZOHO_ORGANIZATION_ID or "60012345",
+            per_minute_limit=MINUTE_CAP if limited else None,
+            daily_limit=DAILY_CAPS.get(plan, DAILY_CAPS["free"]) if limited else None,
+            concurrency_limit=CONCURRENCY_CAPS.get(plan, PAID_CONCURRENCY_CAP) if limited else None,
+            webhook_target=options["webhook_target"],
+            webhook_token=_first(settings.TDS_WEBHOOK_TOKEN),
+            webhook_secret=_first(settings.TDS_WEBHOOK_SECRET),
+            seed=options["seed"],
+            port=options["port"],
+        )
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        with sim:
+            self.stdout.write(f"Zoho simulator on {sim.url} (organization {sim.organization_id}, plan {plan})")
+            if options["demo"]:
+                self.stdout.write(f"Seeded {seed_demo(sim)} objects; changes go to {options['webhook_target']}")
+            rng = random.Random(options["seed"])
+            while not stop.wait(options["interval"]):
+                if not options["demo"]:
+                    continue
+                for change in demo_tick(sim, rng):
+                    sent = f"webhook {change.delivered}" if change.delivered else "no webhook"
+                    self.stdout.write(f"{change.action} {change.slug} {change.zoho_id} ({sent})")
+        self.stdout.write("Zoho simulator stopped.")
