@@ -118,6 +118,7 @@ def stop_all(children: list[Child]) -> None:
         try:
             child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            # Safe: a killed drainer's leased rows come back when their lease expires.
             print(f"{child.name} did not stop in {STOP_GRACE_SECONDS} s; killing it.", flush=True)
             child.kill_group()
             child.process.wait()
@@ -187,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if simulator_exists:
         children.append(
-            start("Zoho simulator", [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"])
+            start(
+                "Zoho simulator",
+                [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"]
+                + ["--webhook-target", url],
+            )
         )
     else:
         print("Note: no zoho_simulator command yet; running without the Zoho simulator.", flush=True)
