@@ -203,6 +203,9 @@ def recover_expired_leases(*, now: datetime) -> int:
 # --- Finishing -----------------------------------------------------------------------------------
 
 
+APPLIED = "applied"  # sync.handlers.Outcome.APPLIED; every other outcome is a skip reason
+
+
 class LeaseLost(Exception):
     """The batch's lease expired and another worker took (some of) its rows: undo our work."""
 
@@ -216,8 +219,8 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
     """
     by_status: dict[tuple[str, str], list[int]] = {}
     for item in items:
-        value = str(getattr(outcomes[item.pk], "value", outcomes[item.pk]))
-        key = (QueueItem.Status.COMPLETED, "") if value == "applied" else (QueueItem.Status.SKIPPED, value)
+        value = str(outcomes[item.pk])  # Outcome is a TextChoices: its str is its value
+        key = (QueueItem.Status.COMPLETED, "") if value == APPLIED else (QueueItem.Status.SKIPPED, value)
         by_status.setdefault(key, []).append(item.pk)
     done = 0
     for (status, skip_reason), ids in by_status.items():

@@ -86,7 +86,7 @@ def _apply(batch: queue.Batch, items: list[QueueItem], *, now: datetime, rng: ra
         _apply(batch, items[middle:], now=now, rng=rng, tally=tally)
         return
     for outcome in outcomes.values():
-        tally["completed" if str(getattr(outcome, "value", outcome)) == "applied" else "skipped"] += 1
+        tally["completed" if str(outcome) == queue.APPLIED else "skipped"] += 1
 
 
 def beat(worker_id: str, *, now: datetime, rows: int) -> None:

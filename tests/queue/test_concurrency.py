@@ -18,7 +18,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from erp.models import Product
-from sync.models import AuditTrail, DeadLetter, QueueItem
+from sync.models import AuditTrail, DeadLetter, QueueItem, WorkerHeartbeat
 from sync.payloads import content_hash
 from tdscore import config
 
@@ -139,3 +139,20 @@ def test_rows_of_a_worker_killed_mid_batch_are_taken_again_and_applied_once():
     rescued = QueueItem.objects.filter(pk__in=orphaned)
     assert set(rescued.values_list("lease_expiries", flat=True)) == {1}
     assert rescued.aggregate(Max("attempts"))["attempts__max"] == 1, "the lost try was refunded"
+
+
+def test_process_queue_stops_cleanly_on_sigterm():
+    config.update("queue_poll_interval_ms", 50)
+    drainer = start_worker()
+    try:
+        deadline = time.monotonic() + 30
+        while not WorkerHeartbeat.objects.filter(worker_id__startswith="cli-").exists():
+            assert time.monotonic() < deadline and drainer.poll() is None
+            time.sleep(0.05)
+        drainer.send_signal(signal.SIGTERM)
+        out, err = drainer.communicate(timeout=10)
+    finally:
+        if drainer.poll() is None:
+            drainer.kill()
+    assert drainer.returncode == 0, err
+    assert out.startswith("stopped: completed 0")
