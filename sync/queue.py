@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import DataError, OperationalError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
@@ -386,13 +387,15 @@ class NotReplayable(DeadLetterError):
     pass
 
 
-def replay(dead_letter: DeadLetter, *, by: str, now: datetime) -> QueueItem:
+def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> QueueItem:
     """Send the same queue row back to `pending` with its attempts reset; resolve the dead letter.
 
     The row keeps its source (webhook, pull…): where a change came from stays true, and the replay
     itself is recorded on the dead letter (resolution `replayed`, resolved_by, resolved_at). A new
-    failure opens a new dead letter.
+    failure opens a new dead letter. Raises DeadLetterError (AlreadyResolved, NotReplayable) with a
+    message fit for an operator; the dashboard answers it with 409.
     """
+    now = now or timezone.now()
     with transaction.atomic():
         dead_letter = _lock_unresolved(dead_letter)
         if dead_letter.queue_item_id is None:
@@ -424,14 +427,16 @@ def replay(dead_letter: DeadLetter, *, by: str, now: datetime) -> QueueItem:
     return item
 
 
-def discard(dead_letter: DeadLetter, *, by: str, now: datetime) -> None:
+def discard(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> None:
     """Resolve without applying: the change is dropped on purpose; the queue row stays dead_letter."""
+    now = now or timezone.now()
     with transaction.atomic():
         _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.DISCARDED, by, now)
 
 
-def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime) -> None:
+def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> None:
     """Resolve because the change reached the ERP another way (a later version, a repair)."""
+    now = now or timezone.now()
     with transaction.atomic():
         _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
 
