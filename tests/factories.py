@@ -22,6 +22,7 @@ from erp.models import ZohoRecord
 from sync import queue
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
 from sync.payloads import content_hash
+from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
 from tdscore.models import Configuration, Metric
 
 
@@ -217,3 +218,27 @@ ADMIN_ROWS[Failure] = partial(q_task, Failure)
 def q_queued(name: str = "drain") -> OrmQ:
     payload = SignedPackage.dumps({"id": uuid.uuid4().hex, "name": name, "func": "sync.tasks.drain", "group": None})
     return OrmQ.objects.create(key="tdscore", payload=payload, lock=timezone.now())
+
+
+@builds(ZohoToken)
+def zoho_token(**fields: Any) -> ZohoToken:
+    now = timezone.now()
+    defaults = {"account": "0" * 64, "access_token": "1000.secret", "expires_at": now + timedelta(hours=1)}
+    return ZohoToken.objects.create(**{**defaults, "refreshed_at": now, **fields})
+
+
+@builds(ZohoCall)
+def zoho_call(path: str = "/books/v3/items", **fields: Any) -> ZohoCall:
+    now = timezone.now()
+    defaults = {"organization_id": "60012345", "started_at": now, "lease_until": now, "finished_at": now}
+    return ZohoCall.objects.create(path=path, **{**defaults, "outcome": "ok", "status": 200, **fields})
+
+
+@builds(LimiterState)
+def limiter_state(organization_id: str = "60012345", **fields: Any) -> LimiterState:
+    return LimiterState.objects.create(organization_id=organization_id, **{"calls_today": 12, **fields})
+
+
+@builds(BreakerState)
+def breaker_state(organization_id: str = "60012345", **fields: Any) -> BreakerState:
+    return BreakerState.objects.create(organization_id=organization_id, **fields)
