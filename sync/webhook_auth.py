@@ -138,12 +138,12 @@ def record_failure(address: str) -> bool:
     """Count one failed attempt from `address`; True when it is over the limit (answer 429).
 
     A fixed window in the cache: the first failure starts it, the count expires with it. A
-    broken cache must not turn a 401 into a 500, so it then counts nothing.
+    broken cache or database must not turn a 401 into a 500, so it then counts nothing.
     """
     key = _failure_key(address)
-    window = config.get("webhook_auth_failure_window_seconds")
     try:
+        window, limit = config.get("webhook_auth_failure_window_seconds"), config.get("webhook_auth_failure_limit")
         failures = 1 if cache.add(key, 1, timeout=window) else cache.incr(key)
-    except Exception:  # any cache backend error (Redis down): the 401 still stands
+    except Exception:  # the cache (Redis) or the configuration table is down: the 401 still stands
         return False
-    return failures > config.get("webhook_auth_failure_limit")
+    return failures > limit

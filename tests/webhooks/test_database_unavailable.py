@@ -13,6 +13,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from sync.models import DeadLetter, InboxEvent, QueueItem
+from tdscore import config
 from tests.webhooks.conftest import deliver
 
 ITEM = {"item_id": "42", "name": "Widget", "last_modified_time": "2026-06-09T09:45:41-0400"}
@@ -69,3 +70,13 @@ def test_delivery_retried_after_an_outage_is_accepted(client):
         assert deliver(client, "products", ITEM).status_code == 503
     assert deliver(client, "products", ITEM).status_code == 202
     assert QueueItem.objects.count() == InboxEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_request_while_the_database_is_down_is_still_401(client):
+    # The failure throttle reads its limits from the configuration table, which is down too.
+    config.invalidate()
+    with database_fails_on(None) as failed:
+        response = deliver(client, "products", ITEM, auth=False)
+    assert failed.is_set()
+    assert response.status_code == 401
