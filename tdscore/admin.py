@@ -4,6 +4,10 @@ from django.contrib import admin
 from tdscore import config
 from tdscore.models import Configuration, Metric
 
+admin.site.site_header = "TDS Core operations console"
+admin.site.site_title = "TDS Core"
+admin.site.index_title = "Sync, ERP tables, alerts and configuration"
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """For records that are facts (inbox, audit trail, runs): viewable, never edited by hand."""

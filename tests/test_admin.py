@@ -96,3 +96,9 @@ def test_a_good_configuration_value_is_saved_and_seen_at_once(operator, superuse
     assert response.status_code == 302
     assert config.get("batch_size") == 25
     assert Configuration.objects.get(key="batch_size").updated_by == superuser
+
+
+def test_the_console_is_branded_and_lists_the_sync_tables(operator):
+    page = operator.get(reverse("admin:index")).content.decode()
+    assert "TDS Core operations console" in page
+    assert "Inbox events" in page
