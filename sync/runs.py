@@ -1,0 +1,143 @@
+"""The life of a sync run (tds_sync_runs): pending → running → completed | failed | deferred.
+
+One run at a time per entity. Starting a run locks the entity's lock row (its full-scan cursor)
+so two starters cannot both see "nothing active"; a run whose heartbeat stopped longer than
+`lock_timeout_seconds` ago is stale (its process died) and is failed so the next can start and
+resume from the cursor's checkpoint. A running run renews its heartbeat with a conditional update,
+so a run declared stale learns it lost its lock and stops.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from sync.models import SyncCursor, SyncLog, SyncRun
+from tdscore import config
+
+ACTIVE = (SyncRun.Status.PENDING, SyncRun.Status.RUNNING)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunRefused(Exception):
+    """A run that may not start: another is active for the entity, or the budget can never hold it."""
+
+
+class LostLock(Exception):
+    """This run was declared stale (its heartbeat looked dead) and another may have taken over."""
+
+
+def lock_entity(slug: str) -> None:
+    """Serialise run starts for an entity: call inside transaction.atomic().
+
+    The entity's full-scan cursor row doubles as its lock; get_or_create is safe under the unique
+    (entity, run_type) constraint, and every starter locks the same row.
+    """
+    cursor, _ = SyncCursor.objects.get_or_create(entity=slug, run_type=SyncRun.RunType.FULL)
+    SyncCursor.objects.select_for_update().filter(pk=cursor.pk).first()
+
+
+def stale_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=config.get("lock_timeout_seconds"))
+
+
+def fail_stale(slug: str, *, now: datetime) -> int:
+    """Fail the entity's active runs whose heartbeat (or, never started, creation) is too old."""
+    cutoff = stale_before(now)
+    stale = SyncRun.objects.filter(entity=slug, status__in=ACTIVE).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    runs = list(stale)
+    for run in runs:
+        finish(
+            run, SyncRun.Status.FAILED, now=now, error=f"stale: no heartbeat since {run.heartbeat_at or run.created_at}"
+        )
+    return len(runs)
+
+
+def active_run(slug: str, *, now: datetime) -> SyncRun | None:
+    fail_stale(slug, now=now)
+    return SyncRun.objects.filter(entity=slug, status__in=ACTIVE).order_by("created_at").first()
+
+
+def create(slug: str, run_type: str, *, now: datetime, trigger: str, estimated_calls: int = 0) -> SyncRun:
+    """A pending run; call inside transaction.atomic() after lock_entity() and the overlap check."""
+    return SyncRun.objects.create(
+        entity=slug,
+        run_type=run_type,
+        trigger=trigger,
+        status=SyncRun.Status.PENDING,
+        created_at=now,
+        estimated_calls=estimated_calls,
+    )
+
+
+def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int):
+    run = SyncRun.objects.create(
+        entity=slug,
+        run_type=run_type,
+        trigger=trigger,
+        status=SyncRun.Status.DEFERRED,
+        created_at=now,
+        finished_at=now,
+        estimated_calls=estimated_calls,
+        error=reason,
+    )
+    log(run, f"deferred: {reason}", level=SyncLog.Level.WARNING)
+    return run
+
+
+def claim(run_id: int, *, now: datetime) -> SyncRun | None:
+    """pending → running, by whoever gets there first (conditional update; None if not pending)."""
+    taken = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.PENDING).update(
+        status=SyncRun.Status.RUNNING, started_at=now, heartbeat_at=now, locked_by=WORKER_ID
+    )
+    return SyncRun.objects.get(pk=run_id) if taken else None
+
+
+def heartbeat(run: SyncRun, *, now: datetime, **counts: int) -> None:
+    """Renew the run's heartbeat and add `counts` (calls=1, fetched=200…) in one conditional update."""
+    changes = {name: F(name) + value for name, value in counts.items() if value}
+    alive = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING, locked_by=run.locked_by).update(
+        heartbeat_at=now, **changes
+    )
+    if not alive:
+        raise LostLock(f"run #{run.pk} is no longer ours (declared stale?)")
+    run.heartbeat_at = now
+    for name, value in counts.items():
+        setattr(run, name, getattr(run, name) + value)
+
+
+def finish(run: SyncRun, status: str, *, now: datetime, error: str = "") -> SyncRun:
+    run.status = status
+    run.finished_at = now
+    run.duration = now - run.started_at if run.started_at else None
+    run.error = error[:10_000]
+    run.save(update_fields=["status", "finished_at", "duration", "error"])
+    level = SyncLog.Level.INFO if status == SyncRun.Status.COMPLETED else SyncLog.Level.WARNING
+    log(run, f"{run.run_type} {run.entity} {status}" + (f": {error}" if error else ""), level=level)
+    return run
+
+
+def log(run: SyncRun, message: str, *, level: str = SyncLog.Level.INFO, **context) -> None:
+    SyncLog.objects.create(sync_run=run, level=level, message=message, context=context)
+
+
+def cursor(slug: str, run_type: str) -> SyncCursor:
+    return SyncCursor.objects.get_or_create(entity=slug, run_type=run_type)[0]
+
+
+@transaction.atomic
+def save_checkpoint(run: SyncRun, state: dict, *, now: datetime) -> None:
+    """Keep where the run is on the run and on its cursor, so the next run of this type resumes there."""
+    run.checkpoint = state
+    SyncRun.objects.filter(pk=run.pk).update(checkpoint=state, heartbeat_at=now)
+    row = cursor(run.entity, run.run_type)
+    row.checkpoint = {**row.checkpoint, "resume": state}
+    row.last_run = run
+    row.last_run_at = now
+    row.save(update_fields=["checkpoint", "last_run", "last_run_at"])
