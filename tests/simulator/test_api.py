@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from sync.payloads import parse_zoho_time
+
 
 def test_list_walks_every_page_and_each_record_once(zoho_sim, caller):
     seeded = {obj["invoice_id"] for obj in zoho_sim.seed("invoices", 23)}
@@ -53,10 +55,13 @@ def test_seed_is_deterministic():
 def test_update_moves_last_modified_time_to_the_clock(zoho_sim, caller):
     invoice = zoho_sim.seed("invoices", 1)[0]
     zoho_sim.advance(120)
+    before = zoho_sim.now().replace(microsecond=0)
     zoho_sim.update("invoices", invoice["invoice_id"], status="void")
+    after = zoho_sim.now()
     detail = caller.get(f"/books/v3/invoices/{invoice['invoice_id']}").json()["invoice"]
     assert detail["status"] == "void"
-    assert detail["last_modified_time"] == zoho_sim.now().strftime("%Y-%m-%dT%H:%M:%S%z")
+    assert before <= parse_zoho_time(detail["last_modified_time"]) <= after
+    assert detail["last_modified_time"].endswith(before.strftime("%z"))
 
 
 def test_deleted_record_leaves_lists_and_its_detail_answers_1002(zoho_sim, caller):
@@ -144,3 +149,9 @@ def test_every_entity_answers_list_and_detail(zoho_sim, caller):
         assert obj[entity.id_field] in {row[entity.id_field] for row in listed}, slug
         detail = caller.get(f"{prefix}/{entity.path}/{obj[entity.id_field]}").json()
         assert detail[entity.single_key][entity.id_field] == obj[entity.id_field], slug
+
+
+def test_seeded_history_ends_an_hour_before_now(zoho_sim):
+    settled = zoho_sim.now() - timedelta(hours=1)
+    for invoice in zoho_sim.seed("invoices", 30):
+        assert parse_zoho_time(invoice["created_time"]) <= parse_zoho_time(invoice["last_modified_time"]) <= settled

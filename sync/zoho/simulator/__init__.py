@@ -153,7 +153,9 @@ class ZohoSimulator:
 
     # -- data -----------------------------------------------------------------------------------
     def seed(self, slug: str, count: int, **overrides: Any) -> list[dict[str, Any]]:
-        """Add `count` realistic objects (overrides set fields on each; datetimes become Zoho times)."""
+        """Add `count` realistic objects (overrides set fields on each; datetimes become Zoho times).
+
+        Their created and last_modified times lie in the 90 days that end an hour before now."""
         entity = ENTITIES[slug]
         pools: dict[str, list[dict[str, Any]]] = {}
 

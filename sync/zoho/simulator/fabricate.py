@@ -32,6 +32,7 @@ TEMPLATES = {
     "prices": "pricebook",
     "users": "user",
 }
+HISTORY_ENDS_BEFORE_NOW = timedelta(hours=1)
 LOCATIONS = [("Head Office", True), ("East Warehouse", False), ("West Warehouse", False)]
 
 _ADJECTIVES = ["Steel", "Compact", "Premium", "Heavy", "Classic", "Smart", "Eco", "Pro", "Mini", "Ultra"]
@@ -83,8 +84,11 @@ class Fabricator:
 
     def make(self, slug: str, n: int, now: datetime) -> dict[str, Any]:
         obj = template(slug)
-        created = now - timedelta(seconds=self.rng.randint(3600, 90 * 86400))
-        modified = created + timedelta(seconds=self.rng.randint(0, int((now - created).total_seconds())))
+        # Seeded history ends an hour before now, so whatever a test changes afterwards is the only
+        # recent change (an incremental pull with an overlap window must not meet seeded records).
+        settled = now - HISTORY_ENDS_BEFORE_NOW
+        created = settled - timedelta(seconds=self.rng.randint(0, 90 * 86400))
+        modified = created + timedelta(seconds=self.rng.randint(0, int((settled - created).total_seconds())))
         build = getattr(self, "_" + slug.replace("-", "_"))
         build(obj, n, created)
         if "created_time" in obj or slug not in ("users", "prices"):
