@@ -214,7 +214,7 @@ class ZohoClient:
         outcome = _outcome(error)
         limiter.release(slot, now, outcome=outcome, status=response.status_code if response is not None else None)
         if response is not None:
-            limiter.record_headers(response.headers, now, org=org)
+            limiter.record_headers(response.headers, now, org=org, slot=slot)
         if outcome == CallOutcome.FAILURE:
             breaker.record_failure(str(error), now, org=org)
             return

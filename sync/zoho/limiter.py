@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from sync.zoho.errors import ZohoError
@@ -57,6 +58,10 @@ class Usage:
 class Slot:
     call_id: int
     organization_id: str
+    # The day as the limiter saw it when granting the slot, so the answer's headers need no read
+    # when they agree with it (the usual case).
+    reported_remaining: int | None = None
+    day_resets_at: datetime | None = None
 
 
 def organization(org: str | None = None) -> str:
@@ -96,18 +101,16 @@ def _remaining_today(state: LimiterState) -> int:
 
 
 def _locked_state(org: str, now: datetime) -> LimiterState:
-    LimiterState.objects.bulk_create([LimiterState(organization_id=org)], ignore_conflicts=True)
-    state = LimiterState.objects.select_for_update().get(organization_id=org)
+    state = LimiterState.objects.select_for_update().filter(organization_id=org).first()
+    if state is None:  # the first call ever: create the row, then lock it like everyone else
+        LimiterState.objects.bulk_create([LimiterState(organization_id=org)], ignore_conflicts=True)
+        state = LimiterState.objects.select_for_update().get(organization_id=org)
     _roll_day(state, now)
     return state
 
 
 def _minute_calls(org: str, now: datetime):
     return ZohoCall.objects.filter(organization_id=org, started_at__gt=now - MINUTE - WINDOW_GUARD)
-
-
-def _in_flight(org: str, now: datetime) -> int:
-    return ZohoCall.objects.filter(organization_id=org, finished_at__isnull=True, lease_until__gt=now).count()
 
 
 def _prune(state: LimiterState, now: datetime) -> None:
@@ -129,7 +132,6 @@ def try_acquire(now: datetime, *, path: str = "", lease_seconds: float = 60.0, o
         state = _locked_state(org, now)
         _prune(state, now)
         if state.day_blocked or _remaining_today(state) <= 0:
-            state.save()
             kind = "daily_limit" if state.day_blocked else "budget"
             raise ZohoError(
                 f"Zoho daily call budget spent ({state.calls_today} of {daily_cap()} today); "
@@ -151,19 +153,24 @@ def try_acquire(now: datetime, *, path: str = "", lease_seconds: float = 60.0, o
         if state.reported_remaining is not None:
             state.reported_remaining = max(0, state.reported_remaining - 1)
         state.save()
-    return Slot(call.pk, org)
+    return Slot(call.pk, org, state.reported_remaining, state.day_resets_at)
 
 
 def _wait_seconds(state: LimiterState, org: str, now: datetime) -> float:
     if state.paused_until and state.paused_until > now:
         return (state.paused_until - now).total_seconds()
-    recent = _minute_calls(org, now)
-    used = recent.count()
-    if used >= MINUTE_CAP:
+    window_start = now - MINUTE - WINDOW_GUARD
+    in_window = Q(started_at__gt=window_start)
+    in_flight = Q(finished_at__isnull=True, lease_until__gt=now)
+    counts = ZohoCall.objects.filter(in_window | in_flight, organization_id=org).aggregate(
+        used=Count("pk", filter=in_window), in_flight=Count("pk", filter=in_flight)
+    )
+    if counts["used"] >= MINUTE_CAP:
         # The slot frees when the call that put us at the cap leaves the window.
-        freeing = recent.order_by("started_at").values_list("started_at", flat=True)[used - MINUTE_CAP]
+        recent = _minute_calls(org, now).order_by("started_at").values_list("started_at", flat=True)
+        freeing = recent[counts["used"] - MINUTE_CAP]
         return max(0.01, (freeing + MINUTE + WINDOW_GUARD - now).total_seconds())
-    if _in_flight(org, now) >= concurrency_cap():
+    if counts["in_flight"] >= concurrency_cap():
         return CONCURRENCY_POLL_SECONDS
     return 0.0
 
@@ -205,14 +212,20 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def record_headers(headers: Mapping[str, str], now: datetime, *, org: str | None = None) -> None:
+def record_headers(
+    headers: Mapping[str, str], now: datetime, *, org: str | None = None, slot: Slot | None = None
+) -> None:
     """Take in Zoho's own view of the day: its remaining count and when its day resets."""
     remaining = _header_int(headers, "x-rate-limit-remaining")
     reset = _header_int(headers, "x-rate-limit-reset")
     if remaining is None and reset is None:
         return
+    org = organization(org)
+    seen = slot or LimiterState.objects.filter(organization_id=org).first()
+    if not _headers_change(seen, remaining, reset, now):
+        return  # the usual answer: our count already matches Zoho's, so no write
     with transaction.atomic():
-        state = _locked_state(organization(org), now)
+        state = _locked_state(org, now)
         if reset is not None:
             resets_at = (now + timedelta(seconds=reset)).replace(microsecond=0)
             # Zoho's remaining only falls during its day (answers of calls in flight may arrive out
@@ -225,6 +238,15 @@ def record_headers(headers: Mapping[str, str], now: datetime, *, org: str | None
         if remaining is not None and (state.reported_remaining is None or remaining < state.reported_remaining):
             state.reported_remaining = remaining
         state.save()
+
+
+def _headers_change(seen: LimiterState | Slot | None, remaining: int | None, reset: int | None, now: datetime) -> bool:
+    if seen is None or seen.day_resets_at is None or now >= seen.day_resets_at:
+        return True
+    if remaining is not None and (seen.reported_remaining is None or remaining != seen.reported_remaining):
+        return True
+    # Zoho's reset is whole seconds from its own clock: a second of drift is not a new day end.
+    return reset is not None and abs((now + timedelta(seconds=reset) - seen.day_resets_at).total_seconds()) > 2
 
 
 def record_throttle(error: ZohoError, now: datetime, *, org: str | None = None) -> None:
