@@ -1,0 +1,44 @@
+"""`manage.py reconcile [--entity E] [--repair]`: compare Zoho and the ERP, report drift, repair."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from sync import entities, reconcile, runs
+from sync.models import SyncRun
+
+
+class Command(BaseCommand):
+    help = "Reconcile Zoho and the ERP (one run per entity); --repair queues the fixes. Exits 1 if a run failed."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--entity", default="all", help=f"all (default), or one of: {', '.join(entities.ENTITIES)}")
+        parser.add_argument("--repair", action="store_true", help="queue fixes (source reconcile)")
+
+    def handle(self, *args, entity: str, repair: bool, **options):
+        if entity != "all" and entity not in entities.ENTITIES:
+            raise CommandError(f"unknown entity {entity!r}; use all or one of {', '.join(entities.ENTITIES)}")
+        slugs = list(entities.ENTITIES) if entity == "all" else [entity]
+        ok = True
+        for slug in slugs:
+            self.stdout.write(f"{slug}: scanning…")
+            try:
+                run = reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
+            except runs.RunRefused as exc:
+                self.stderr.write(f"{slug}: refused: {exc}")
+                ok = False
+                continue
+            self.report(run)
+            ok = ok and run.status == SyncRun.Status.COMPLETED
+        if not ok:
+            raise SystemExit(1)
+
+    def report(self, run: SyncRun) -> None:
+        if run.status != SyncRun.Status.COMPLETED:
+            self.stderr.write(f"{run.entity}: {run.status}: {run.error}")
+            return
+        report = run.drift_report
+        totals = ", ".join(f"{kind} {n}" for kind, n in report["totals"].items())
+        queued = f"; {report['queued']} repairs queued" if report.get("queued") is not None else ""
+        self.stdout.write(f"{run.entity}: Zoho {report['zoho']}, ERP {report['erp']}; drift: {totals}{queued}")
