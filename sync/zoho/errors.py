@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import httpx
@@ -44,6 +45,10 @@ class ZohoError(Exception):
         self.status = status
         self.code = code
         self.retry_after = retry_after  # seconds Zoho asked us to wait, when it said so
+
+    def __reduce__(self):
+        # Keyword-only arguments defeat Exception's default pickling (django-q2 pickles task errors).
+        return (partial(ZohoError, kind=self.kind), (str(self),), self.__dict__)
 
     def __repr__(self) -> str:
         return f"ZohoError({str(self)!r}, kind={self.kind!r}, status={self.status}, code={self.code})"

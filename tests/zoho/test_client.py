@@ -247,3 +247,24 @@ def test_the_canadian_data_centre_uses_zohocloud_accounts(settings):
     settings.ZOHO_DC, settings.ZOHO_API_BASE, settings.ZOHO_ACCOUNTS_BASE = "ca", "", ""
     with ZohoClient() as zoho:
         assert zoho.accounts_base == "https://accounts.zohocloud.ca"
+
+
+def test_a_concurrency_429_is_retried_after_a_short_pause(zoho_sim, client):
+    zoho_sim.seed("products", 1)
+    zoho_sim.fail_next(429, code=1070)
+    started = timezone.now()
+    assert len(client.list_page("products").rows) == 1
+    assert len(zoho_sim.api_calls()) == 2
+    assert timezone.now() - started >= timedelta(seconds=limiter.CONCURRENCY_PAUSE_SECONDS)
+
+
+def test_after_zohos_daily_429_calls_are_refused_here_until_its_day_resets(zoho_sim, client, clock):
+    zoho_sim.fail_next(429, code=45)
+    with pytest.raises(ZohoError):
+        client.list_page("products")
+    with pytest.raises(ZohoError) as caught:
+        client.list_page("products")
+    assert caught.value.kind == "daily_limit"
+    assert len(zoho_sim.api_calls()) == 1
+    clock.shift(caught.value.retry_after + 1)  # Zoho's x-rate-limit-reset: its midnight
+    assert client.list_page("products").has_more is False

@@ -104,3 +104,18 @@ def test_every_data_centre_is_covered_and_an_unknown_one_is_refused():
     assert len(DATA_CENTRES) == 8
     with pytest.raises(ImproperlyConfigured):
         hosts("us")
+
+
+def test_a_zoho_error_survives_pickling_as_task_results_do():
+    import pickle
+
+    error = ZohoError("Zoho GET /books/v3/invoices: HTTP 429", kind="rate_limit", status=429, code=44, retry_after=7)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.kind, copy.status, copy.code, copy.retry_after, copy.permanent) == (
+        str(error),
+        "rate_limit",
+        429,
+        44,
+        7,
+        False,
+    )
