@@ -291,10 +291,29 @@ class Server:
 # --- The run -----------------------------------------------------------------------------------
 
 
+def chunked_bodies_are_limited(server: Server, payloads: Payloads) -> bool:
+    """Through the real server: a chunked body (no Content-Length) is judged while it is read."""
+    body, headers = payloads.next()
+    headers = {**headers, "Transfer-Encoding": "chunked"}
+    answers = []
+    for chunks in ([body[:100], body[100:]], [b"x" * 65536] * 17):  # ~2 KB, then 1 MiB + 64 KiB
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.request("POST", WEBHOOK_PATH, body=iter(chunks), headers=headers, encode_chunked=True)
+            answers.append(conn.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            answers.append(type(exc).__name__)
+        finally:
+            conn.close()
+    print(f"chunked bodies: {answers[0]} under the limit, {answers[1]} over it (expected 202, 413)")
+    return answers == [202, 413]
+
+
 def measure(args, server: Server, database: Database) -> bool:
     tag = f"{int(time.time()) % 100000:05d}"
     payloads = Payloads(tag)
     print(f"gunicorn {args.workers} sync workers on {database.url.split('@')[-1]}, {args.connections} connections")
+    chunked_ok = chunked_bodies_are_limited(server, payloads)
     for path in (BARE_PATH, WEBHOOK_PATH):  # warm both: connections, imports, caches
         closed_loop("warm-up", server.port, path, payloads, args.connections, args.warmup)
     bare, hooks = [], []
@@ -342,6 +361,7 @@ def measure(args, server: Server, database: Database) -> bool:
     )
     sound = lost == 0 and queue_added == inbox_added and burst.server_errors == 0 and burst.errors == 0
     sound = sound and all(r.server_errors == 0 and r.errors == 0 for r in bare + hooks) and hook_rate > 0
+    sound = sound and chunked_ok
     print("nothing lost, no 5xx: PASS" if sound else "LOSS OR 5xx: FAIL")
     return sound
 
