@@ -194,6 +194,7 @@ class ZohoClient:
         org = self.organization_id
         slot = limiter.acquire(path=url_path, lease_seconds=self._timeout + 5, sleep=self._sleep, org=org)
         response = error = None
+        answered = False
         try:
             response = self._request(
                 "GET",
@@ -201,12 +202,17 @@ class ZohoClient:
                 params={**params, "organization_id": org},
                 headers={"Authorization": f"Zoho-oauthtoken {token.access_token}"},
             )
-            return raise_for_response(response)
+            body = raise_for_response(response)
+            answered = True
+            return body
         except ZohoError as exc:
             error = exc
             raise
         finally:
-            self._account_for(slot, response, error)
+            if answered or error is not None:
+                self._account_for(slot, response, error)
+            else:  # interrupted: free the slot, tell the breaker nothing
+                limiter.release(slot, timezone.now(), outcome=CallOutcome.INTERRUPTED)
 
     def _account_for(self, slot: limiter.Slot, response: httpx.Response | None, error: ZohoError | None) -> None:
         """Tell the limiter and the breaker how the call went."""

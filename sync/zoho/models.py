@@ -46,6 +46,7 @@ class CallOutcome(models.TextChoices):
     FAILURE = "failure"  # 5xx, timeout, dropped connection: what the breaker counts
     THROTTLED = "throttled"  # 429: Zoho is healthy, we were too fast
     REJECTED = "rejected"  # 4xx and auth: Zoho is healthy, the request was refused
+    INTERRUPTED = "interrupted"  # our process stopped mid-call (SIGTERM, a bug): says nothing about Zoho
 
 
 class ZohoCall(models.Model):
