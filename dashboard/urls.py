@@ -1,7 +1,12 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from dashboard import runs
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("dashboard/runs", runs.RunList.as_view(), name="dashboard-runs"),
+    path("dashboard/cursors", runs.CursorList.as_view(), name="dashboard-cursors"),
+    path("dashboard/sync", runs.StartSync.as_view(), name="dashboard-sync"),
 ]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from sync import worker
+from sync import entities, pull, reconcile, schedules, worker
 from tdscore import config
 
 
@@ -47,3 +47,49 @@ def ensure_drainers() -> int:
 
 def _start_drainer(worker_id: str) -> None:
     async_task("sync.tasks.drain_task", worker_id, task_name=f"drain {worker_id}"[:100])
+
+
+# --- Pull runs and reconciliation (sync.pull, sync.reconcile) ----------------------------------
+# A run checkpoints every page and is guarded by its heartbeat, not by the cluster's timeout: a long
+# run gets its own timeout, and a second delivery of the task finds the run claimed and returns.
+RUN_TASK_TIMEOUT_SECONDS = 6 * 3600
+
+
+def pull_task(run_id: int) -> str:
+    return pull.execute(run_id).status
+
+
+def reconcile_task(run_id: int, repair: bool = True) -> str:
+    return reconcile.execute(run_id, repair=repair).status
+
+
+def launch_runs(runs, *, repair: bool = True) -> None:
+    """Run pending runs in the cluster, after the transaction that recorded them commits."""
+    for run in runs:
+        if run.status != "pending":
+            continue
+        if run.run_type == "reconciliation":
+            args, func = (run.pk, repair), "sync.tasks.reconcile_task"
+        else:
+            args, func = (run.pk,), "sync.tasks.pull_task"
+        name = f"{run.run_type} {run.entity} #{run.pk}"[:100]
+        transaction.on_commit(
+            lambda func=func, args=args, name=name: async_task(
+                func, *args, task_name=name, timeout=RUN_TASK_TIMEOUT_SECONDS
+            )
+        )
+
+
+def scheduled_pull(mode: str) -> list[int]:
+    """A schedule tick: start a run per scheduled entity (each takes its lock) and launch them."""
+    started, _ = pull.start_runs(schedules.scheduled_slugs(mode), mode, now=timezone.now(), trigger="schedule")
+    launch_runs(started)
+    return [run.pk for run in started]
+
+
+def scheduled_reconcile() -> list[int]:
+    if not config.get("reconciliation_enabled"):
+        return []
+    started, _ = pull.start_runs(list(entities.ENTITIES), "reconciliation", now=timezone.now(), trigger="schedule")
+    launch_runs(started, repair=True)
+    return [run.pk for run in started]

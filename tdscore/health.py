@@ -59,12 +59,19 @@ def check_zoho(now) -> tuple[str, str]:
     return readiness(now)
 
 
+def check_zoho_budget(now) -> tuple[str, str]:
+    from sync.budget import readiness
+
+    return readiness(now)
+
+
 # Later features append theirs (the Zoho breaker and budget). Each returns (status, detail).
 READINESS_CHECKS: dict[str, Callable] = {
     "database": check_database,
     "workers": check_workers,
     "queue": check_queue,
     "zoho": check_zoho,
+    "zoho_budget": check_zoho_budget,
 }
 
 

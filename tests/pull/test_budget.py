@@ -145,3 +145,14 @@ def test_status_shows_calls_used_the_cap_and_the_exhaustion_time(sim, settings):
 
     assert (status.calls_today, status.daily_cap, status.reserve) == (400, 1000, 100)
     assert status.as_dict()["remaining_today"] == 600
+
+
+def test_readiness_is_degraded_when_only_the_reserve_is_left(sim, settings, client):
+    settings.ZOHO_PLAN = "free"
+    assert client.get("/health/ready").json()["checks"]["zoho_budget"]["status"] == "ok"
+    spend(sim, 950)
+
+    check = client.get("/health/ready").json()["checks"]["zoho_budget"]
+
+    assert check["status"] == "degraded"
+    assert "950 of 1000 calls used today: only the reserve is left" in check["detail"]

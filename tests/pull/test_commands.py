@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from erp.models import Product
+from sync import pull, tasks
+from sync.models import SyncRun
+
+from .conftest import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_sync_zoho_pulls_with_progress_and_exits_0(sim, capsys):
+    sim.seed("products", 45)
+
+    call_command("sync_zoho", "--entity", "products", "--mode", "full")
+    drain()
+
+    out = capsys.readouterr().out
+    assert "products: page 3 · 45 fetched · 45 queued" in out
+    assert "products: completed" in out
+    assert Product.objects.count() == 45
+
+
+def test_sync_zoho_exits_1_when_a_run_is_refused(sim, capsys):
+    pull.start_run("products", "full", now=timezone.now(), trigger="schedule")
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("sync_zoho", "--entity", "products", "--mode", "full")
+
+    assert exit_.value.code == 1
+    assert "refused: overlap" in capsys.readouterr().err
+
+
+def test_sync_zoho_all_incremental_runs_the_entities_zoho_can_filter_or_sort(sim):
+    call_command("sync_zoho", "--entity", "all", "--mode", "incremental")
+
+    assert set(SyncRun.objects.values_list("entity", flat=True)) == {
+        "products",
+        "customers",
+        "vendors",
+        "invoices",
+        "bills",
+        "sales-orders",
+    }
+
+
+def test_scheduled_pull_starts_runs_and_hands_them_to_the_cluster(sim):
+    from django_q.models import OrmQ
+
+    run_ids = tasks.scheduled_pull("stock")
+
+    assert SyncRun.objects.get(pk__in=run_ids).run_type == SyncRun.RunType.STOCK
+    assert OrmQ.objects.count() == 1
+
+
+def test_scheduled_reconcile_is_off_when_disabled(sim):
+    from tdscore import config
+
+    config.update("reconciliation_enabled", False)
+
+    assert tasks.scheduled_reconcile() == []
+    assert not SyncRun.objects.exists()
+
+
+def test_tds_status_json_shows_the_budget_and_latest_runs(sim, capsys):
+    sim.seed("products", 2)
+    pull.pull_entity("products", "full", now=timezone.now())
+
+    call_command("tds_status", "--json")
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["zoho_budget"]["calls_today"] == 1
+    assert data["zoho_budget"]["daily_cap"] == 10000
+    assert data["runs"]["products"]["status"] == "completed"
+
+
+def test_tds_status_prints_calls_used_of_the_cap(sim, capsys):
+    call_command("tds_status")
+
+    assert "Zoho calls today: 0 of 10000" in capsys.readouterr().out
