@@ -39,8 +39,8 @@ from sync import entities, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
-JSON_TYPES = {"", "application/json", "text/json"}
-ACCEPTED_TYPES = JSON_TYPES | {"text/plain", webhook_auth.FORM_TYPE}
+# A missing type is tried as JSON; `application/<vendor>+json` is JSON too.
+ACCEPTED_TYPES = {"", "application/json", "text/json", "text/plain", webhook_auth.FORM_TYPE}
 # Headers worth keeping for an operator; never a token, a signature or a cookie.
 KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "webhook-id", "webhook-timestamp", "x-request-id"}
 
@@ -56,7 +56,10 @@ def receive(request: HttpRequest, entity: str) -> JsonResponse:
         response["Allow"] = ", ".join(METHODS)
         return response
     limit = settings.TDS_WEBHOOK_MAX_BYTES
-    body = read_body(request, limit)
+    try:
+        body = read_body(request, limit)
+    except OSError:  # the sender hung up mid-body (UnreadablePostError): nothing to store
+        return error(400, "invalid_payload", "the body could not be read to its end")
     if body is None:
         return error(413, "payload_too_large", f"the body is over the limit of {limit} bytes")
     now = timezone.now()
@@ -67,7 +70,8 @@ def receive(request: HttpRequest, entity: str) -> JsonResponse:
         return error(401, "unauthorized", "no valid token or signature")
     if entity not in entities.ENTITIES:
         return error(404, "unknown_entity", f"{entity!r} is not one of: {', '.join(entities.ENTITIES)}")
-    if _media_type(request) not in ACCEPTED_TYPES:
+    media_type = _media_type(request)
+    if media_type not in ACCEPTED_TYPES and not media_type.endswith("+json"):
         return error(415, "unsupported_media_type", f"{request.content_type} is not JSON, text/plain or a form")
     delivery = Delivery(request, body, entity, source, METHODS[request.method], now)
     try:

@@ -103,6 +103,25 @@ def test_unknown_entity_with_a_bad_content_type_is_404_first(client):
     assert deliver(client, "no-such-entity", ITEM, content_type="application/xml").status_code == 404
 
 
+def test_vendor_json_content_type_is_json(client):
+    assert deliver(client, "products", ITEM, content_type="application/vnd.zoho+json").status_code == 202
+
+
+class BrokenStream(io.BytesIO):
+    def read(self, size=-1):
+        raise OSError("connection reset by peer")
+
+
+def test_sender_hanging_up_mid_body_is_400_not_500(client):
+    response = client.post(
+        "/webhooks/products",
+        content_type="application/json",
+        **{"wsgi.input": BrokenStream(), "CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 400
+    assert not InboxEvent.objects.exists()
+
+
 def test_missing_content_type_is_tried_as_json(client):
     response = deliver(client, "products", ITEM, content_type=None)
     assert response.status_code == 202
