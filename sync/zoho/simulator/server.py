@@ -146,7 +146,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             sim._limits.release()
 
-    def _route(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> tuple[int, dict]:
+    def _route(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> tuple[int, dict | bytes]:
         sim = self.server.sim
         if parts == ["organizations"]:
             return self._only_get(method) or (200, sim.organizations())
@@ -171,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
     def _only_get(self, method: str) -> tuple[int, dict] | None:
         return None if method == "GET" else (405, error_body(37, method))
 
-    def _list(self, api: str, collection: str, params: dict[str, str]) -> tuple[int, dict]:
+    def _list(self, api: str, collection: str, params: dict[str, str]) -> tuple[int, dict | bytes]:
         try:
             page = int(params.get("page") or 1)
             per_page = min(int(params.get("per_page") or MAX_PER_PAGE), MAX_PER_PAGE)
@@ -204,11 +204,13 @@ class Handler(BaseHTTPRequestHandler):
             "sort_order": result.sort_order,
         }
         list_key = COLLECTIONS[collection].list_key
-        return 200, {"code": 0, "message": "success", list_key: result.rows, "page_context": page_context}
+        head = f'{{"code":0,"message":"success","{list_key}":['.encode()
+        tail = b'],"page_context":' + json.dumps(page_context).encode() + b"}"
+        return 200, head + b",".join(result.rows) + tail
 
     # -- answers --------------------------------------------------------------------------------
-    def _send(self, status: int, payload: dict[str, Any], limits: Verdict | None = None) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
+    def _send(self, status: int, payload: dict[str, Any] | bytes, limits: Verdict | None = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
