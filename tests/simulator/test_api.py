@@ -129,12 +129,16 @@ def test_payment_detail_says_updated_time_where_its_row_says_last_modified_time(
 
 
 def test_items_carry_stock_per_location_and_adjustments_move_it(zoho_sim, caller):
-    item = zoho_sim.seed("products", 1, track_inventory=True)[0]
+    item = next(obj for obj in zoho_sim.seed("products", 10) if obj["track_inventory"])
     location = item["locations"][0]
     zoho_sim.adjust_stock(item["item_id"], location["location_id"], 7)
     detail = caller.get(f"/inventory/v1/items/{item['item_id']}").json()["item"]
     moved = next(loc for loc in detail["locations"] if loc["location_id"] == location["location_id"])
     assert moved["location_stock_on_hand"] == (location["location_stock_on_hand"] or 0) + 7
+    assert detail["last_modified_time"] == item["last_modified_time"]  # a movement is no item edit
+    rows = caller.get("/inventory/v1/items").json()["items"]
+    row = next(r for r in rows if r["item_id"] == item["item_id"])
+    assert row["stock_on_hand"] == item["stock_on_hand"] + 7
     adjustments = caller.get("/inventory/v1/inventoryadjustments").json()["inventory_adjustments"]
     assert len(adjustments) == 1
 

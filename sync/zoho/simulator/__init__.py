@@ -226,8 +226,16 @@ class ZohoSimulator:
                 for field in ("location_stock_on_hand", "location_available_stock", "location_actual_available_stock"):
                     location[field] = on_hand + quantity
         tracked = [loc["location_stock_on_hand"] for loc in item["locations"] if loc["location_stock_on_hand"] != ""]
-        self.update("products", item_id, locations=item["locations"], stock_on_hand=sum(tracked))
-        self.update("products", item_id, available_stock=sum(tracked))
+        # A stock movement is not an edit of the item: Zoho leaves its last_modified_time alone, so
+        # only the list row's stock_on_hand total (or a detail) shows it.
+        self.update(
+            "products",
+            item_id,
+            locations=item["locations"],
+            stock_on_hand=sum(tracked),
+            available_stock=sum(tracked),
+            last_modified_time=item.get("last_modified_time", ""),
+        )
         name = next(loc["location_name"] for loc in self.locations if loc["location_id"] == location_id)
         line = {**template("stock")["line_items"][0], "serial_numbers": [], "batches": [], "storages": []}
         line.update(item_id=item_id, name=item["name"], quantity_adjusted=quantity, item_total=0)
