@@ -1,7 +1,8 @@
 """The webhook receiver: the front door (SPEC §4–§6).
 
 `POST|PUT|DELETE /webhooks/<entity>` stores the raw body in `tds_inbox_events` and its queue row in
-one transaction, and answers only after the commit, so nothing acknowledged can be lost.
+one transaction, and answers only after the commit, so nothing acknowledged can be lost. DELETE
+queues a delete; one without a body takes its object (the id) from the query parameters.
 
 Answers, checked in this order, each with a stable `error` code in
 `{"status": "error", "error": <code>, "detail": <what was wrong>}`:
@@ -159,7 +160,7 @@ class Delivery:
 
     def store(self) -> JsonResponse:
         try:
-            obj = parse(self.body, _media_type(self.request))
+            obj = self._query_object() if self._is_bodiless_delete() else parse(self.body, _media_type(self.request))
         except Unparseable as exc:
             return self._store_rejected(str(exc))
         located = entities.locate(self.slug, obj)
@@ -180,6 +181,14 @@ class Delivery:
             # retrying cannot help, so keep the body as rejected rather than answer 503 for ever.
             return self._store_rejected(f"the database refused the payload: {exc}".strip())
         return self._answer(event_id, outcome)
+
+    def _is_bodiless_delete(self) -> bool:
+        return self.operation == QueueItem.Operation.DELETE and not self.body.strip()
+
+    def _query_object(self) -> dict[str, str]:
+        # A delete rule may name its record only in the URL (`?item_id=${item.item_id}`): a delete
+        # must not be lost for want of a body. Without the id it is dead-lettered, still visible.
+        return {name: value for name, value in self.request.GET.items() if name != "token"}
 
     def _explicit_key(self) -> str:
         headers = self.request.headers

@@ -221,3 +221,19 @@ def test_content_the_database_refuses_is_400_and_kept(client):
     assert response.status_code == 400
     assert InboxEvent.objects.get().status == InboxEvent.Status.REJECTED
     assert not QueueItem.objects.exists()
+
+
+def test_delete_without_a_body_takes_the_id_from_the_query(client):
+    response = deliver(client, "products", b"", method="DELETE", query="?item_id=42&token=token-new-2", auth=False)
+    assert response.status_code == 202
+    row = QueueItem.objects.get()
+    assert (row.operation, row.object_id, row.payload) == ("delete", "42", {"item_id": "42"})
+
+
+def test_delete_without_a_body_or_an_id_is_kept_and_dead_lettered(client):
+    assert deliver(client, "products", b"", method="DELETE").status_code == 202
+    assert DeadLetter.objects.get().reason == "validation"
+
+
+def test_post_without_a_body_is_400(client):
+    assert deliver(client, "products", b"", query="?item_id=42").status_code == 400
