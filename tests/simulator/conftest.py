@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
 from sync.zoho.simulator import ZohoSimulator
+
+# The recorded Zoho samples beside the repository (CI has them; tests that need them skip otherwise).
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "zoho"
 
 
 class Caller:

@@ -6,16 +6,14 @@ These keep the simulator faithful to Zoho, not merely to our client.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from sync.entities import ENTITIES
 from sync.zoho.simulator import ZohoSimulator
 
-from .conftest import Caller
+from .conftest import SHARED, Caller
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "zoho"
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"recorded Zoho samples not found at {SHARED}")
 
 

@@ -36,3 +36,18 @@ def test_push_with_a_wrong_token_is_refused(live_server, settings):
     sim = ZohoSimulator(webhook_target=live_server.url, webhook_token="stale")
     assert sim.push_webhook("products", sim.seed("products", 1)[0]).status_code == 401
     assert not InboxEvent.objects.exists()
+
+
+@pytest.mark.parametrize("body_format", ["json-as-form", "form-json", "form"])
+def test_every_body_format_is_accepted(live_server, settings, body_format):
+    settings.TDS_ZOHO_WEBHOOK_SECRET = ["TdsZohoSecret2026"]
+    sim = ZohoSimulator(webhook_target=live_server.url, zoho_webhook_secret="TdsZohoSecret2026")
+    answer = sim.push_webhook("users", sim.seed("users", 1)[0], body_format=body_format)
+    assert answer.status_code == 202, answer.text
+
+
+def test_standard_webhooks_push_is_accepted(live_server, settings):
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    settings.TDS_STANDARD_WEBHOOK_SECRET = [secret]
+    sim = ZohoSimulator(webhook_target=live_server.url, standard_webhook_secret=secret)
+    assert sim.push_webhook("bills", sim.seed("bills", 1)[0]).status_code == 202

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from urllib.parse import parse_qs
+
+import pytest
 
 from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.webhooks import zoho_signature
+from sync.zoho.simulator.webhooks import standard_signature, zoho_signature
 
-from .conftest import target
+from .conftest import SHARED, target
 
 
 def test_push_reaches_tds_core_with_the_token(receiver):
@@ -52,3 +55,53 @@ def test_stock_snapshot_goes_under_item(receiver):
     item = sim.seed("products", 1)[0]
     sim.push_webhook("stock", item)
     assert json.loads(receiver.seen[0][3]).keys() == {"item"}
+
+
+def test_zoho_signature_over_form_fields_matches_the_readme_vector():
+    query = {"org": "60012345", "event": "item.updated"}
+    form = {"item_id": "4815000000044208", "name": "Widget"}
+    signature = zoho_signature("TdsZohoSecret2026", query, b"ignored for a form", form)
+    assert signature == "bcd473b82aaaef042fd3cd2ed54a85404e09b167a986a30ef16bc1d8ca5630c7"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"recorded Zoho samples not found at {SHARED}")
+def test_standard_signature_matches_the_reference_vector():
+    vector = json.loads((SHARED / "standard-webhooks-test-vector.json").read_text())
+    signed = standard_signature(vector["secret"], vector["msg_id"], vector["timestamp"], vector["payload"].encode())
+    assert signed == vector["expected_signature"]
+
+
+@pytest.mark.parametrize(
+    ("body_format", "content_type"),
+    [("json-as-form", "application/x-www-form-urlencoded"), ("form-json", "application/x-www-form-urlencoded")],
+)
+def test_json_travels_in_the_shapes_zoho_labels_as_forms(receiver, body_format, content_type):
+    sim = ZohoSimulator(webhook_target=target(receiver), webhook_token="t")
+    bill = sim.seed("bills", 1)[0]
+    sim.push_webhook("bills", bill, body_format=body_format)
+    _, _, headers, body = receiver.seen[0]
+    assert headers["Content-Type"] == content_type
+    text = parse_qs(body.decode())["JSONString"][0] if body_format == "form-json" else body.decode()
+    assert json.loads(text) == {"bill": bill}
+
+
+def test_flat_form_carries_the_scalar_fields(receiver):
+    sim = ZohoSimulator(webhook_target=target(receiver), zoho_webhook_secret="k3y")
+    user = sim.seed("users", 1)[0]
+    sim.push_webhook("users", user, body_format="form")
+    _, path, headers, body = receiver.seen[0]
+    form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    assert form["user_id"] == user["user_id"] and form["is_current_user"] == "false"
+    query = {"org": sim.organization_id, "event": "user.updated"}
+    assert headers["X-Zoho-Webhook-Signature"] == zoho_signature("k3y", query, body, form)
+
+
+def test_standard_webhooks_headers_when_a_relay_secret_is_set(receiver):
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    sim = ZohoSimulator(webhook_target=target(receiver), standard_webhook_secret=secret)
+    sim.push_webhook("prices", sim.seed("prices", 1)[0])
+    _, _, headers, body = receiver.seen[0]
+    assert abs(int(headers["webhook-timestamp"]) - sim.now().timestamp()) < 5
+    assert headers["webhook-signature"] == standard_signature(
+        secret, headers["webhook-id"], int(headers["webhook-timestamp"]), body
+    )

@@ -2,7 +2,8 @@
 
 It accepts the credentials in settings (ZOHO_CLIENT_ID…), enforces Zoho's limits for ZOHO_PLAN,
 and with --demo seeds every entity and keeps changing a few records every few seconds, pushing
-most changes as webhooks to TDS Core (authenticated with the first TDS_WEBHOOK_TOKEN / _SECRET).
+most changes as webhooks to TDS Core, authenticated with the first value of each configured
+TDS_WEBHOOK_TOKEN / TDS_WEBHOOK_SECRET / TDS_ZOHO_WEBHOOK_SECRET / TDS_STANDARD_WEBHOOK_SECRET.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Command(BaseCommand):
             webhook_target=options["webhook_target"],
             webhook_token=_first(settings.TDS_WEBHOOK_TOKEN),
             webhook_secret=_first(settings.TDS_WEBHOOK_SECRET),
+            zoho_webhook_secret=_first(settings.TDS_ZOHO_WEBHOOK_SECRET),
+            standard_webhook_secret=_first(settings.TDS_STANDARD_WEBHOOK_SECRET),
             seed=options["seed"],
             port=options["port"],
         )

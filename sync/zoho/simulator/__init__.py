@@ -71,6 +71,7 @@ class ZohoSimulator:
         *,
         webhook_secret: str | None = None,
         zoho_webhook_secret: str | None = None,
+        standard_webhook_secret: str | None = None,
         token_mint_limit: int | None = None,
         time_zone: str = "America/New_York",
         seed: int = 0,
@@ -78,12 +79,15 @@ class ZohoSimulator:
     ) -> None:
         """Outbound webhooks authenticate with every scheme given: `webhook_token` as X-TDS-Token,
         `webhook_secret` as X-TDS-Signature (HMAC of the body), `zoho_webhook_secret` as
-        X-Zoho-Webhook-Signature (with `org` and `event` query parameters signed too).
+        X-Zoho-Webhook-Signature (with `org` and `event` query parameters signed too),
+        `standard_webhook_secret` (whsec_…) as Standard Webhooks headers.
         `token_mint_limit=10` enforces Zoho's 10 access tokens per 10 minutes per refresh token."""
         self.organization_id = organization_id
         self.daily_limit = daily_limit
         self.webhook_target = webhook_target
-        self.webhook_auth = webhooks.WebhookAuth(webhook_token, webhook_secret, zoho_webhook_secret)
+        self.webhook_auth = webhooks.WebhookAuth(
+            webhook_token, webhook_secret, zoho_webhook_secret, standard_webhook_secret
+        )
         self.port = port
         self.rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -301,8 +305,8 @@ class ZohoSimulator:
 
     # -- webhooks -------------------------------------------------------------------------------
     def push_webhook(self, slug: str, obj: dict[str, Any], method: str = "POST", **options: Any) -> httpx.Response:
-        """Deliver `obj` to webhook_target/webhooks/<slug> as a Zoho workflow webhook (default payload:
-        the record under its single key). Options: content_type, timeout."""
+        """Deliver `obj` to webhook_target/webhooks/<slug> as a Zoho workflow webhook: by default the
+        record under its single key as JSON. Options: body_format (see webhooks.BODY_FORMATS), timeout."""
         if not self.webhook_target:
             raise RuntimeError("no webhook_target configured")
         entity = ENTITIES[slug]
@@ -313,15 +317,19 @@ class ZohoSimulator:
         if self.webhook_auth.zoho_secret:
             action = "deleted" if method == "DELETE" else "updated"
             query = {"org": self.organization_id, "event": f"{key}.{action}"}
-        if self._webhook_client is None:
-            # One client for every delivery: a fresh one per call costs a TLS context each time.
-            self._webhook_client = httpx.Client()
+        with self._rng_lock:
+            delivery_id = f"msg_{self.rng.getrandbits(96):024x}"
+            if self._webhook_client is None:
+                # One client for every delivery: a fresh one per call costs a TLS context each time.
+                self._webhook_client = httpx.Client()
         return webhooks.deliver(
             self._webhook_client,
             self.webhook_target,
             slug,
             {key: obj},
             auth=self.webhook_auth,
+            now=self.now(),
+            delivery_id=delivery_id,
             method=method,
             query=query,
             **options,
