@@ -98,6 +98,9 @@ class ZohoClient:
         self._timeout = timeout
         self._sleep = sleep
         self._http = httpx.Client(timeout=timeout)
+        # The shared row's token as this client last read it: a read saved per call. Safe because
+        # a token Zoho refuses sends us back to the shared row (`stale`), never to a refresh of our own.
+        self._known_token: ZohoToken | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -246,8 +249,12 @@ class ZohoClient:
 
         `stale` is a token Zoho just refused: refresh unless another process already replaced it.
         """
+        known = self._known_token
+        if stale is None and known is not None and known.usable(now, margin=TOKEN_MARGIN):
+            return known
         row = ZohoToken.objects.filter(account=self._account).first()
         if row is not None and row.usable(now, margin=TOKEN_MARGIN) and row.access_token != stale:
+            self._known_token = row
             return row
         if not all(self._credentials.values()):
             # Our configuration, not Zoho's answer: no reason to put the breaker in its auth state.
@@ -257,6 +264,7 @@ class ZohoClient:
                 ZohoToken.objects.bulk_create([ZohoToken(account=self._account)], ignore_conflicts=True)
                 row = ZohoToken.objects.select_for_update().get(account=self._account)
                 if row.usable(now, margin=TOKEN_MARGIN) and row.access_token != stale:
+                    self._known_token = row
                     return row  # refreshed by another process while we waited for the lock
                 self._refresh(row, now)
         except ZohoError as exc:
@@ -265,6 +273,7 @@ class ZohoClient:
                 breaker.enter_auth(str(exc), now, org=self.organization_id)
             raise
         breaker.clear_auth(now, org=self.organization_id)
+        self._known_token = row
         return row
 
     def _refresh(self, row: ZohoToken, now: datetime) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from sync.zoho import breaker, limiter
 from sync.zoho.errors import ZohoError
@@ -116,3 +117,12 @@ def test_readiness_is_degraded_while_open_or_in_auth():
     breaker.enter_auth("invalid_code", NOW)
     status, detail = check(NOW)
     assert status == "degraded" and "credentials" in detail
+
+
+def test_ready_endpoint_reports_the_open_breaker_without_failing(client):
+    for _ in range(5):
+        call(CallOutcome.FAILURE, timezone.now())
+    answer = client.get("/health/ready")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "degraded" and body["checks"]["zoho"]["status"] == "degraded"

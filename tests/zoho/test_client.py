@@ -268,3 +268,14 @@ def test_after_zohos_daily_429_calls_are_refused_here_until_its_day_resets(zoho_
     assert len(zoho_sim.api_calls()) == 1
     clock.shift(caught.value.retry_after + 1)  # Zoho's x-rate-limit-reset: its midnight
     assert client.list_page("products").has_more is False
+
+
+def test_a_client_refused_an_old_token_takes_the_one_another_client_refreshed(zoho_sim, clock):
+    item = zoho_sim.seed("products", 1)[0]
+    with ZohoClient(sleep=clock.shift) as first, ZohoClient(sleep=clock.shift) as second:
+        first.get("products", item["item_id"])
+        second.get("products", item["item_id"])
+        zoho_sim.expire_tokens()  # Zoho ends the token early: both clients still hold it
+        first.get("products", item["item_id"])  # 401, refresh, retry
+        second.get("products", item["item_id"])  # 401, finds the new token in the shared row
+    assert zoho_sim.tokens_minted == 2
