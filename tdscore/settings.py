@@ -188,7 +188,7 @@ if Q_BROKER == "redis":
 else:
     Q_CLUSTER["orm"] = "default"
 # The drain loop stops this long before django-q2's timeout would kill it.
-TDS_DRAIN_DEADLINE_SECONDS = 60
+TDS_DRAIN_DEADLINE_SECONDS = env.float("TDS_DRAIN_DEADLINE_SECONDS", default=60)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -30,7 +30,8 @@ T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 def worker_env() -> dict[str, str]:
     db = settings.DATABASES["default"]
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "TDS_CONFIG_CACHE_SECONDS": "0.2"}
+    # The same SECRET_KEY: django-q2 signs the tasks it stores in the ORM broker.
+    return {**os.environ, "DATABASE_URL": url, "SECRET_KEY": settings.SECRET_KEY, "TDS_CONFIG_CACHE_SECONDS": "0.2"}
 
 
 def start_worker(*args: str) -> subprocess.Popen:
@@ -156,3 +157,41 @@ def test_process_queue_stops_cleanly_on_sigterm():
             drainer.kill()
     assert drainer.returncode == 0, err
     assert out.startswith("stopped: completed 0")
+
+
+def test_watchdog_started_drainer_applies_rows_in_the_cluster_and_hands_over():
+    from sync import tasks
+    from tests.factories import queue_item
+
+    config.update_many({"queue_poll_interval_ms": 50, "heartbeat_period_seconds": 1})
+    tasks.ensure_drainers()  # autocommit here: the task is in the ORM broker at once
+    item = queue_item(now=timezone.now())
+    cluster = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=BASE_DIR,
+        env={**worker_env(), "TDS_DRAIN_DEADLINE_SECONDS": "1", "TDS_Q_WORKERS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers are its children: stop them as one group
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while QueueItem.objects.get(pk=item.pk).status != QueueItem.Status.COMPLETED:
+            assert time.monotonic() < deadline and cluster.poll() is None, "the drainer did not apply the row"
+            time.sleep(0.1)
+        # Each drain task lasts 1 s and enqueues its successor under the same worker id: the one
+        # heartbeat row keeps moving well past the first task's deadline.
+        first_seen = WorkerHeartbeat.objects.get().last_seen_at
+        while WorkerHeartbeat.objects.get().last_seen_at < first_seen + timedelta(seconds=3):
+            assert time.monotonic() < deadline, "no successor drain task ran"
+            time.sleep(0.1)
+        assert WorkerHeartbeat.objects.count() == 1
+    finally:
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            _out, err = cluster.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            _out, err = cluster.communicate()
+        print(err[-3000:])  # shown when the test fails
