@@ -18,11 +18,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from django.db import connection, models
-from django.db.models import Value
 
 from sync import entities
 from sync.errors import ValidationFailed
-from sync.handlers import values
+from sync.handlers import bulk, values
 from sync.models import AuditTrail, QueueItem
 
 # Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
@@ -248,20 +247,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def insert_json_as_values(objs: Sequence[models.Model], *fields: str) -> Sequence[models.Model]:
-    """Send JSON columns of a bulk insert as plain parameters, not inside UNNEST arrays.
-
-    Django 5.2 bulk-inserts on PostgreSQL through UNNEST(array literals); psycopg builds the array
-    literal in Python, escaping every `"` of every JSON text with a regex callback. For Zoho's
-    ~10 KB documents that cost more than the rest of the batch together. An expression among the
-    values makes Django use an ordinary VALUES list, where each JSON text is one quoted parameter.
-    """
-    for obj in objs:
-        for name in fields:
-            setattr(obj, name, Value(getattr(obj, name), output_field=models.JSONField()))
-    return objs
-
-
 def lock_objects(namespace: str, zoho_ids: Iterable[str]) -> None:
     """Serialise work on the same objects across workers, including objects not stored yet.
 
@@ -355,7 +340,6 @@ class Handler:
             fk = next(f for f in lines.model._meta.concrete_fields if f.is_relation and f.related_model is model)
             self.line_fk = fk.attname
             self.line_columns = Columns(lines.model, lines.renames, skip={"position"})
-        self.update_fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "zoho_id"]
 
     def __str__(self) -> str:
         return f"{self.entity.slug}{'/' + self.prefix if self.prefix else ''}"
@@ -366,7 +350,7 @@ class Handler:
         outcomes, audits, touched = decide(changes, records, now)
         if touched:
             self.save(touched)
-        AuditTrail.objects.bulk_create(insert_json_as_values(audits, "before", "after", "changed_fields"))
+        bulk.insert(AuditTrail, audits)
         return outcomes
 
     def read(self, item: QueueItem) -> Change:
@@ -411,12 +395,7 @@ class Handler:
         instances = [r.instance for r in rows]
         link_parents(instances, self.columns.parents)
         # Upsert on zoho_id: rows another transaction created meanwhile are updated, not duplicated.
-        self.model.objects.bulk_create(
-            insert_json_as_values(instances, "raw"),
-            update_conflicts=True,
-            unique_fields=["zoho_id"],
-            update_fields=self.update_fields,
-        )
+        bulk.insert(self.model, instances, upsert_on="zoho_id")
         if self.lines is not None:
             self._replace_lines([r for r in rows if r.lines_changed])
 
@@ -431,4 +410,4 @@ class Handler:
             for i, line in enumerate(r.lines)
         ]
         link_parents(new, self.line_columns.parents)
-        line_model.objects.bulk_create(new)
+        bulk.insert(line_model, new)

@@ -14,8 +14,8 @@ from typing import Any
 
 from erp.models import Product, StockLevel
 from sync.errors import ValidationFailed
-from sync.handlers import values
-from sync.handlers.base import Change, Columns, Handler, Lines, insert_json_as_values, link_parents, lock_objects
+from sync.handlers import bulk, values
+from sync.handlers.base import Change, Columns, Handler, Lines, link_parents, lock_objects
 from sync.models import QueueItem
 
 # Older Zoho Inventory organisations call locations warehouses.
@@ -124,12 +124,7 @@ class StockLevelHandler(Handler):
     def save(self, records: list[ItemStock]) -> None:
         levels = [level for r in records for level in r.levels.values()]
         link_parents(levels, self.location_columns.parents)
-        StockLevel.objects.bulk_create(
-            insert_json_as_values(levels, "raw"),
-            update_conflicts=True,
-            unique_fields=["zoho_id"],
-            update_fields=self.update_fields,
-        )
+        bulk.insert(StockLevel, levels, upsert_on="zoho_id")
         self._keep_products_in_step({r.item_id: r.product_stock for r in records if r.product_stock})
 
     def _keep_products_in_step(self, stock: dict[str, dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from erp.models import (
 )
 from sync.handlers import Outcome
 from sync.models import AuditTrail
-from tests.handlers.conftest import apply, enqueue, sample
+from tests.handlers.conftest import SIMULATOR_SAMPLES, apply, enqueue, sample
 
 INVOICE = sample("books-invoice")
 CONTACT = sample("books-contact")
@@ -226,6 +226,26 @@ def test_price_list_items_land_from_pricebook_items():
     assert (price_list.name, price_list.pricebook_type) == ("Wholesale", "per_item")
     entry = price_list.lines.get()
     assert entry.pricebook_rate == Decimal("250") and entry.item_ref == Product.objects.get()
+
+
+def test_simulator_price_book_sample_lands():
+    apply(enqueue("prices", sample("pricebook", SIMULATOR_SAMPLES)))
+    price_list = PriceList.objects.get()
+    assert (price_list.zoho_id, price_list.currency_code, price_list.status) == ("260815000000120001", "USD", "active")
+    assert price_list.lines.get().pricebook_rate == Decimal("269.1")
+
+
+def test_simulator_user_sample_lands_without_a_version():
+    item = enqueue("users", sample("user", SIMULATOR_SAMPLES))
+    assert item.version is None
+    assert apply(item) == [Outcome.APPLIED]
+    stored = ErpUser.objects.get()
+    assert (stored.name, stored.email, stored.role_id, stored.user_type) == (
+        "Nango Developer",
+        "developer@nango.dev",
+        "260815000000000599",
+        "zoho",
+    )
 
 
 def test_user_lands():

@@ -1,0 +1,48 @@
+"""A batch's writes: one INSERT (or upsert on a unique column) per table.
+
+On PostgreSQL the rows travel as ONE jsonb parameter expanded by `jsonb_to_recordset`. Django's
+bulk_create builds UNNEST array literals (psycopg escapes every `"` of a JSON text there with a
+Python regex callback) or a VALUES list with a placeholder per value that psycopg then re-parses:
+for ~3–10 KB Zoho payloads either costs more CPU than the database spends on the statement
+(bench/apply_batch.py measures it). Elsewhere (SQLite, the embedded default) bulk_create.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def insert(model: type[models.Model], objs: Sequence[models.Model], *, upsert_on: str = "") -> None:
+    """Insert `objs`; with `upsert_on` (a unique column), update the row that holds the same value.
+
+    Upserted objects get their primary key set (lines need it). Other columns are overwritten whole.
+    """
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql":
+        conflict = {}
+        if upsert_on:
+            others = [f.name for f in fields if f.column != upsert_on]
+            conflict = {"update_conflicts": True, "unique_fields": [upsert_on], "update_fields": others}
+        model.objects.bulk_create(objs, **conflict)
+        return
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+    if upsert_on:
+        updates = ", ".join(f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.column != upsert_on)
+        sql += f" ON CONFLICT ({qn(upsert_on)}) DO UPDATE SET {updates} RETURNING {qn(model._meta.pk.column)}, {qn(upsert_on)}"
+    rows = [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs]
+    # default=str: Decimal and date/datetime as text, which PostgreSQL casts to the column's type.
+    document = json.dumps(rows, default=str, ensure_ascii=False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        if upsert_on:
+            pks = dict((key, pk) for pk, key in cursor.fetchall())
+            for obj in objs:
+                obj.pk = pks[getattr(obj, upsert_on)]
