@@ -159,3 +159,18 @@ def test_seeded_history_ends_an_hour_before_now(zoho_sim):
     settled = zoho_sim.now() - timedelta(hours=1)
     for invoice in zoho_sim.seed("invoices", 30):
         assert parse_zoho_time(invoice["created_time"]) <= parse_zoho_time(invoice["last_modified_time"]) <= settled
+
+
+def test_items_filter_by_modified_time_in_inventory_but_not_in_books(zoho_sim, caller):
+    items = zoho_sim.seed("products", 4)
+    zoho_sim.advance(60)
+    since = zoho_sim.clock.format()
+    zoho_sim.update("products", items[0]["item_id"], rate=1)
+    assert len(caller.get("/inventory/v1/items", last_modified_time=since).json()["items"]) == 1
+    assert len(caller.get("/books/v3/items", last_modified_time=since).json()["items"]) == 4
+
+
+def test_payment_added_as_its_detail_keeps_its_time(zoho_sim):
+    payment = zoho_sim.seed("payments", 1)[0]
+    zoho_sim.delete("payments", payment["payment_id"])
+    assert zoho_sim.add("payments", payment)["updated_time"] == payment["updated_time"]

@@ -40,7 +40,7 @@ from .fabricate import LOCATIONS, Fabricator, organization, template
 from .limits import Fault, Faults, Limits
 from .oauth import Tokens
 from .server import Server
-from .store import Store, clone, detail
+from .store import Store, clone, detail, stored_form
 
 __all__ = ["Request", "ZohoSimulator"]
 
@@ -157,7 +157,8 @@ class ZohoSimulator:
 
     # -- data -----------------------------------------------------------------------------------
     def seed(self, slug: str, count: int, **overrides: Any) -> list[dict[str, Any]]:
-        """Add `count` realistic objects (overrides set fields on each; datetimes become Zoho times).
+        """Add `count` realistic objects (overrides set fields on each; datetimes become Zoho times),
+        returned as their detail endpoint answers them.
 
         Their created and last_modified times lie in the 90 days that end an hour before now."""
         entity = ENTITIES[slug]
@@ -175,13 +176,14 @@ class ZohoSimulator:
             for _ in range(count):
                 obj = fabricator.make(slug, self._serial(slug), now)
                 obj.update(self._zoho_values(overrides))
-                made.append(self._store.put(entity.path, obj, owned=True))
+                self._store.put(entity.path, obj, owned=True)
+                made.append(detail(entity.path, obj))
         return made
 
     def add(self, slug: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an object as given, filling its id, contact_type and times when it lacks them."""
         entity = ENTITIES[slug]
-        obj = self._zoho_values(obj)
+        obj = stored_form(entity.path, self._zoho_values(obj))
         if not obj.get(entity.id_field):
             with self._rng_lock:
                 obj[entity.id_field] = self._new_id()
@@ -191,7 +193,8 @@ class ZohoSimulator:
             stamp = self.clock.format()
             obj.setdefault("created_time", stamp)
             obj.setdefault("last_modified_time", stamp)
-        return self._store.put(entity.path, obj)
+        self._store.put(entity.path, obj, owned=True)
+        return detail(entity.path, obj)
 
     def update(self, slug: str, zoho_id: str, **fields: Any) -> dict[str, Any]:
         """Change fields of a stored object; its last_modified_time moves to now unless given."""
@@ -202,7 +205,8 @@ class ZohoSimulator:
         if slug not in UNTIMED:
             obj["last_modified_time"] = self.clock.format()
         obj.update(self._zoho_values(fields))
-        return detail(entity.path, self._store.put(entity.path, obj))
+        self._store.put(entity.path, obj, owned=True)
+        return detail(entity.path, obj)
 
     def delete(self, slug: str, zoho_id: str) -> None:
         entity = ENTITIES[slug]

@@ -78,6 +78,14 @@ def summary(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not isinstance(v, (list, dict))}
 
 
+def stored_form(path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of detail(): a payment given as its detail keeps its time as last_modified_time."""
+    if path == "customerpayments" and "updated_time" in obj and "last_modified_time" not in obj:
+        obj = {**obj, "last_modified_time": obj["updated_time"]}
+        del obj["updated_time"]
+    return obj
+
+
 def detail(path: str, obj: dict[str, Any]) -> dict[str, Any]:
     out = clone(obj)
     if path == "customerpayments" and "last_modified_time" in out:
@@ -95,8 +103,8 @@ class Store:
         self._sorted: dict[tuple[str, str, str], tuple[int, list[Record]]] = {}
         self._seq = 0
 
-    def put(self, path: str, obj: dict[str, Any], *, owned: bool = False) -> dict[str, Any]:
-        """Store an object (a copy, unless the caller hands it over with owned=True); return a copy."""
+    def put(self, path: str, obj: dict[str, Any], *, owned: bool = False) -> None:
+        """Store an object: a copy, unless the caller hands it over (owned=True) and never touches it again."""
         id_field = COLLECTIONS[path].id_field
         with self._lock:
             self._seq += 1
@@ -104,7 +112,6 @@ class Store:
             seq = existing.seq if existing else self._seq
             self._records[path][obj[id_field]] = Record.of(obj if owned else clone(obj), seq)
             self._version[path] += 1
-        return clone(obj)
 
     def raw(self, path: str, zoho_id: str) -> dict[str, Any] | None:
         with self._lock:
