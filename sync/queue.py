@@ -143,21 +143,35 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
 
     Paused entities are never claimed. `due_by` (default `now`) lets `process_queue --once` take
     only rows that were due when it started, so a row it retries is left for later, not spun on.
-    Attempts are counted here, at claim.
+    Attempts are counted here, at claim. None means nothing is due.
     """
     paused = config.get("paused_entities")
     waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
-    entity = waiting.values_list("entity", flat=True).first()
-    if entity is None:
-        return None
-    picked = waiting.filter(entity=entity).values("pk")[: config.get("batch_size")]
+    for _ in range(CLAIM_TRIES):
+        entity = waiting.values_list("entity", flat=True).first()
+        if entity is None:
+            return None
+        token = uuid.uuid4()
+        if _lease(waiting.filter(entity=entity), worker_id=worker_id, token=token, now=now):
+            items = list(QueueItem.objects.leased(token).in_claim_order())
+            return Batch(entity=entity, token=token, worker_id=worker_id, items=items)
+        # Other workers' claims in flight held every row we picked: look again rather than report
+        # an empty queue, which would end a `--once` run early.
+    return None
+
+
+# A claim that comes back empty while rows are due lost a race with concurrent claims.
+CLAIM_TRIES = 5
+
+
+def _lease(rows, *, worker_id: str, token: uuid.UUID, now: datetime) -> int:
+    picked = rows.values("pk")[: config.get("batch_size")]
     if connection.vendor == "postgresql":
         # Concurrent workers each get different rows instead of queueing on the same ones.
         # SQLite serialises writers, so the plain conditional update is enough there.
         picked = picked.select_for_update(skip_locked=True)
-    token = uuid.uuid4()
     with transaction.atomic():  # FOR UPDATE needs a transaction, even for this one statement
-        claimed = QueueItem.objects.filter(pk__in=picked, status__in=QueueItem.WAITING).update(
+        return QueueItem.objects.filter(pk__in=picked, status__in=QueueItem.WAITING).update(
             status=QueueItem.Status.PROCESSING,
             attempts=F("attempts") + 1,
             locked_by=worker_id,
@@ -165,10 +179,6 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
             lease_token=token,
             updated_at=now,
         )
-    if not claimed:
-        return None  # another worker took them between our two statements; try again
-    items = list(QueueItem.objects.leased(token).in_claim_order())
-    return Batch(entity=entity, token=token, worker_id=worker_id, items=items)
 
 
 def renew(batch: Batch, *, now: datetime) -> int:
