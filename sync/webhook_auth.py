@@ -130,7 +130,7 @@ def _standard_webhooks_ok(request: HttpRequest, body: bytes, now: datetime) -> b
 # --- Throttling failures -----------------------------------------------------------------------
 
 
-def _failure_key(address: str) -> str:
+def failure_key(address: str) -> str:
     return f"tds:webhook-auth-failures:{address}"
 
 
@@ -140,7 +140,7 @@ def record_failure(address: str) -> bool:
     A fixed window in the cache: the first failure starts it, the count expires with it. A
     broken cache or database must not turn a 401 into a 500, so it then counts nothing.
     """
-    key = _failure_key(address)
+    key = failure_key(address)
     try:
         window, limit = config.get("webhook_auth_failure_window_seconds"), config.get("webhook_auth_failure_limit")
         failures = 1 if cache.add(key, 1, timeout=window) else cache.incr(key)

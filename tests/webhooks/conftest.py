@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from sync.webhook_auth import failure_key
+
+TEST_CLIENT_ADDRESS = "127.0.0.1"  # REMOTE_ADDR of Django's test client
 SAMPLES = Path(__file__).parent / "zoho"  # real Zoho bodies, copied as found from ../shared/zoho
 
 # Two values each: the first is the old one still accepted while the second rolls out.
@@ -24,10 +27,11 @@ def webhook_secrets(settings):
     settings.TDS_WEBHOOK_SECRET = SECRETS
     settings.TDS_ZOHO_WEBHOOK_SECRET = ZOHO_SECRETS
     settings.TDS_STANDARD_WEBHOOK_SECRET = STANDARD_SECRETS
-    # The failure throttle counts in the cache; each test starts from a clean count.
-    cache.clear()
+    # The failure throttle counts in the cache; each test starts from a clean count. Only our key
+    # is removed: the cache may be a Redis shared with other processes.
+    cache.delete(failure_key(TEST_CLIENT_ADDRESS))
     yield settings
-    cache.clear()
+    cache.delete(failure_key(TEST_CLIENT_ADDRESS))
 
 
 def sample(name: str) -> dict[str, Any]:
