@@ -87,3 +87,10 @@ def test_unknown_path_answers_invalid_url(caller):
 def test_organization_id_is_required(zoho_sim, caller):
     answer = caller.get("/books/v3/invoices", organization_id="")
     assert answer.status_code == 400 and answer.json()["code"] == 6041
+
+
+def test_a_stopped_simulator_answers_nothing_even_on_a_kept_alive_connection(zoho_sim, caller):
+    assert caller.get("/books/v3/invoices").status_code == 200
+    zoho_sim.stop()
+    with pytest.raises(httpx.TransportError):
+        caller.get("/books/v3/invoices")

@@ -50,8 +50,17 @@ def _sample(name: str) -> dict[str, Any]:
     return _ids_as_text(data)
 
 
+@cache
+def _item_sample() -> dict[str, Any]:
+    # The recorded Books item lacks Inventory's fields (inventory-item.json); Zoho sends "" when unset.
+    item = dict(_sample("item"))
+    for key, value in _sample("inventory-item").items():
+        item.setdefault(key, [] if isinstance(value, list) else "")
+    return item
+
+
 def template(slug: str) -> dict[str, Any]:
-    return clone(_sample(TEMPLATES[slug]))
+    return clone(_item_sample() if slug == "products" else _sample(TEMPLATES[slug]))
 
 
 def organization() -> dict[str, Any]:
@@ -99,9 +108,6 @@ class Fabricator:
 
     # -- masters --------------------------------------------------------------------------------
     def _products(self, obj: dict[str, Any], n: int, created: datetime) -> None:
-        # The recorded Books item lacks Inventory's fields (inventory-item.json); Zoho sends "" when unset.
-        for key, value in _sample("inventory-item").items():
-            obj.setdefault(key, [] if isinstance(value, list) else "")
         vendor = self.pick("vendors")
         obj.update(is_taxable=True, reorder_level=self.rng.choice([5, 10, 20]))
         obj.update(

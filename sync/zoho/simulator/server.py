@@ -98,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch -------------------------------------------------------------------------------
     def _handle(self, method: str) -> None:
         sim = self.server.sim
+        if sim._stopping.is_set():
+            return self._drop()  # a kept-alive connection outlives the listener; a stopped Zoho answers nothing
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
