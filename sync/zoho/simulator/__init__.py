@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,7 +45,8 @@ from .store import Store, clone, detail, stored_form
 
 __all__ = ["Request", "ZohoSimulator"]
 
-UNTIMED = ("users", "prices")  # Zoho sends these without last_modified_time
+UNTIMED = ("users", "prices")
+REQUESTS_KEPT = 200_000  # Zoho sends these without last_modified_time
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class ZohoSimulator:
         )
         self._limits = Limits(self.clock, per_minute=per_minute_limit, daily=daily_limit, concurrency=concurrency_limit)
         self._faults = Faults()
-        self._requests: list[Request] = []
+        # Bounded: `make run` keeps a simulator up for days; tests look at far fewer calls than this.
+        self._requests: deque[Request] = deque(maxlen=REQUESTS_KEPT)
         self._requests_lock = threading.Lock()
         self._next_id = 4_815_000_000_000_000_000 + self.rng.randrange(10**9) * 10**6
         self._serials: dict[str, int] = {}

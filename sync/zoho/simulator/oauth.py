@@ -55,6 +55,7 @@ class Tokens:
                 }
             self._mints.append(now)
             self.minted += 1
+            self._live = {t: expires for t, expires in self._live.items() if expires > now}
             token = f"1000.{self.rng.getrandbits(128):032x}.{self.rng.getrandbits(128):032x}"
             self._live[token] = now + timedelta(seconds=self.ttl_seconds)
         return 200, {
