@@ -17,6 +17,9 @@ from django.db import models
 from sync.errors import ValidationFailed
 
 Convert = Callable[[Any], Any]
+# erp.models.money(): 20 digits, 6 of them decimals. A larger amount is refused here, as a bad
+# payload, rather than by the database as an error the queue would retry.
+INTEGER_DIGITS = 14
 
 
 def _blank(value: Any) -> bool:
@@ -37,6 +40,8 @@ def money(value: Any) -> Decimal | None:
         raise ValidationFailed(f"not a number: {value!r}") from None
     if not number.is_finite():
         raise ValidationFailed(f"not a finite number: {value!r}")
+    if number and number.adjusted() >= INTEGER_DIGITS:
+        raise ValidationFailed(f"number out of range: {value!r}")
     return number
 
 
@@ -51,12 +56,15 @@ def day(value: Any) -> date | None:
         raise ValidationFailed(f"not a date: {value!r}") from None
 
 
-def ident(value: Any) -> str:
+def ident(value: Any, max_length: int = 100) -> str:
     if _blank(value):
         return ""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValidationFailed(f"not an id: {value!r}")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > max_length:  # cutting an id would point it at another object
+        raise ValidationFailed(f"id longer than {max_length}: {text[:40]}…")
+    return text
 
 
 def text(max_length: int | None) -> Convert:
@@ -79,7 +87,7 @@ def for_field(field: models.Field) -> Convert:
     if isinstance(field, models.DateField):
         return day
     if isinstance(field, models.CharField) and field.name.endswith("_id"):
-        return ident
+        return lambda value: ident(value, field.max_length)
     if isinstance(field, models.CharField | models.TextField):
         return text(field.max_length)
     raise TypeError(f"no Zoho converter for {field!r}")

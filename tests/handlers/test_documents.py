@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from erp.models import (
     Bill,
     BillLine,
@@ -19,6 +21,7 @@ from erp.models import (
     SalesOrder,
     Vendor,
 )
+from sync.errors import ValidationFailed
 from sync.handlers import Outcome
 from sync.models import AuditTrail
 from tests.handlers.conftest import SIMULATOR_SAMPLES, apply, enqueue, sample
@@ -151,6 +154,17 @@ def test_audit_lists_changed_lines():
 def test_percent_discount_without_amount_is_unknown_not_a_failure():
     apply(enqueue("invoices", invoice_version("2026-06-10T09:00:00-0400", line_items=[line(1, discount="12.5%")])))
     assert InvoiceLine.objects.get().discount is None
+
+
+def test_empty_date_is_null():
+    apply(enqueue("invoices", {**INVOICE, "due_date": ""}))
+    assert Invoice.objects.get().due_date is None
+
+
+def test_unparseable_date_fails_the_batch():
+    with pytest.raises(ValidationFailed, match="not a date"):
+        apply(enqueue("invoices", {**INVOICE, "date": "09/06/2026"}))
+    assert not Invoice.objects.exists()
 
 
 def test_bill_sample_lands_with_vendor_reference():

@@ -165,6 +165,8 @@ def test_repeated_delete_is_unchanged():
         ({**ITEM, "rate": {"amount": 1}}, "not a number"),
         ({**ITEM, "rate": True}, "not a number"),
         ({**ITEM, "name": ["a"]}, "not text"),
+        ({**ITEM, "rate": "1e15"}, "out of range"),
+        ({**ITEM, "tax_id": "9" * 101}, "id longer than 100"),
     ],
 )
 def test_bad_payload_fails_the_batch(payload, message):
