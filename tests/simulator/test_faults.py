@@ -94,3 +94,11 @@ def test_a_stopped_simulator_answers_nothing_even_on_a_kept_alive_connection(zoh
     zoho_sim.stop()
     with pytest.raises(httpx.TransportError):
         caller.get("/books/v3/invoices")
+
+
+def test_fault_narrowed_by_query(zoho_sim, caller):
+    zoho_sim.seed("products", 5)
+    zoho_sim.drop_next(count=10, path_contains="page=2")
+    assert caller.get("/inventory/v1/items", page=1, per_page=3).status_code == 200
+    with pytest.raises(httpx.RemoteProtocolError):
+        caller.get("/inventory/v1/items", page=2, per_page=3)

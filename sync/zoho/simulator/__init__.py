@@ -266,7 +266,9 @@ class ZohoSimulator:
 
     # -- faults ---------------------------------------------------------------------------------
     def fail_next(self, status: int, count: int = 1, code: int | None = None, path_contains: str | None = None):
-        """The next `count` matching requests answer `status` with Zoho's body for `code` (default by status)."""
+        """The next `count` matching requests answer `status` with Zoho's body for `code` (default by status).
+
+        Faults match API calls, or with `path_contains` any request whose path and query contain it."""
         self._faults.add(Fault("fail", count, path_contains, status=status, code=code))
 
     def slow_next(self, seconds: float, count: int = 1, path_contains: str | None = None) -> None:

@@ -79,9 +79,9 @@ class Fault:
     code: int | None = None
     seconds: float = 0.0
 
-    def matches(self, path: str, is_api: bool) -> bool:
+    def matches(self, target: str, is_api: bool) -> bool:
         # Without a path, a fault aims at API calls only, so a 500 storm does not hit the token endpoint.
-        return self.path_contains in path if self.path_contains is not None else is_api
+        return self.path_contains in target if self.path_contains is not None else is_api
 
 
 class Faults:
@@ -93,12 +93,12 @@ class Faults:
         with self._lock:
             self._queue.append(fault)
 
-    def take(self, path: str, is_api: bool) -> list[Fault]:
+    def take(self, target: str, is_api: bool) -> list[Fault]:
         """Consume at most one matching fault of each kind for this request, oldest first."""
         taken: dict[str, Fault] = {}
         with self._lock:
             for fault in self._queue:
-                if fault.kind not in taken and fault.remaining > 0 and fault.matches(path, is_api):
+                if fault.kind not in taken and fault.remaining > 0 and fault.matches(target, is_api):
                     fault.remaining -= 1
                     taken[fault.kind] = fault
             self._queue = [f for f in self._queue if f.remaining > 0]

@@ -107,7 +107,7 @@ class Handler(BaseHTTPRequestHandler):
         sim._record(method, path, params)
         api = next((name for name, prefix in API_PREFIXES.items() if path.startswith(prefix)), None)
         delay = 0.0
-        for fault in sim._faults.take(path, api is not None):
+        for fault in sim._faults.take(self.path, api is not None):  # path and query: page=4 narrows too
             if fault.kind == "drop":
                 return self._drop()
             if fault.kind == "slow":
