@@ -238,7 +238,14 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
         done += (
             QueueItem.objects.leased(batch.token)
             .filter(pk__in=ids)
-            .update(status=status, skip_reason=skip_reason, finished_at=now, updated_at=now, locked_until=None)
+            .update(
+                status=status,
+                skip_reason=skip_reason,
+                finished_at=now,
+                updated_at=now,
+                locked_until=None,
+                lease_token=None,  # keeps the partial index tds_queue_lease_token to rows in flight
+            )
         )
     if done != len(items):
         raise LeaseLost(f"{len(items) - done} of {len(items)} rows of lease {batch.token} belong to another worker")
