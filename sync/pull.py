@@ -32,9 +32,9 @@ from django.utils import timezone
 from erp.models import StockLevel
 from sync import budget, entities, runs
 from sync.entities import Entity
-from sync.models import SyncRun
+from sync.models import QueueItem, SyncRun
 from sync.payloads import content_hash, parse_zoho_time, version_of
-from sync.queue import enqueue
+from sync.queue import supersede_older
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient, ZohoError
 from tdscore import config
@@ -241,11 +241,10 @@ class Puller:
             prepared = prepare(rows)
             now = timezone.now()
             with transaction.atomic():
-                for obj, is_summary in prepared:
-                    self.queue(obj, is_summary=is_summary, now=now)
+                queued = self.queue(prepared, now=now)
                 self.state["rows"] += len(page.rows)
                 self.state["max_modified"] = newest(self.state["max_modified"], page.rows)
-                runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=len(prepared))
+                runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
                 runs.save_checkpoint(self.run, self.state, now=now)
             if self.on_page:
                 self.on_page(self.run)
@@ -372,22 +371,26 @@ class Puller:
 
     # Queue rows and the cursor. ------------------------------------------------------------------
 
-    def queue(self, obj: dict[str, Any], *, is_summary: bool, now: datetime) -> None:
-        located = entities.locate(self.entity.slug, obj)
-        if located.object_id is None:
-            runs.log(self.run, "a list row without its id was skipped", level="warning", row=obj)
-            return
-        enqueue(
-            entity=located.entity.slug,
-            object_id=located.object_id,
-            payload=located.obj,
-            content_hash=content_hash(located.obj),
-            version=version_of(located.obj),
-            source="pull",
-            now=now,
-            is_summary=is_summary,
-            sync_run=self.run,
-        )
+    def queue(self, prepared: list[tuple[dict, bool]], *, now: datetime) -> int:
+        rows = []
+        for obj, is_summary in prepared:
+            located = entities.locate(self.entity.slug, obj)
+            if located.object_id is None:
+                runs.log(self.run, "a list row without its id was skipped", level="warning", row=obj)
+                continue
+            rows.append(
+                QueueItem(
+                    entity=located.entity.slug,
+                    object_id=located.object_id,
+                    payload=located.obj,
+                    content_hash=content_hash(located.obj),
+                    version=version_of(located.obj),
+                    source=QueueItem.Source.PULL,
+                    is_summary=is_summary,
+                    sync_run=self.run,
+                )
+            )
+        return len(enqueue_page(rows, now=now))
 
     def complete(self) -> None:
         """Move the cursor: watermark, the stats the planner reads, and no resume point."""
@@ -407,6 +410,29 @@ class Puller:
                 cursor.watermark = seen
             cursor.last_run, cursor.last_run_at, cursor.last_success_at = self.run, now, now
             cursor.save()
+
+
+def enqueue_page(items: list[QueueItem], *, now: datetime) -> list[QueueItem]:
+    """queue.enqueue() for a page of 200 rows in a few queries instead of 600.
+
+    One INSERT for the page; then only objects that already had a waiting row go through
+    queue.supersede_older(), the one place that decides superseding. A pull never queues deletes,
+    so enqueue()'s rule for a delete without a version does not arise here.
+    """
+    for item in items:
+        item.next_attempt_at = item.created_at = item.updated_at = now
+    created = QueueItem.objects.bulk_create(items)
+    ids = {item.object_id for item in created}
+    entities_ = {item.entity for item in created}
+    waiting = set(
+        QueueItem.objects.filter(entity__in=entities_, object_id__in=ids, status__in=QueueItem.WAITING)
+        .exclude(pk__in=[item.pk for item in created])
+        .values_list("entity", "object_id")
+    )
+    for item in created:
+        if item.version is not None and (item.entity, item.object_id) in waiting:
+            supersede_older(item, now=now)
+    return created
 
 
 def newest(current: str | None, rows: list[dict[str, Any]]) -> str | None:

@@ -236,3 +236,17 @@ def test_runs_count_their_calls_and_duration(sim, run_pull):
     assert run.calls == 1 + 5  # one list page, five details
     assert run.duration is not None and run.finished_at >= run.started_at
     assert Bill.objects.count() == 0  # nothing is written to ERP tables before the queue drains
+
+
+def test_a_newer_pulled_row_supersedes_an_older_one_still_waiting(sim, run_pull):
+    (product,) = sim.seed("products", 1)
+    run_pull("products", "full")
+    sim.advance(60)
+    sim.update("products", product["item_id"], name="Newer")
+
+    run_pull("products", "full")
+
+    rows = QueueItem.objects.filter(object_id=product["item_id"]).order_by("pk")
+    assert [(r.status, r.skip_reason) for r in rows] == [("skipped", "superseded"), ("pending", "")]
+    drain()
+    assert Product.objects.get(zoho_id=product["item_id"]).name == "Newer"
