@@ -37,7 +37,7 @@ from sync.entities import ENTITIES, Entity
 
 from . import webhooks
 from .clock import Clock
-from .fabricate import LOCATIONS, Fabricator, organization, template
+from .fabricate import LOCATIONS, UNTIMED, Fabricator, organization, template
 from .limits import Fault, Faults, Limits
 from .oauth import Tokens
 from .server import Server
@@ -45,8 +45,7 @@ from .store import Store, clone, detail, stored_form
 
 __all__ = ["Request", "ZohoSimulator"]
 
-UNTIMED = ("users", "prices")
-REQUESTS_KEPT = 200_000  # Zoho sends these without last_modified_time
+REQUESTS_KEPT = 200_000
 
 
 @dataclass(frozen=True)

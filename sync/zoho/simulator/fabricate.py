@@ -33,6 +33,7 @@ TEMPLATES = {
     "users": "user",
 }
 HISTORY_ENDS_BEFORE_NOW = timedelta(hours=1)
+UNTIMED = ("users", "prices")  # Zoho sends these without created or last_modified times
 LOCATIONS = [("Head Office", True), ("East Warehouse", False), ("West Warehouse", False)]
 
 _ADJECTIVES = ["Steel", "Compact", "Premium", "Heavy", "Classic", "Smart", "Eco", "Pro", "Mini", "Ultra"]
@@ -100,9 +101,8 @@ class Fabricator:
         modified = created + timedelta(seconds=self.rng.randint(0, int((settled - created).total_seconds())))
         build = getattr(self, "_" + slug.replace("-", "_"))
         build(obj, n, created)
-        if "created_time" in obj or slug not in ("users", "prices"):
+        if slug not in UNTIMED:
             obj["created_time"] = self.fmt(created)
-        if slug not in ("users", "prices"):  # Zoho sends no last_modified_time for these
             obj["last_modified_time"] = self.fmt(modified)
         return obj
 
