@@ -250,3 +250,32 @@ def test_a_newer_pulled_row_supersedes_an_older_one_still_waiting(sim, run_pull)
     assert [(r.status, r.skip_reason) for r in rows] == [("skipped", "superseded"), ("pending", "")]
     drain()
     assert Product.objects.get(zoho_id=product["item_id"]).name == "Newer"
+
+
+@pytest.mark.postgres
+def test_two_starters_at_once_get_one_run(sim):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            pull.start_run("invoices", "full", now=timezone.now(), trigger="schedule")
+            outcomes.append("started")
+        except pull.runs.RunRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
+    assert SyncRun.objects.filter(entity="invoices").count() == 1
