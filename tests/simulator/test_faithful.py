@@ -164,3 +164,11 @@ def test_times_are_zoho_formatted(zoho_sim):
     recorded = sample("books-invoice.json")["invoice"]["last_modified_time"]
     ours = zoho_sim.seed("invoices", 1)[0]["last_modified_time"]
     assert len(ours) == len(recorded) and ours[-5] in "+-" and ours[10] == "T"
+
+
+def test_locations_like_the_documented_location(zoho_sim, caller):
+    documented = sample("inventory-location.json")
+    answer = caller.get("/inventory/v1/locations").json()
+    assert [row.keys() for row in answer["locations"]] == [documented.keys()] * len(zoho_sim.locations)
+    item = zoho_sim.seed("products", 1)[0]
+    assert {loc["location_id"] for loc in item["locations"]} == {row["location_id"] for row in answer["locations"]}

@@ -37,7 +37,7 @@ from sync.entities import ENTITIES, Entity
 
 from . import webhooks
 from .clock import Clock
-from .fabricate import LOCATIONS, UNTIMED, Fabricator, organization, template
+from .fabricate import LOCATIONS, UNTIMED, Fabricator, location, organization, template
 from .limits import Fault, Faults, Limits
 from .oauth import Tokens
 from .server import Server
@@ -230,11 +230,11 @@ class ZohoSimulator:
         item = self._store.raw("items", item_id)
         if item is None:
             raise KeyError(f"products {item_id} does not exist")
-        for location in item.get("locations", []):
-            if location["location_id"] == location_id:
-                on_hand = location["location_stock_on_hand"] or 0
+        for place in item.get("locations", []):
+            if place["location_id"] == location_id:
+                on_hand = place["location_stock_on_hand"] or 0
                 for field in ("location_stock_on_hand", "location_available_stock", "location_actual_available_stock"):
-                    location[field] = on_hand + quantity
+                    place[field] = on_hand + quantity
         tracked = [loc["location_stock_on_hand"] for loc in item["locations"] if loc["location_stock_on_hand"] != ""]
         # A stock movement is not an edit of the item: Zoho leaves its last_modified_time alone, so
         # only the list row's stock_on_hand total (or a detail) shows it.
@@ -262,6 +262,11 @@ class ZohoSimulator:
         org = organization()
         org.update(organization_id=self.organization_id, time_zone=str(self.clock.zone.key))
         return {"code": 0, "message": "success", "organizations": [org]}
+
+    def location_list(self) -> dict[str, Any]:
+        """The answer of GET /inventory/v1/locations: the locations items keep stock in."""
+        rows = [location(loc["location_id"], loc["location_name"], loc["is_primary"]) for loc in self.locations]
+        return {"code": 0, "message": "success", "locations": rows}
 
     # -- faults ---------------------------------------------------------------------------------
     def fail_next(self, status: int, count: int = 1, code: int | None = None, path_contains: str | None = None):

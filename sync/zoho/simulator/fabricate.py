@@ -68,6 +68,13 @@ def organization() -> dict[str, Any]:
     return clone(_sample("organizations")[0])
 
 
+def location(location_id: str, name: str, primary: bool) -> dict[str, Any]:
+    obj = clone(_sample("location"))
+    obj.update(location_id=location_id, location_name=name, is_primary=primary, type="general")
+    obj.update(parent_location_id="", associated_series_ids=[], associated_users=[], tax_settings_id="")
+    return obj
+
+
 def _ids_as_text(value: Any, key: str = "") -> Any:
     # Zoho's doc examples print ids as numbers past 2**53; live Zoho sends strings, so we do.
     if isinstance(value, dict):

@@ -152,6 +152,8 @@ class Handler(BaseHTTPRequestHandler):
         sim = self.server.sim
         if parts == ["organizations"]:
             return self._only_get(method) or (200, sim.organizations())
+        if parts == ["locations"]:
+            return self._only_get(method) or (200, sim.location_list())
         if not parts or parts[0] not in COLLECTIONS or len(parts) > 2:
             return 404, error_body(5)
         collection = parts[0]
