@@ -65,7 +65,7 @@ def test_concurrency_limit_answers_429_code_1070():
         threads = [threading.Thread(target=call) for _ in range(2)]
         for thread in threads:
             thread.start()
-        while sim._limits.in_flight < 2:  # both slow calls hold their slot
+        while sim.in_flight < 2:  # both slow calls hold their slot
             threading.Event().wait(0.01)
         refused = Caller(sim).get("/books/v3/users")
         for thread in threads:

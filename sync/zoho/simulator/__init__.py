@@ -308,6 +308,11 @@ class ZohoSimulator:
         with self._requests_lock:
             self._requests.clear()
 
+    @property
+    def in_flight(self) -> int:
+        """API calls being answered right now (what the concurrency limit counts)."""
+        return self._limits.in_flight
+
     def api_calls(self) -> list[Request]:
         """Requests to the REST API (not the token endpoint): what Zoho counts against the limits."""
         return [r for r in self.requests if r.path.startswith(("/books/", "/inventory/"))]
