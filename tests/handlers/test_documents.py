@@ -107,6 +107,13 @@ def test_summary_never_overrides_a_detail_of_the_same_version_nor_its_lines():
     assert invoice.lines.count() == 1
 
 
+def test_summary_carrying_lines_still_leaves_stored_lines_alone():
+    apply(enqueue("invoices", INVOICE))
+    summary = invoice_version("2026-06-10T00:00:00-0400", status="void", line_items=[line(9)])
+    assert apply(enqueue("invoices", summary, is_summary=True)) == [Outcome.APPLIED]
+    assert InvoiceLine.objects.get().line_item_id == "260815000000103006"
+
+
 def test_newer_summary_updates_header_and_leaves_lines_alone():
     apply(enqueue("invoices", INVOICE))
     summary = {
