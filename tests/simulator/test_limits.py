@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sync.zoho.simulator import ZohoSimulator
 
@@ -65,8 +66,9 @@ def test_concurrency_limit_answers_429_code_1070():
         threads = [threading.Thread(target=call) for _ in range(2)]
         for thread in threads:
             thread.start()
-        while sim.in_flight < 2:  # both slow calls hold their slot
-            threading.Event().wait(0.01)
+        deadline = time.monotonic() + 5
+        while sim.in_flight < 2 and time.monotonic() < deadline:  # both slow calls hold their slot
+            time.sleep(0.01)
         refused = Caller(sim).get("/books/v3/users")
         for thread in threads:
             thread.join()
