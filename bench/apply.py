@@ -41,7 +41,7 @@ django.setup()
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from django.db import connection, connections  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from erp.models import Invoice, InvoiceLine, Product  # noqa: E402
@@ -244,6 +244,53 @@ def latency(rate: int, seconds: float) -> dict:
     }
 
 
+def queue_latency(rate: int, seconds: float) -> dict:
+    """The drain side alone: inbox + queue rows written at a steady rate in-process, as the webhook
+    view writes them (one transaction each), while 2 workers drain; insert → ERP commit in ms."""
+    from sync import queue
+
+    reset()
+    start, stop, procs = fork_workers(2, once=False)
+    start.set()
+    total, began = int(rate * seconds), time.perf_counter()
+    try:
+        for n in range(total):
+            time.sleep(max(0.0, began + n / rate - time.perf_counter()))
+            obj, now = product(n), timezone.now()
+            with transaction.atomic():
+                event = InboxEvent.objects.create(
+                    entity="products",
+                    object_id=obj["item_id"],
+                    source="token",
+                    method="POST",
+                    raw_body=b"{}",
+                    idempotency_key=f"q:{n}",
+                    content_hash=content_hash(obj),
+                    received_at=now,
+                )
+                queue.enqueue(
+                    entity="products",
+                    object_id=obj["item_id"],
+                    payload=obj,
+                    content_hash=content_hash(obj),
+                    version=T0,
+                    source="webhook",
+                    now=now,
+                    inbox_event=event,
+                )
+        took = time.perf_counter() - began
+        _wait_until_drained(timeout=60)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join()
+    rows = QueueItem.objects.filter(status="completed")
+    ms = sorted((r.finished_at - r.created_at).total_seconds() * 1000 for r in rows)
+    assert len(ms) == total, f"{total} queued, {len(ms)} applied"
+    cuts = statistics.quantiles(ms, n=100)
+    return {"sent": total, "achieved": total / took, "p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
+
+
 def _wait_for(url: str) -> None:
     for _ in range(100):
         try:
@@ -307,7 +354,9 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
-    parser.add_argument("--parts", default="rates,latency,rss", help="comma-separated: rates, latency, rss")
+    parser.add_argument(
+        "--parts", default="rates,latency,queue-latency,rss", help="comma-separated: rates, latency, queue-latency, rss"
+    )
     args = parser.parse_args()
     sizes = (
         {"products": 100, "invoices": 30, "rate": 10, "seconds": 1, "backlog": 200}
@@ -335,6 +384,13 @@ def run(sizes: dict, parts: set[str]) -> None:
             f"{result['achieved']:.0f}/s; gunicorn -w 2, 2 workers): "
             f"p50 {result['p50']:.0f} ms, p95 {result['p95']:.0f} ms, p99 {result['p99']:.0f} ms; "
             f"beside it, the 202 answer itself: p50 {result['answer_p50']:.0f} ms, p95 {result['answer_p95']:.0f} ms"
+        )
+    if "queue-latency" in parts:
+        result = queue_latency(sizes["rate"], sizes["seconds"])
+        print(
+            f"queue insert → ERP commit at {sizes['rate']}/s for {sizes['seconds']} s ({result['sent']} rows, "
+            f"inserted at {result['achieved']:.0f}/s; 2 workers): "
+            f"p50 {result['p50']:.0f} ms, p95 {result['p95']:.0f} ms, p99 {result['p99']:.0f} ms"
         )
     if "rss" in parts:
         peak, rate = rss_while_draining(sizes["backlog"])
