@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  admin:  {url}/admin/  username: {ADMIN_USERNAME}  password: {admin_password}", flush=True)
     if not created:
         print(f"  (the password is TDS_ADMIN_PASSWORD in {env_file}, unless changed in the admin since)", flush=True)
-    print(f"  health: {url}/health", flush=True)
+    print(f"  health: {url}/health and {url}/health/ready", flush=True)
+    print(f"  webhooks: POST {url}/webhooks/<entity> with X-TDS-Token set to TDS_WEBHOOK_TOKEN", flush=True)
     print("Ctrl-C stops everything.\n", flush=True)
     return supervise(children, stop_requested)
 

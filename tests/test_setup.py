@@ -6,9 +6,11 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -32,10 +34,11 @@ class Devserver:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "devserver.log"
+        self.database = tmp_path / "db.sqlite3"
         env = {
             **os.environ,
             "TDS_ENV_FILE": str(tmp_path / ".env"),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "DATABASE_URL": f"sqlite:///{self.database}",
             "STATIC_ROOT": str(tmp_path / "static"),
             "TDS_Q_WORKERS": "1",
         }
@@ -131,6 +134,9 @@ def test_make_run_serves_admin_and_health_and_ctrl_c_stops_everything(running_de
     assert server.process.wait(timeout=25) == 0
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], f"left running: {alive}"
+    # Set up for the web server and the cluster writing at once (DESIGN: embedded default).
+    with closing(sqlite3.connect(server.database)) as database:
+        assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 # The supervisor alone, over stand-in children: a shell that leaves a grandchild in its process
