@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,9 +75,22 @@ class SyncRequest(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["full", "incremental"], default="incremental")
 
 
+class SyncAccepted(serializers.Serializer):
+    run_ids = serializers.ListField(child=serializers.IntegerField())
+    refused = serializers.DictField(child=serializers.CharField(), help_text="entity → why it was not started")
+
+
+class SyncRefused(serializers.Serializer):
+    status = serializers.CharField()
+    error = serializers.CharField()
+    detail = serializers.CharField()
+    refused = serializers.DictField(child=serializers.CharField())
+
+
 class StartSync(APIView):
     """Start pull runs; they execute in the cluster. 202 with the run ids, 409 with the reasons."""
 
+    @extend_schema(request=SyncRequest, responses={202: SyncAccepted, 409: SyncRefused})
     def post(self, request):
         ask = SyncRequest(data=request.data)
         if not ask.is_valid():
