@@ -23,5 +23,5 @@ def test_apply_bench_smoke_runs_and_reports_every_figure():
         timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for figure in ["baseline update_or_create", "4 worker(s)", "p95", "peak worker RSS"]:
+    for figure in ["baseline update_or_create", "4 worker(s)", "the 202 answer", "queue insert", "peak worker RSS"]:
         assert figure in result.stdout
