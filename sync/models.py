@@ -187,6 +187,13 @@ class QueueItem(models.Model):
                 condition=Q(status__in=["pending", "retry"]),
                 name="tds_queue_due",
             ),
+            # Claim within the chosen entity: the same, AND entity = %s. Without it a claim for an
+            # entity with few due rows walks tds_queue_due past every row of a large backlog.
+            models.Index(
+                fields=["entity", "-priority", "next_attempt_at", "id"],
+                condition=Q(status__in=["pending", "retry"]),
+                name="tds_queue_due_entity",
+            ),
             # Lease recovery: WHERE status = 'processing' AND locked_until < now.
             models.Index(fields=["locked_until"], condition=Q(status="processing"), name="tds_queue_leases"),
             # Supersede and per-object history: WHERE entity = %s AND object_id = %s AND status IN (...).
