@@ -116,6 +116,17 @@ def test_expired_lease_is_taken_again_and_counted():
     assert (item.lease_expiries, item.attempts, item.locked_by) == (1, 1, "other")
 
 
+def test_renewed_lease_is_not_taken_by_another_worker():
+    queue_item(object_id="1", now=NOW)
+    config.update("lock_timeout_seconds", 2)
+    batch = claim("slow")
+    queue.renew(batch, now=NOW + timedelta(seconds=1.5))
+    later = NOW + timedelta(seconds=3)
+    assert queue.recover_expired_leases(now=later) == 0
+    queue.finish(batch, batch.items, {batch.items[0].pk: "applied"}, now=later)
+    assert QueueItem.objects.get().status == QueueItem.Status.COMPLETED
+
+
 def test_row_whose_lease_keeps_expiring_is_dead_lettered_as_lease_expired():
     event = inbox_event()
     queue_item(object_id="1", now=NOW, inbox_event=event)
