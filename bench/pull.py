@@ -194,7 +194,7 @@ def limited(seconds: float) -> bool:
     print(
         f"phase 2: {len(moments)} calls in {seconds:.0f} s with Zoho's 100/minute on; busiest 60 s {busiest} "
         f"of the allowance 90 (target 86-94: {'PASS' if within else 'MISS'}); 429 answers {throttled}; "
-        f"run {run.status}"
+        f"run {run.status} ({run.error or 'finished before the deadline'})"
     )
     return within and throttled == 0
 
