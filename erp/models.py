@@ -213,7 +213,8 @@ class StockAdjustmentLine(models.Model):
         ordering = ["position"]
 
     def __str__(self) -> str:
-        return f"{self.item_id} {self.quantity_adjusted:+}"
+        quantity = "?" if self.quantity_adjusted is None else f"{self.quantity_adjusted:+}"
+        return f"{self.item_id} {quantity}"
 
 
 class PriceList(ZohoRecord):
