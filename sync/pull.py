@@ -16,6 +16,7 @@ the queue's one apply path does that.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ SORT_ASCENDING = {"sort_column": "last_modified_time", "sort_order": "A"}
 SORT_DESCENDING = {"sort_column": "last_modified_time", "sort_order": "D"}
 # A 429, a 5xx or a dropped connection the client gave up on: wait and try the same call again,
 # for at most this long in all, before the run fails (and a later run resumes from its checkpoint).
-TRANSIENT_WINDOW = timedelta(minutes=5)
+TRANSIENT_WINDOW = timedelta(minutes=15)
 MINUTE_POLL_SECONDS = 0.5
 
 
@@ -332,25 +333,28 @@ class Puller:
     def call(self, fn: Callable[[], T]) -> T:
         """One Zoho call within the budget: pace to the minute allowance, wait out transient errors."""
         give_up_at = timezone.now() + TRANSIENT_WINDOW
-        while True:
+        for attempt in itertools.count():
             self.pace()
             try:
                 result = fn()
             except ZohoError as exc:
-                runs.heartbeat(self.run, now=timezone.now(), calls=1)
-                wait = self.transient_wait(exc, give_up_at)
+                # Refused before the wire (breaker open, no limiter slot): no call to count.
+                reached_zoho = exc.status is not None or exc.kind == "network"
+                runs.heartbeat(self.run, now=timezone.now(), calls=int(reached_zoho))
+                wait = self.transient_wait(exc, attempt, give_up_at)
                 runs.log(self.run, f"Zoho answered {exc!r}; trying again in {wait:.1f} s", level="warning")
                 self.sleep(wait)
                 continue
             runs.heartbeat(self.run, now=timezone.now(), calls=1)
             return result
 
-    def transient_wait(self, exc: ZohoError, give_up_at: datetime) -> float:
+    def transient_wait(self, exc: ZohoError, attempt: int, give_up_at: datetime) -> float:
+        """Seconds to wait before trying again, or raise: Deferred for the day's budget, else exc."""
         if exc.kind in ("budget", "daily_limit"):
             raise Deferred(f"daily budget: {exc}") from exc
         if exc.permanent or exc.kind in ("auth", "scope"):
             raise exc
-        wait = exc.retry_after if exc.retry_after is not None else 1.0
+        wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, 30.0)
         if timezone.now() + timedelta(seconds=wait) > give_up_at:
             raise exc
         return min(wait, 60.0)

@@ -201,12 +201,16 @@ def test_a_run_whose_heartbeat_stopped_is_failed_and_no_longer_blocks(sim):
 
 def test_a_429_storm_slows_the_run_without_failing_it(sim, run_pull):
     sim.seed("products", PAGE * 3)
-    sim.fail_next(429, count=3, code=44, path_contains="/items")
+    # Longer than the client's own retries (zoho_call_retries = 3): the run waits it out too.
+    sim.fail_next(429, count=8, code=44, path_contains="/items")
+    started = timezone.now()
 
     run = run_pull("products", "full")
 
     assert run.status == SyncRun.Status.COMPLETED, run.error
     assert run.fetched == PAGE * 3
+    assert timezone.now() - started >= timedelta(minutes=8)  # Zoho's minute pause after each 429
+    assert run.logs.filter(message__contains="rate_limit").exists()
 
 
 def test_stock_run_queues_snapshots_of_items_whose_stock_moved(sim, run_pull):
