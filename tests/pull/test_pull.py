@@ -283,3 +283,16 @@ def test_two_starters_at_once_get_one_run(sim):
 
     assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
     assert SyncRun.objects.filter(entity="invoices").count() == 1
+
+
+def test_a_run_declared_stale_by_another_process_stops_without_overwriting_it(sim, run_pull):
+    sim.seed("products", PAGE * 3)
+
+    def declared_stale(run):
+        # What fail_stale() in another process does when this run's heartbeat looked dead.
+        SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.FAILED, error="stale: no heartbeat")
+
+    run = run_pull("products", "full", on_page=declared_stale)
+
+    assert run.status == SyncRun.Status.FAILED and run.error == "stale: no heartbeat"
+    assert run.fetched == PAGE  # it stopped at its next heartbeat
