@@ -95,7 +95,7 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
 
     from sync.models import QueueItem
     from sync.payloads import content_hash, version_of
-    from sync.pull import enqueue_page
+    from sync.queue import enqueue_many
 
     started = time.perf_counter()
     for at in range(0, len(rows), 200):
@@ -112,7 +112,7 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
             for row in rows[at : at + 200]
         ]
         with transaction.atomic():
-            enqueue_page(page, now=timezone.now())
+            enqueue_many(page, now=timezone.now())
     seconds = time.perf_counter() - started
     QueueItem.objects.all().delete()
     return seconds

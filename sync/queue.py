@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any
 
 from django.db import DataError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from sync.errors import ApplyError
@@ -70,6 +70,52 @@ def enqueue(
     if version is not None:
         supersede_older(item, now=now)
     return item
+
+
+def enqueue_many(items: list[QueueItem], *, now: datetime) -> int:
+    """enqueue() for a page of rows (a pull's 200) in a few statements instead of three per row.
+
+    The rows go in with one statement (COPY on PostgreSQL, a bulk INSERT elsewhere); then only
+    objects that now have more than one waiting row go through queue.supersede_older(), the one
+    place that decides superseding. Deletes must come through enqueue(), which versions them.
+    """
+    for item in items:
+        item.next_attempt_at = item.created_at = item.updated_at = now
+    if connection.vendor == "postgresql":
+        _copy_rows(items)
+    else:
+        QueueItem.objects.bulk_create(items)
+    keys = {(item.entity, item.object_id) for item in items if item.version is not None}
+    crowded = (
+        QueueItem.objects.filter(
+            entity__in={entity for entity, _ in keys},
+            object_id__in={object_id for _, object_id in keys},
+            status__in=QueueItem.WAITING,
+        )
+        .values_list("entity", "object_id")
+        .annotate(waiting=Count("id"))
+        .filter(waiting__gt=1)
+    )
+    for entity, object_id, _ in crowded:
+        if (entity, object_id) in keys:
+            for item in QueueItem.objects.filter(
+                entity=entity, object_id=object_id, created_at=now, source=items[0].source
+            ):
+                supersede_older(item, now=now)
+    return len(items)
+
+
+def _copy_rows(items: list[QueueItem]) -> None:
+    """COPY the rows into the queue: ~4x the rate of Django's bulk INSERT for these JSON-heavy rows
+    on PostgreSQL (psycopg quotes the JSON arrays of Django's UNNEST form in pure Python)."""
+    fields = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {QueueItem._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for item in items:
+            copy.write_row([f.get_db_prep_save(getattr(item, f.attname), connection) for f in fields])
 
 
 def supersede_older(item: QueueItem, *, now: datetime) -> int:
