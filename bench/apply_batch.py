@@ -30,34 +30,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import harness
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "webhooks" / "zoho"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the test suite")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", harness.DEFAULT_DATABASE_URL))
     parser.add_argument("--batches", type=int, default=20, help="batches per phase")
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args(argv)
     if args.smoke:
         args.batches, args.batch_size = 2, 10
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tdscore.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.test.utils import setup_databases, teardown_databases
-
-    # A throwaway database (test_<name>_<pid>, migrated), dropped at the end: never the live one.
-    databases = setup_databases(verbosity=0, interactive=False)
-    try:
+    with harness.throwaway_database(args.database_url):
         return run(args.batches, args.batch_size)
-    finally:
-        teardown_databases(databases, verbosity=0)
 
 
 def run(batches: int, size: int) -> int:

@@ -29,38 +29,24 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore"
+import harness
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the test suite")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", harness.DEFAULT_DATABASE_URL))
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--limited-seconds", type=float, default=150.0, help="phase 2 length")
     args = parser.parse_args(argv)
     if args.smoke:
         args.records = 1_000
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tdscore.settings")
-    sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-    import django
-
-    django.setup()
-    from django.test.utils import setup_databases, teardown_databases
-
-    # A throwaway database (test_<name>_<pid>, migrated), dropped at the end: never the live one.
-    databases = setup_databases(verbosity=0, interactive=False)
-    try:
+    with harness.throwaway_database(args.database_url):
         ok = unlimited(args.records)
         if not args.smoke:
             ok &= limited(args.limited_seconds)
         return 0 if ok else 1
-    finally:
-        teardown_databases(databases, verbosity=0)
 
 
 def raw_list(sim, pages: int) -> tuple[float, list[dict]]:

@@ -26,16 +26,14 @@ import os
 import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore"
+import harness
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the test suite")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", harness.DEFAULT_DATABASE_URL))
     # 9 rounds: 90 calls, under Zoho's 100 a minute, so phase 1 measures the client, not the limiter's waits.
     parser.add_argument("--rounds", type=int, default=9, help="phase 1: rounds of 10 pages each way (max 9)")
     parser.add_argument("--limited-seconds", type=float, default=75.0, help="phase 2 length")
@@ -43,23 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.rounds = 1
     args.rounds = min(args.rounds, 9)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tdscore.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.test.utils import setup_databases, teardown_databases
-
-    # A throwaway database (test_<name>_<pid>, migrated), dropped at the end: never the live one.
-    databases = setup_databases(verbosity=0, interactive=False)
-    try:
+    with harness.throwaway_database(args.database_url):
         ok = overhead(args.rounds)
         if not args.smoke:
             ok &= limited(args.limited_seconds)
         return 0 if ok else 1
-    finally:
-        teardown_databases(databases, verbosity=0)
 
 
 def _serve(conn, per_minute_limit: int | None, products: int) -> None:

@@ -71,16 +71,19 @@ def api_client(staff_user):
     return client
 
 
+def point_at(settings, sim) -> None:
+    """Point the Zoho settings (hosts and credentials) at a running simulator."""
+    settings.ZOHO_API_BASE = settings.ZOHO_ACCOUNTS_BASE = sim.url
+    settings.ZOHO_CLIENT_ID, settings.ZOHO_CLIENT_SECRET = "sim-client", "sim-secret"
+    settings.ZOHO_REFRESH_TOKEN = "sim-refresh"
+    settings.ZOHO_ORGANIZATION_ID = sim.organization_id
+
+
 @pytest.fixture
 def zoho_sim(settings):
     """A started Zoho simulator (sync.zoho.simulator) with settings pointed at it; stopped afterwards."""
     from sync.zoho.simulator import ZohoSimulator
 
     with ZohoSimulator() as sim:
-        settings.ZOHO_API_BASE = sim.url
-        settings.ZOHO_ACCOUNTS_BASE = sim.url
-        settings.ZOHO_CLIENT_ID = "sim-client"
-        settings.ZOHO_CLIENT_SECRET = "sim-secret"
-        settings.ZOHO_REFRESH_TOKEN = "sim-refresh"
-        settings.ZOHO_ORGANIZATION_ID = sim.organization_id
+        point_at(settings, sim)
         yield sim

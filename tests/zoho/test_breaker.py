@@ -18,7 +18,9 @@ NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _org(settings):
+def _org(settings, time_machine):
+    # The state rows are created on first use at the clock's time: just before the explicit times below.
+    time_machine.move_to(NOW - timedelta(minutes=1), tick=False)
     settings.ZOHO_ORGANIZATION_ID = "60012345"
     config.update("zoho_breaker_cooldown_seconds", 5)
 

@@ -14,6 +14,7 @@ from sync.zoho.client import ZohoClient, ZohoError
 from sync.zoho.models import ZohoToken
 from sync.zoho.simulator import ZohoSimulator
 from tdscore import config
+from tests.conftest import point_at
 
 pytestmark = pytest.mark.django_db
 TOKEN_PATH = "/oauth/v2/token"
@@ -21,13 +22,6 @@ TOKEN_PATH = "/oauth/v2/token"
 
 def token_requests(sim) -> int:
     return sum(1 for r in sim.requests if r.path == TOKEN_PATH)
-
-
-def point_at(settings, sim: ZohoSimulator) -> None:
-    settings.ZOHO_API_BASE = settings.ZOHO_ACCOUNTS_BASE = sim.url
-    settings.ZOHO_CLIENT_ID, settings.ZOHO_CLIENT_SECRET = "sim-client", "sim-secret"
-    settings.ZOHO_REFRESH_TOKEN = "sim-refresh"
-    settings.ZOHO_ORGANIZATION_ID = sim.organization_id
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sync.zoho.client import ZohoClient, ZohoError
 from sync.zoho.limiter import Slot
 from sync.zoho.simulator import ZohoSimulator
 from tdscore import config
-from tests.zoho.test_client import point_at
+from tests.conftest import point_at
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 4
