@@ -196,7 +196,15 @@ class QueueItem(models.Model):
             ),
             # Lease recovery: WHERE status = 'processing' AND locked_until < now.
             models.Index(fields=["locked_until"], condition=Q(status="processing"), name="tds_queue_leases"),
-            # Supersede and per-object history: WHERE entity = %s AND object_id = %s AND status IN (...).
+            # Supersede, on every enqueue: WHERE entity = %s AND object_id = %s AND status IN ('pending','retry').
+            # Partial like the claim indexes, so even before ANALYZE the planner never walks a whole
+            # entity's backlog through tds_queue_due_entity to find one object's rows.
+            models.Index(
+                fields=["entity", "object_id"],
+                condition=Q(status__in=["pending", "retry"]),
+                name="tds_queue_waiting_object",
+            ),
+            # Per-object history (admin, dashboard): WHERE entity = %s AND object_id = %s.
             models.Index(fields=["entity", "object_id", "status"], name="tds_queue_object"),
             # Dashboard counts and retention: WHERE status = %s / finished_at < cutoff.
             models.Index(fields=["status", "entity"], name="tds_queue_status_entity"),
