@@ -16,15 +16,14 @@ from sync.models import QueueItem
 from sync.payloads import content_hash, version_of
 
 ROOT = Path(__file__).resolve().parents[2]
-# The recorded Zoho samples (shared/zoho) as the webhook tests keep them, and the simulator's own.
-SAMPLES = ROOT / "tests" / "webhooks" / "zoho"
-SIMULATOR_SAMPLES = ROOT / "sync" / "zoho" / "samples"
+# The Zoho samples (recorded, as in shared/zoho, plus a price book and a user from Zoho's docs).
+SAMPLES = ROOT / "sync" / "zoho" / "samples"
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
-def sample(name: str, folder: Path = SAMPLES) -> dict[str, Any]:
+def sample(name: str) -> dict[str, Any]:
     """A Zoho sample, unwrapped from its envelope (`{"code":0,"message":…,"<key>":{…}}`) if it has one."""
-    body = json.loads((folder / f"{name}.json").read_text())
+    body = json.loads((SAMPLES / f"{name}.json").read_text())
     if "code" not in body:
         return body
     return next(v for v in body.values() if isinstance(v, dict))

@@ -24,7 +24,7 @@ from erp.models import (
 from sync.errors import ValidationFailed
 from sync.handlers import Outcome
 from sync.models import AuditTrail
-from tests.handlers.conftest import SIMULATOR_SAMPLES, apply, enqueue, sample
+from tests.handlers.conftest import apply, enqueue, sample
 
 INVOICE = sample("books-invoice")
 CONTACT = sample("books-contact")
@@ -250,14 +250,14 @@ def test_price_list_items_land_from_pricebook_items():
 
 
 def test_simulator_price_book_sample_lands():
-    apply(enqueue("prices", sample("pricebook", SIMULATOR_SAMPLES)))
+    apply(enqueue("prices", sample("pricebook")))
     price_list = PriceList.objects.get()
     assert (price_list.zoho_id, price_list.currency_code, price_list.status) == ("260815000000120001", "USD", "active")
     assert price_list.lines.get().pricebook_rate == Decimal("269.1")
 
 
 def test_simulator_user_sample_lands_without_a_version():
-    item = enqueue("users", sample("user", SIMULATOR_SAMPLES))
+    item = enqueue("users", sample("user"))
     assert item.version is None
     assert apply(item) == [Outcome.APPLIED]
     stored = ErpUser.objects.get()

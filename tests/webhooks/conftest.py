@@ -12,7 +12,7 @@ from django.core.cache import cache
 from sync.webhook_auth import failure_key
 
 TEST_CLIENT_ADDRESS = "127.0.0.1"  # REMOTE_ADDR of Django's test client
-SAMPLES = Path(__file__).parent / "zoho"  # real Zoho bodies, copied as found from ../shared/zoho
+SAMPLES = Path(__file__).resolve().parents[2] / "sync" / "zoho" / "samples"  # real Zoho bodies, as recorded
 
 # Two values each: the first is the old one still accepted while the second rolls out.
 TOKENS = ["token-old-1", "token-new-2"]

@@ -20,15 +20,15 @@ from .store import clone
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 TEMPLATES = {
-    "products": "item",
-    "customers": "contact",
-    "vendors": "contact",
-    "invoices": "invoice",
-    "bills": "bill",
-    "credit-notes": "creditnote",
-    "sales-orders": "salesorder",
-    "payments": "customerpayment",
-    "stock": "inventoryadjustment",
+    "products": "books-item",
+    "customers": "books-contact",
+    "vendors": "books-contact",
+    "invoices": "books-invoice",
+    "bills": "books-bill",
+    "credit-notes": "books-creditnote",
+    "sales-orders": "inventory-salesorder",
+    "payments": "books-customerpayment",
+    "stock": "inventory-inventoryadjustment",
     "prices": "pricebook",
     "users": "user",
 }
@@ -54,7 +54,7 @@ def _sample(name: str) -> dict[str, Any]:
 @cache
 def _item_sample() -> dict[str, Any]:
     # The recorded Books item lacks Inventory's fields (inventory-item.json); Zoho sends "" when unset.
-    item = dict(_sample("item"))
+    item = dict(_sample("books-item"))
     for key, value in _sample("inventory-item").items():
         item.setdefault(key, [] if isinstance(value, list) else "")
     return item
@@ -65,11 +65,11 @@ def template(slug: str) -> dict[str, Any]:
 
 
 def organization() -> dict[str, Any]:
-    return clone(_sample("organizations")[0])
+    return clone(_sample("books-list-organizations")[0])
 
 
 def location(location_id: str, name: str, primary: bool) -> dict[str, Any]:
-    obj = clone(_sample("location"))
+    obj = clone(_sample("inventory-location"))
     obj.update(location_id=location_id, location_name=name, is_primary=primary, type="general")
     obj.update(parent_location_id="", associated_series_ids=[], associated_users=[], tax_settings_id="")
     return obj
