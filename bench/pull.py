@@ -105,7 +105,7 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
 
 
 def unlimited(records: int) -> bool:
-    from django.db import close_old_connections, connection
+    from django.db import connection, connections
     from django.utils import timezone
     from zoho_client import Simulator
 
@@ -123,7 +123,9 @@ def unlimited(records: int) -> bool:
             try:
                 worker.drain(None, worker_id="bench-drainer", stop=stop)
             finally:
-                close_old_connections()
+                # This thread's own connection: persistent connections outlive the thread, and an open
+                # one would stop the throwaway database from being dropped.
+                connections.close_all()
 
         # As in production, a drainer applies rows while the pull queues them. SQLite's test
         # database is in memory with a shared cache, where two connections lock each other's
