@@ -83,25 +83,17 @@ def install(now: datetime) -> list[tuple[str, bool]]:
     """Create or update every declared schedule by name: (name, created) for each. Idempotent."""
     done = []
     for item in declared():
+        fields = {
+            "func": item.func,
+            "args": item.args or None,
+            "schedule_type": item.schedule_type,
+            "minutes": item.minutes,
+            "cron": item.cron,
+            "repeats": -1,
+        }
+        # next_run only on creation: re-installing must not postpone a schedule that is due.
         _, created = Schedule.objects.update_or_create(
-            name=item.name,
-            defaults={
-                "func": item.func,
-                "args": item.args or None,
-                "schedule_type": item.schedule_type,
-                "minutes": item.minutes,
-                "cron": item.cron,
-                "repeats": -1,
-            },
-            create_defaults={
-                "func": item.func,
-                "args": item.args or None,
-                "schedule_type": item.schedule_type,
-                "minutes": item.minutes,
-                "cron": item.cron,
-                "repeats": -1,
-                "next_run": item.next_run(now),
-            },
+            name=item.name, defaults=fields, create_defaults={**fields, "next_run": item.next_run(now)}
         )
         done.append((item.name, created))
     return done
