@@ -64,27 +64,28 @@ def active_run(slug: str, *, now: datetime) -> SyncRun | None:
     return SyncRun.objects.filter(entity=slug, status__in=ACTIVE).order_by("created_at").first()
 
 
-def create(slug: str, run_type: str, *, now: datetime, trigger: str, estimated_calls: int = 0) -> SyncRun:
-    """A pending run; call inside transaction.atomic() after lock_entity() and the overlap check."""
+def create(slug: str, run_type: str, *, now: datetime, trigger: str, estimated_calls: int = 0, **fields) -> SyncRun:
+    """A pending run (or as `fields` say); call inside transaction.atomic() after lock_entity() and
+    the overlap check."""
     return SyncRun.objects.create(
         entity=slug,
         run_type=run_type,
         trigger=trigger,
-        status=SyncRun.Status.PENDING,
         created_at=now,
         estimated_calls=estimated_calls,
+        **{"status": SyncRun.Status.PENDING, **fields},
     )
 
 
 def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int):
-    run = SyncRun.objects.create(
-        entity=slug,
-        run_type=run_type,
+    run = create(
+        slug,
+        run_type,
+        now=now,
         trigger=trigger,
-        status=SyncRun.Status.DEFERRED,
-        created_at=now,
-        finished_at=now,
         estimated_calls=estimated_calls,
+        status=SyncRun.Status.DEFERRED,
+        finished_at=now,
         error=reason,
     )
     log(run, f"deferred: {reason}", level=SyncLog.Level.WARNING)
