@@ -24,9 +24,9 @@ Speed is reported, not enforced: the machine is shared.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
-import threading
 import time
 from datetime import timedelta
 
@@ -38,12 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the test suite")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", harness.DEFAULT_DATABASE_URL))
     parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--drainers", type=int, default=2, help="drainer processes during phase 1 (PostgreSQL)")
     parser.add_argument("--limited-seconds", type=float, default=150.0, help="phase 2 length")
     args = parser.parse_args(argv)
     if args.smoke:
         args.records = 1_000
     with harness.throwaway_database(args.database_url):
-        ok = unlimited(args.records)
+        ok = unlimited(args.records, args.drainers)
         if not args.smoke:
             ok &= limited(args.limited_seconds)
         return 0 if ok else 1
@@ -80,7 +81,7 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
     from django.utils import timezone
 
     from sync.models import QueueItem
-    from sync.payloads import content_hash, version_of
+    from sync.payloads import version_of
     from sync.queue import enqueue_many
 
     started = time.perf_counter()
@@ -90,7 +91,6 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
                 entity="products",
                 object_id=row["item_id"],
                 payload=row,
-                content_hash=content_hash(row),
                 version=version_of(row),
                 source=QueueItem.Source.PULL,
                 is_summary=True,
@@ -104,7 +104,18 @@ def bulk_insert_seconds(rows: list[dict]) -> float:
     return seconds
 
 
-def unlimited(records: int) -> bool:
+def _drain(worker_id: str, stop) -> None:
+    from django.db import connections
+
+    from sync import worker
+
+    try:
+        worker.drain(None, worker_id=worker_id, stop=stop)
+    finally:
+        connections.close_all()  # else the throwaway database could not be dropped
+
+
+def unlimited(records: int, drainers: int) -> bool:
     from django.db import connection, connections
     from django.utils import timezone
     from zoho_client import Simulator
@@ -117,37 +128,36 @@ def unlimited(records: int) -> bool:
     with Simulator(products=records) as sim:
         listed, rows = raw_list(sim, -(-records // 200))
         inserted = bulk_insert_seconds(rows)
-        stop = threading.Event()
-
-        def drainer() -> None:
-            try:
-                worker.drain(None, worker_id="bench-drainer", stop=stop)
-            finally:
-                # This thread's own connection: persistent connections outlive the thread, and an open
-                # one would stop the throwaway database from being dropped.
-                connections.close_all()
-
-        # As in production, a drainer applies rows while the pull queues them. SQLite's test
-        # database is in memory with a shared cache, where two connections lock each other's
-        # tables: there the drain follows the pull.
+        # As in production, drainers apply rows while the pull queues them, each in a process of its
+        # own (a cluster worker), so they share neither the pull's GIL nor its connection. SQLite's
+        # test database is in memory with a shared cache, which no other process can open: there
+        # the drain follows the pull, in this process.
         concurrent = connection.vendor == "postgresql"
-        thread = threading.Thread(target=drainer)
+        stop = multiprocessing.get_context("fork").Event()
+        drainers = [
+            multiprocessing.get_context("fork").Process(target=_drain, args=(f"bench-drainer-{n}", stop))
+            for n in range(drainers if concurrent else 0)
+        ]
+        connections.close_all()  # a forked child must not share the parent's connection
         started = time.perf_counter()
-        if concurrent:
-            thread.start()
+        for process in drainers:
+            process.start()
         run = pull.pull_entity("products", "full", now=timezone.now(), trigger="bench")
         pulled = time.perf_counter() - started
-        if concurrent:
-            while Product.objects.count() < run.queued and thread.is_alive():
-                time.sleep(0.05)
-            stop.set()
-            thread.join()
-        else:
+        while concurrent and Product.objects.count() < run.queued and all(p.is_alive() for p in drainers):
+            time.sleep(0.05)
+        stop.set()
+        for process in drainers:
+            process.join()
+        if not concurrent:
             worker.drain(None, worker_id="bench-drainer", once=True)
         total = time.perf_counter() - started
     landed = Product.objects.count()
     rate = landed / total
-    print(f"database: {connection.vendor}; phase 1: full sync of {records:,} products, no rate limit")
+    print(
+        f"database: {connection.vendor}; phase 1: full sync of {records:,} products, no rate limit, "
+        f"{len(drainers) or 'no concurrent'} drainer process(es)"
+    )
     print(
         f"pull + drain {rate:,.0f} records/s ({total:.1f} s; the pull alone {pulled:.1f} s, {run.calls} calls)   "
         f"baselines: raw simulator list {records / listed:,.0f} records/s ({listed:.1f} s), the same rows "

@@ -8,13 +8,19 @@ from datetime import datetime
 from typing import Any
 
 
-def content_hash(obj: Any) -> str:
-    """SHA-256 hex of the unwrapped object, sorted keys, `,`/`:` separators, UTF-8 (SPEC §6).
+def canonical_json(obj: Any) -> str:
+    """The object as the content hash sees it: sorted keys, `,`/`:` separators, no ASCII escaping."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(obj: Any, *, canonical: str | None = None) -> str:
+    """SHA-256 hex of the unwrapped object's canonical JSON, UTF-8 (SPEC §6).
 
     The inbox, the queue and the ERP rows all use this one function, so equal content is equal
-    everywhere.
+    everywhere. Pass `canonical` when the caller already has `canonical_json(obj)` (a pull stores
+    that same text as the queue row's payload, so each row is encoded once).
     """
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = canonical_json(obj) if canonical is None else canonical
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -34,7 +34,7 @@ from erp.models import StockLevel
 from sync import budget, entities, runs
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
-from sync.payloads import content_hash, parse_zoho_time, version_of
+from sync.payloads import parse_zoho_time, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient, ZohoError
@@ -386,12 +386,11 @@ class Puller:
                 QueueItem(
                     entity=located.entity.slug,
                     object_id=located.object_id,
-                    payload=located.obj,
-                    content_hash=content_hash(located.obj),
+                    payload=located.obj,  # enqueue_many hashes it as it encodes it
                     version=version_of(located.obj),
                     source=QueueItem.Source.PULL,
                     is_summary=is_summary,
-                    sync_run=self.run,
+                    sync_run_id=self.run.pk,
                 )
             )
         return enqueue_many(rows, now=now)
