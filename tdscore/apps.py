@@ -8,6 +8,12 @@ def _ensure_configuration_rows(sender, using="default", **kwargs) -> None:
     config.ensure_rows()
 
 
+def _compress_large_columns(sender, using="default", **kwargs) -> None:
+    from tdscore import storage
+
+    storage.use_lz4(using)
+
+
 class TdsCoreConfig(AppConfig):
     name = "tdscore"
     verbose_name = "TDS Core"
@@ -16,3 +22,4 @@ class TdsCoreConfig(AppConfig):
         from tdscore import checks  # noqa: F401 - registers the system checks
 
         post_migrate.connect(_ensure_configuration_rows, sender=self)
+        post_migrate.connect(_compress_large_columns, sender=self)
