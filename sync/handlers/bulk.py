@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from django.db import connection, models
 
 
@@ -37,12 +39,23 @@ def insert(model: type[models.Model], objs: Sequence[models.Model], *, upsert_on
     if upsert_on:
         updates = ", ".join(f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.column != upsert_on)
         sql += f" ON CONFLICT ({qn(upsert_on)}) DO UPDATE SET {updates} RETURNING {qn(model._meta.pk.column)}, {qn(upsert_on)}"
-    rows = [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs]
-    # default=str: Decimal and date/datetime as text, which PostgreSQL casts to the column's type.
-    document = json.dumps(rows, default=str, ensure_ascii=False)
+    document = encode([{f.column: getattr(obj, f.attname) for f in fields} for obj in objs])
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
         if upsert_on:
             pks = dict((key, pk) for pk, key in cursor.fetchall())
             for obj in objs:
                 obj.pk = pks[getattr(obj, upsert_on)]
+
+
+def encode(rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON text. orjson: a batch's document carries every row's whole Zoho payload
+    (`raw`, audit before/after), and encoding it was a tenth of a drainer's CPU with the standard
+    library; orjson takes a tenth of that. Datetimes go as ISO 8601 and Decimals (default=str) as
+    text, both of which PostgreSQL casts to the column's type. An integer beyond 64 bits, which
+    orjson refuses and a Zoho payload may hold, takes the standard library's path.
+    """
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(rows, default=str, ensure_ascii=False)

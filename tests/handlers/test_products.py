@@ -43,6 +43,14 @@ def test_inventory_item_with_numeric_ids_stores_them_as_text():
     assert product.tax_id == "4815000000044043"
 
 
+def test_a_number_beyond_64_bits_in_a_payload_is_stored_exactly():
+    obj = {**ITEM, "ean": 123456789012345678901234567890}
+    assert apply(enqueue("products", obj)) == [Outcome.APPLIED]
+    product = Product.objects.get(zoho_id=ITEM_ID)
+    assert product.raw["ean"] == 123456789012345678901234567890
+    assert AuditTrail.objects.get(object_id=ITEM_ID).after["name"] == "Software License"
+
+
 def test_newer_version_in_another_offset_wins_over_older_arriving_later():
     # 09:45-04:00 is 13:45Z; 20:00+05:30 is 14:30Z, later although its wall clock reads earlier in UTC terms.
     newer = enqueue("products", version(ITEM, "2026-06-09T20:00:00+0530", name="New"))
