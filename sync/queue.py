@@ -11,6 +11,7 @@ worker whose lease expired (and whose rows another worker took) changes nothing.
 
 from __future__ import annotations
 
+import functools
 import random
 import traceback
 import uuid
@@ -29,7 +30,7 @@ from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
 
 
-def enqueue(
+def pending_row(
     *,
     entity: str,
     object_id: str,
@@ -44,15 +45,14 @@ def enqueue(
     sync_run=None,
     priority: int = 0,
 ) -> QueueItem:
-    """Insert a pending row and supersede older waiting versions of the same object.
+    """The row enqueue() inserts, unsaved: pending and due now.
 
-    Call inside the transaction that stores whatever produced the change (the inbox row, a pull
-    page), so the change and its queue row commit together. A delete without a version takes its
-    receive time (SPEC §6), so it orders after everything received before it.
+    A delete without a version takes its receive time (SPEC §6), so it orders after everything
+    received before it.
     """
     if operation == QueueItem.Operation.DELETE and version is None:
         version = now
-    item = QueueItem.objects.create(
+    return QueueItem(
         entity=entity,
         object_id=object_id,
         payload=payload,
@@ -68,9 +68,61 @@ def enqueue(
         created_at=now,
         updated_at=now,
     )
-    if version is not None:
+
+
+def enqueue(*, now: datetime, **fields: Any) -> QueueItem:
+    """Insert a pending row (`pending_row(**fields)`) and supersede older waiting versions of the
+    same object.
+
+    Call inside the transaction that stores whatever produced the change (the inbox row, a pull
+    page), so the change and its queue row commit together. A webhook on PostgreSQL does all of it
+    in the statement that stores its inbox row: enqueue_with_inbox_row().
+    """
+    item = pending_row(now=now, **fields)
+    item.save(force_insert=True)
+    if item.version is not None:
         supersede_older(item, now=now)
     return item
+
+
+def enqueue_with_inbox_row(inbox_insert: str, params: list[Any], item: QueueItem, *, now: datetime) -> tuple[str, list]:
+    """enqueue(item) and `inbox_insert` (an `INSERT … ON CONFLICT DO NOTHING RETURNING id` of the
+    inbox row the change came in) as ONE PostgreSQL statement and its parameters.
+
+    Only when the inbox row is inserted is `item` inserted (linked to it) and are older versions
+    superseded; the statement returns what `inbox_insert` returned. In autocommit one statement
+    is one transaction: all or nothing, without the BEGIN and COMMIT round trips (the webhook's
+    hot path). Every part sees the snapshot taken before the statement, so the supersede never
+    sees the row inserted beside it. PostgreSQL only: SQLite has no INSERT or UPDATE inside WITH.
+    """
+    # Values go to psycopg as they are (strings, numbers, aware datetimes, None), as _copy_rows()
+    # sends them: Django's per-field preparation cost more than the rest of this function.
+    values = [getattr(item, name) for name in _ROW_VALUES]
+    values[_ROW_VALUES.index("payload")] = _PAYLOAD.get_db_prep_save(item.payload, connection)
+    parts, params = [f"inbox AS ({inbox_insert})", _queued_sql()], [*params, *values]
+    if item.version is not None:
+        superseded, superseded_params = _superseding(item, now=now, only_if="EXISTS (SELECT 1 FROM inbox)")
+        parts += [
+            f"superseded AS ({superseded})",
+            f"processed AS ({_processed('SELECT inbox_event_id FROM superseded')})",
+        ]
+        params += [*superseded_params, InboxEvent.Status.PROCESSED]
+    return f"WITH {', '.join(parts)} SELECT id FROM inbox", params
+
+
+# Every column but the id, as save() inserts them; the inbox row's id comes from the statement.
+_ROW_FIELDS = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
+_ROW_VALUES = [f.attname for f in _ROW_FIELDS if f.attname != "inbox_event_id"]
+_PAYLOAD = QueueItem._meta.get_field("payload")
+
+
+@functools.cache
+def _queued_sql() -> str:
+    """enqueue_with_inbox_row()'s queue insert, built once: quoting 24 columns was a cost per webhook."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _ROW_FIELDS)
+    values = ", ".join("inbox.id" if f.attname == "inbox_event_id" else "%s" for f in _ROW_FIELDS)
+    return f"queued AS (INSERT INTO {quote(QueueItem._meta.db_table)} ({columns}) SELECT {values} FROM inbox)"
 
 
 def enqueue_many(items: list[QueueItem], *, now: datetime) -> int:
@@ -133,41 +185,55 @@ def _copy_rows(items: list[QueueItem], payload_texts: list[str]) -> None:
 
 
 def supersede_older(item: QueueItem, *, now: datetime) -> int:
-    """Skip waiting rows of the same object with a strictly older version.
+    """Skip waiting rows of the same object with a strictly older version; their inbox rows are
+    then `processed`.
+
+    One UPDATE … RETURNING (PostgreSQL, SQLite ≥ 3.35) rather than the ORM's SELECT then UPDATE:
+    it runs on every enqueue, and usually finds nothing, so it is one round trip.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(*_superseding(item, now=now))
+        superseded = cursor.fetchall()
+        inbox_ids = [inbox_id for (inbox_id,) in superseded if inbox_id is not None]
+        if inbox_ids:
+            cursor.execute(_processed(", ".join(["%s"] * len(inbox_ids))), [InboxEvent.Status.PROCESSED, *inbox_ids])
+    return len(superseded)
+
+
+def _superseding(item: QueueItem, *, now: datetime, only_if: str = "") -> tuple[str, list[Any]]:
+    """The UPDATE … RETURNING inbox_event_id that skips the waiting rows of `item`'s object with a
+    strictly older version (`item` itself never is), and its parameters; `only_if` adds a condition.
 
     A summary (list row) only supersedes summaries: an older detail still carries lines that a
     summary does not, so it is applied first and the summary then updates the header.
-
-    One UPDATE … RETURNING (PostgreSQL, SQLite ≥ 3.35) rather than the ORM's SELECT then UPDATE:
-    it runs on every webhook, and usually finds nothing, so it is one round trip on the hot path.
     """
     ops = connection.ops
-    summary_only = "AND is_summary" if item.is_summary else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE tds_sync_queue SET status = %s, skip_reason = %s, finished_at = %s, updated_at = %s
-            WHERE entity = %s AND object_id = %s AND status IN (%s, %s) AND version < %s AND id <> %s
-            {summary_only}
-            RETURNING inbox_event_id
-            """,
-            [
-                QueueItem.Status.SKIPPED,
-                QueueItem.SkipReason.SUPERSEDED,
-                ops.adapt_datetimefield_value(now),
-                ops.adapt_datetimefield_value(now),
-                item.entity,
-                item.object_id,
-                *QueueItem.WAITING,
-                ops.adapt_datetimefield_value(item.version),
-                item.pk,
-            ],
-        )
-        superseded = cursor.fetchall()
-    inbox_ids = [inbox_id for (inbox_id,) in superseded if inbox_id is not None]
-    if inbox_ids:
-        InboxEvent.objects.filter(pk__in=inbox_ids).update(status=InboxEvent.Status.PROCESSED)
-    return len(superseded)
+    conditions = ["entity = %s", "object_id = %s", "status IN (%s, %s)", "version < %s"]
+    if item.is_summary:
+        conditions.append("is_summary")
+    if only_if:
+        conditions.append(only_if)
+    sql = (
+        f"UPDATE {ops.quote_name(QueueItem._meta.db_table)}"
+        " SET status = %s, skip_reason = %s, finished_at = %s, updated_at = %s"
+        f" WHERE {' AND '.join(conditions)} RETURNING inbox_event_id"
+    )
+    params = [
+        QueueItem.Status.SKIPPED,
+        QueueItem.SkipReason.SUPERSEDED,
+        ops.adapt_datetimefield_value(now),
+        ops.adapt_datetimefield_value(now),
+        item.entity,
+        item.object_id,
+        *QueueItem.WAITING,
+        ops.adapt_datetimefield_value(item.version),
+    ]
+    return sql, params
+
+
+def _processed(inbox_ids: str) -> str:
+    # A superseded row is finished, so the inbox row it came from is too (as finish() marks them).
+    return f"UPDATE {connection.ops.quote_name(InboxEvent._meta.db_table)} SET status = %s WHERE id IN ({inbox_ids})"
 
 
 def dead_letter_at_ingest(

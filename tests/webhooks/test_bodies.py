@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
+import time_machine
 
 from sync.models import InboxEvent, QueueItem
 from sync.payloads import content_hash
@@ -90,6 +92,31 @@ def test_newer_webhook_supersedes_an_older_waiting_one(client):
     older, newer = QueueItem.objects.order_by("id")
     assert (older.status, older.skip_reason) == ("skipped", "superseded")
     assert newer.status == "pending"
+
+
+def test_superseded_webhook_s_inbox_row_is_processed(client):
+    first = deliver(client, "products", ITEM).json()["event_id"]
+    second = deliver(client, "products", {**ITEM, "last_modified_time": "2026-06-09T10:00:00-0400"}).json()["event_id"]
+    assert InboxEvent.objects.get(pk=first).status == InboxEvent.Status.PROCESSED
+    assert InboxEvent.objects.get(pk=second).status == InboxEvent.Status.QUEUED
+
+
+def test_repeated_delivery_supersedes_nothing(client):
+    newer = {**ITEM, "last_modified_time": "2026-06-09T10:00:00-0400"}
+    deliver(client, "products", newer)
+    deliver(client, "products", ITEM)  # older, arrived late: waits, and the worker will find it stale
+    assert deliver(client, "products", newer).status_code == 200
+    assert list(QueueItem.objects.values_list("status", flat=True)) == ["pending", "pending"]
+
+
+def test_delete_without_a_version_is_versioned_at_its_receive_time_and_supersedes_older_rows(client):
+    deliver(client, "products", ITEM)
+    received = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
+    with time_machine.travel(received, tick=False):
+        deliver(client, "products", b"", method="DELETE", query="?item_id=42")
+    upsert, delete = QueueItem.objects.order_by("id")
+    assert (delete.operation, delete.version, delete.status) == ("delete", received, "pending")
+    assert upsert.skip_reason == "superseded"
 
 
 SAMPLES = [

@@ -1,7 +1,10 @@
 """The database failing mid-request: 503, never 500, and nothing half-written.
 
 The fault is injected at one named seam, `connection.execute_wrapper`, which sits between Django
-and the driver: the view, the transaction and the rollback are all real.
+and the driver: the view, the transaction and the rollback are all real. On PostgreSQL the inbox
+and queue rows are one statement, so "the first statement touching the queue" is that statement
+and nothing reaches the database; test_one_statement.py shows the database itself undoing the
+inbox row when it refuses the queue row.
 """
 
 from __future__ import annotations
