@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
 from django.http import HttpRequest, JsonResponse
@@ -304,14 +305,16 @@ def insert_or_return(event: InboxEvent, *, now: datetime, queue_row: QueueItem |
     table = db.ops.quote_name(InboxEvent._meta.db_table)
     sql = _inbox_insert_sql(db.vendor)
     values = [f.get_db_prep_save(getattr(event, f.attname), db) for f in _INSERT_FIELDS]
-    if queue_row is not None:
-        sql, values = queue.enqueue_with_inbox_row(sql, values, queue_row, now=now)
+    if queue_row is None:
+        with db.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+    else:
+        row = _execute_prepared(db, *queue.enqueue_with_inbox_row(sql, values, queue_row, now=now))
+    if row:
+        event.pk = row[0]
+        return row[0], INSERTED
     with db.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-        if row:
-            event.pk = row[0]
-            return row[0], INSERTED
         cursor.execute(
             f"UPDATE {table} SET duplicate_count = duplicate_count + 1, last_duplicate_at = %s"
             " WHERE idempotency_key = %s AND content_hash = %s RETURNING id",
@@ -326,6 +329,45 @@ def insert_or_return(event: InboxEvent, *, now: datetime, queue_row: QueueItem |
         # The holder of the key was deleted (retention) between our statements: a fresh delivery.
         return insert_or_return(event, now=now, queue_row=queue_row)
     return row[0], CONFLICT
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """A psycopg cursor that binds values on the server and prepares every statement it runs, when
+    the connection allows preparing (`prepare_threshold` not None; TDS_DB_PREPARED_STATEMENTS)."""
+
+    def execute(self, query, params=None, *, prepare=True, binary=None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+# SQLSTATEs meaning the statement psycopg prepared on this connection can no longer run there: the
+# server does not have it (26000: a pooler switched backends, a DEALLOCATE ALL) or DDL changed what
+# it returns (0A000 "cached plan must not change result type").
+_STALE_PREPARED = {"26000", "0A000"}
+
+
+def _execute_prepared(db, sql: str, params: list[Any]) -> tuple | None:
+    """Run `sql` (enqueue_with_inbox_row()'s one statement) as a prepared statement; its first row.
+
+    Parsing and planning that 4-part statement cost PostgreSQL twice what running it does (backend
+    CPU 615–660 µs per statement with the values inlined, 275–280 µs prepared; docs/BENCHMARKS.md).
+    Django's cursors bind values on the client and so never prepare: this cursor is psycopg's own,
+    wrapped as db.cursor() wraps Django's (health check first, execute_wrapper hooks, psycopg errors
+    raised as django.db ones, the query logged when queries are), on the same connection.
+    """
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    cursor = _PreparingCursor(db.connection)
+    try:
+        with db.make_debug_cursor(cursor) if db.queries_logged else db.make_cursor(cursor) as wrapped:
+            wrapped.execute(sql, params)
+            return wrapped.fetchone()
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) in _STALE_PREPARED:
+            # psycopg would keep sending the dead statement on this connection until it is
+            # recycled: drop the connection, so the sender's retry of this 503 prepares afresh.
+            db.close()
+        raise
 
 
 @functools.cache

@@ -96,6 +96,15 @@ else:
     # dead one before use. `?conn_max_age=0` in DATABASE_URL turns it off.
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The webhook's one statement runs as a protocol-level prepared statement (sync.webhooks), kept
+    # per connection: half of PostgreSQL's work per webhook was parsing and planning it. That cursor
+    # prepares at once; 5 (psycopg's default) only counts for other server-binding cursors, and
+    # Django's own queries bind on the client and never prepare, whatever this says. Set
+    # TDS_DB_PREPARED_STATEMENTS=false behind a transaction-pooling PgBouncer older than 1.21 (or
+    # with max_prepared_statements = 0), where a prepared statement may be on another backend.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if env.bool("TDS_DB_PREPARED_STATEMENTS", default=True) else None
+    )
     # Each test run gets its own database, so parallel runs (CI, helpers, benches) never collide.
     DATABASES["default"]["TEST"] = {"NAME": env.str("TDS_TEST_DB_NAME", default=f"test_tdscore_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
