@@ -328,6 +328,8 @@ def measure(args, server: Server, database: Database) -> bool:
     tag = f"{int(time.time()) % 100000:05d}"
     payloads = Payloads(tag)
     print(f"gunicorn {args.workers} sync workers on {database.url.split('@')[-1]}, {args.connections} connections")
+    # The server inherits this environment: say which side of the switch this run measured.
+    print(f"TDS_DB_PREPARED_STATEMENTS={os.environ.get('TDS_DB_PREPARED_STATEMENTS', 'true (default)')}")
     chunked_ok = chunked_bodies_are_limited(server, payloads)
     for path in (BARE_PATH, WEBHOOK_PATH):  # warm both: connections, imports, caches
         closed_loop("warm-up", server.port, path, payloads, args.connections, args.warmup)
