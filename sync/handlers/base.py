@@ -279,6 +279,9 @@ class Row:
         self.exists = exists
         self.lines: list[dict[str, Any]] | None = None
         self.lines_changed = False
+        # The queue row whose payload is `instance.raw` as it is (no envelope around it), so the
+        # database copies it instead of receiving it again (bulk.insert's `raw_from_queue`).
+        self.raw_from_queue: int | None = None
 
     version = property(lambda self: self.instance.zoho_last_modified)
     content_hash = property(lambda self: self.instance.content_hash)
@@ -298,7 +301,7 @@ class Row:
             setattr(instance, name, value)
         instance.zoho_last_modified = change.version
         instance.content_hash = change.item.content_hash
-        instance.raw = change.obj
+        self._set_raw(change)
         instance.is_summary = change.summary
         instance.synced_at = now
         instance.deleted_at = None  # a revival (judge allowed it: strictly newer than the delete)
@@ -309,12 +312,16 @@ class Row:
     def tombstone(self, change: Change, now: datetime) -> None:
         instance = self.instance
         if not self.exists:  # a delete of an object never seen: keep it, so an older create stays out
-            instance.raw = change.obj
+            self._set_raw(change)
             instance.content_hash = change.item.content_hash
         if change.version is not None and (self.version is None or change.version > self.version):
             instance.zoho_last_modified = change.version
         instance.deleted_at = now
         instance.synced_at = now
+
+    def _set_raw(self, change: Change) -> None:
+        self.instance.raw = change.obj
+        self.raw_from_queue = change.item.pk if change.obj is change.item.payload else None
 
 
 class Handler:
@@ -395,7 +402,7 @@ class Handler:
         instances = [r.instance for r in rows]
         link_parents(instances, self.columns.parents)
         # Upsert on zoho_id: rows another transaction created meanwhile are updated, not duplicated.
-        bulk.insert(self.model, instances, upsert_on="zoho_id")
+        bulk.insert(self.model, instances, upsert_on="zoho_id", raw_from_queue=[r.raw_from_queue for r in rows])
         if self.lines is not None:
             self._replace_lines([r for r in rows if r.lines_changed])
 

@@ -16,11 +16,23 @@ from typing import Any
 import orjson
 from django.db import connection, models
 
+from sync.models import QueueItem
 
-def insert(model: type[models.Model], objs: Sequence[models.Model], *, upsert_on: str = "") -> None:
+
+def insert(
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    *,
+    upsert_on: str = "",
+    raw_from_queue: Sequence[int | None] = (),
+) -> None:
     """Insert `objs`; with `upsert_on` (a unique column), update the row that holds the same value.
 
     Upserted objects get their primary key set (lines need it). Other columns are overwritten whole.
+    `raw_from_queue`, one per obj: the queue row whose payload is that obj's `raw`, or None. On
+    PostgreSQL such a `raw` is copied from the queue row inside the database instead of travelling
+    in the document: a Zoho payload is most of a row, and parsing it again as jsonb was the largest
+    part of the upsert (bench/pull.py: PostgreSQL's CPU in a full sync).
     """
     if not objs:
         return
@@ -35,17 +47,29 @@ def insert(model: type[models.Model], objs: Sequence[models.Model], *, upsert_on
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+    selected, source = columns, ""
+    rows = [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs]
+    if any(raw_from_queue):
+        for row, queue_id in zip(rows, raw_from_queue, strict=True):
+            if queue_id is not None:
+                row["raw"], row[FROM_QUEUE] = None, queue_id
+        record += f", {FROM_QUEUE} bigint"
+        selected = ", ".join("COALESCE(r.raw, q.payload)" if f.column == "raw" else f"r.{qn(f.column)}" for f in fields)
+        source = f" LEFT JOIN {QueueItem._meta.db_table} q ON q.id = r.{FROM_QUEUE}"
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {selected} FROM jsonb_to_recordset(%s::jsonb) AS r({record}){source}"
     if upsert_on:
         updates = ", ".join(f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.column != upsert_on)
         sql += f" ON CONFLICT ({qn(upsert_on)}) DO UPDATE SET {updates} RETURNING {qn(model._meta.pk.column)}, {qn(upsert_on)}"
-    document = encode([{f.column: getattr(obj, f.attname) for f in fields} for obj in objs])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [document])
+        cursor.execute(sql, [encode(rows)])
         if upsert_on:
             pks = dict((key, pk) for pk, key in cursor.fetchall())
             for obj in objs:
                 obj.pk = pks[getattr(obj, upsert_on)]
+
+
+# The document's extra key naming the queue row to copy `raw` from: no model column starts with "_".
+FROM_QUEUE = "_raw_from_queue"
 
 
 def encode(rows: list[dict[str, Any]]) -> str:

@@ -51,6 +51,19 @@ def test_a_number_beyond_64_bits_in_a_payload_is_stored_exactly():
     assert AuditTrail.objects.get(object_id=ITEM_ID).after["name"] == "Software License"
 
 
+def test_raw_is_the_object_whether_or_not_its_queue_row_kept_an_envelope():
+    # Ingest queues the bare object (on PostgreSQL `raw` is then copied from the queue row inside
+    # the database); a payload still in its envelope must store the object, not the envelope.
+    other = {**ITEM, "item_id": "9001", "name": "Other"}
+    bare = enqueue("products", ITEM)
+    wrapped = enqueue("products", {"code": 0, "message": "success", "item": other}, object_id="9001")
+    wrapped.payload = {"code": 0, "message": "success", "item": other}
+    wrapped.save(update_fields=["payload"])
+    assert apply(bare, wrapped) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert Product.objects.get(zoho_id=ITEM_ID).raw == ITEM
+    assert Product.objects.get(zoho_id="9001").raw == other
+
+
 def test_newer_version_in_another_offset_wins_over_older_arriving_later():
     # 09:45-04:00 is 13:45Z; 20:00+05:30 is 14:30Z, later although its wall clock reads earlier in UTC terms.
     newer = enqueue("products", version(ITEM, "2026-06-09T20:00:00+0530", name="New"))
