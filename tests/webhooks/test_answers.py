@@ -216,7 +216,9 @@ def test_deeply_nested_json_is_400_not_500(client):
 
 @pytest.mark.postgres
 def test_content_the_database_refuses_is_400_and_kept(client):
-    # jsonb cannot hold \u0000: retrying would fail for ever, so this is not a 503.
+    # jsonb cannot hold \u0000: retrying would fail for ever, so this is not a 503. Here inside the
+    # caller's transaction (this module's tests, ATOMIC_REQUESTS): the statement gets a savepoint.
+    # test_one_statement.py has the same delivery in autocommit, the production path.
     response = deliver(client, "products", b'{"item_id": "42", "name": "nul \\u0000 here"}')
     assert response.status_code == 400
     assert InboxEvent.objects.get().status == InboxEvent.Status.REJECTED
