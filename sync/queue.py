@@ -110,7 +110,8 @@ def enqueue_with_inbox_row(inbox_insert: str, params: list[Any], item: QueueItem
     return f"WITH {', '.join(parts)} SELECT id FROM inbox", params
 
 
-# Every column but the id, as save() inserts them; the inbox row's id comes from the statement.
+# Every column but the id, as save() and COPY insert them; in enqueue_with_inbox_row() the inbox
+# row's id comes from the statement.
 _ROW_FIELDS = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
 _ROW_VALUES = [f.attname for f in _ROW_FIELDS if f.attname != "inbox_event_id"]
 _PAYLOAD = QueueItem._meta.get_field("payload")
@@ -188,10 +189,9 @@ def _copy_rows(items: list[QueueItem], payload_texts: list[str]) -> None:
     is one psycopg writes itself, and Django's per-field preparation cost more than the COPY. The
     payload goes as its JSON text, which PostgreSQL parses into jsonb.
     """
-    fields = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
-    attnames = [f.attname for f in fields]
+    attnames = [f.attname for f in _ROW_FIELDS]
     payload_at = attnames.index("payload")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _ROW_FIELDS)
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {QueueItem._meta.db_table} ({columns}) FROM STDIN") as copy,
