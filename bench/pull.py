@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drainers", type=int, default=2, help="drainer processes during phase 1 (PostgreSQL)")
     parser.add_argument("--limited-seconds", type=float, default=150.0, help="phase 2 length")
     args = parser.parse_args(argv)
+    if args.drainers < 1:
+        parser.error("--drainers must be at least 1: with none, nothing would apply the queued rows")
     if args.smoke:
         args.records = 1_000
     with harness.throwaway_database(args.database_url):

@@ -239,6 +239,12 @@ class Fabricator:
         obj.update(header)
         return total
 
+    @staticmethod
+    def _settle(obj: dict[str, Any], total: float, status: str) -> None:
+        """What is paid and still owed on an invoice or a bill, as its status says."""
+        paid = total if status == "paid" else round(total / 2, 2) if status == "partially_paid" else 0
+        obj.update(balance=round(total - paid, 2), payment_made=paid, current_sub_status=status)
+
     def _invoices(self, obj: dict[str, Any], n: int, created: datetime) -> None:
         status = self.rng.choice(["draft", "sent", "overdue", "paid", "partially_paid"])
         total = self._document(
@@ -246,8 +252,7 @@ class Fabricator:
             due_date=(created + timedelta(days=30)).date().isoformat(),
             **self._party("customers", "customer_id", "customer_name"),
         )  # fmt: skip
-        paid = total if status == "paid" else round(total / 2, 2) if status == "partially_paid" else 0
-        obj.update(balance=round(total - paid, 2), payment_made=paid, current_sub_status=status)
+        self._settle(obj, total, status)
         obj.update(bcy_sub_total=obj["sub_total"], bcy_tax_total=obj["tax_total"], bcy_total=total)
 
     def _bills(self, obj: dict[str, Any], n: int, created: datetime) -> None:
@@ -257,8 +262,7 @@ class Fabricator:
             due_date=(created + timedelta(days=30)).date().isoformat(),
             **self._party("vendors", "vendor_id", "vendor_name"),
         )  # fmt: skip
-        paid = total if status == "paid" else round(total / 2, 2) if status == "partially_paid" else 0
-        obj.update(balance=round(total - paid, 2), payment_made=paid, current_sub_status=status)
+        self._settle(obj, total, status)
 
     def _credit_notes(self, obj: dict[str, Any], n: int, created: datetime) -> None:
         status = self.rng.choice(["open", "closed"])
