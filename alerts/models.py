@@ -1,8 +1,14 @@
 """Alerts raised by rules (SPEC §9); deliveries to channels; silences."""
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+class AlertStateError(ValueError):
+    """The alert is already in the state an action would move it to (the API answers 409)."""
 
 
 class Alert(models.Model):
@@ -33,6 +39,7 @@ class Alert(models.Model):
     acknowledged_by = models.CharField(max_length=150, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     last_notified_at = models.DateTimeField(null=True, blank=True)
 
@@ -51,6 +58,35 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.title} ({self.status})"
+
+    # The admin, the API, the dashboard and the engine all move an alert through these two, so a
+    # race between two operators ends with one of them told, not with the second overwriting the first.
+    def acknowledge(self, *, by: str, now: datetime) -> None:
+        """Open → acknowledged, recording who and when; AlertStateError if it is not open."""
+        self._move(
+            from_statuses=[self.Status.OPEN],
+            to=self.Status.ACKNOWLEDGED,
+            acknowledged_by=by,
+            acknowledged_at=now,
+        )
+
+    def resolve(self, *, by: str, now: datetime) -> None:
+        """Open or acknowledged → resolved, recording who (blank: the engine) and when."""
+        self._move(
+            from_statuses=[self.Status.OPEN, self.Status.ACKNOWLEDGED],
+            to=self.Status.RESOLVED,
+            resolved_by=by,
+            resolved_at=now,
+        )
+
+    def _move(self, *, from_statuses: list[str], to: str, **fields) -> None:
+        moved = Alert.objects.filter(pk=self.pk, status__in=from_statuses).update(status=to, **fields)
+        if not moved:
+            current = Alert.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            raise AlertStateError(f"alert {self.pk} is {current or 'gone'}, not {' or '.join(from_statuses)}")
+        self.status = to
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 class AlertDelivery(models.Model):
