@@ -1,7 +1,11 @@
 """Sample data flowing in for `make run`: a seeded organisation whose records change every few seconds.
 
 As in a real organisation, not every change sends a webhook (workflow rules off, bulk edits):
-about one in five is only visible to pulls and reconciliation, which is what they are for.
+about one in five is only visible to pulls and reconciliation, which is what they are for. Price
+lists and users never send one: Zoho has no workflow webhooks for them, so only pulls see them.
+
+Every entity keeps changing, and what is deleted is also created, so a demo left running for hours
+still has some of everything.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ DEMO_COUNTS = {
     "stock": 15,
 }
 UNANNOUNCED_SHARE = 0.2
+PULLED_ONLY = {"prices", "users"}  # no Zoho workflow webhooks for these modules
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def demo_tick(sim: ZohoSimulator, rng: random.Random, *, changes: int = 3) -> li
             continue
         zoho_id = str(obj[_id_field(slug, obj)])
         delivered = None
-        if rng.random() >= UNANNOUNCED_SHARE and sim.webhook_target:
+        if slug not in PULLED_ONLY and rng.random() >= UNANNOUNCED_SHARE and sim.webhook_target:
             try:
                 method = "DELETE" if action == "deleted" else "POST"
                 delivered = sim.push_webhook(slug, obj, method=method, timeout=5).status_code
@@ -100,17 +105,59 @@ def _move_stock(sim: ZohoSimulator, rng: random.Random):
 
 
 def _new_document(sim: ZohoSimulator, rng: random.Random):
-    slug = rng.choice(["invoices", "bills", "sales-orders", "payments", "customers"])
+    slug = rng.choice(["invoices", "bills", "sales-orders", "payments", "customers", "vendors"])
     return slug, sim.seed(slug, 1, created_time=sim.now(), last_modified_time=sim.now())[0], "created"
 
 
-def _delete_credit_note(sim: ZohoSimulator, rng: random.Random):
-    note = _pick(sim, rng, "credit-notes")
-    if note is None:
-        return "credit-notes", None, "deleted"
+def _edit_payment(sim: ZohoSimulator, rng: random.Random):
+    payment = _pick(sim, rng, "payments")
+    if payment is None:
+        return "payments", None, "updated"
+    reference = f"REF-{rng.randint(10000, 99999)}"
+    return "payments", sim.update("payments", payment["payment_id"], reference_number=reference), "updated"
+
+
+def _reprice_price_list(sim: ZohoSimulator, rng: random.Random):
+    book = _pick(sim, rng, "prices")
+    if book is None:
+        return "prices", None, "updated"
+    factor = rng.choice([0.98, 0.99, 1.01, 1.02])
+    lines = [{**line, "pricebook_rate": round(line["pricebook_rate"] * factor, 2)} for line in book["pricebook_items"]]
+    return "prices", sim.update("prices", book["pricebook_id"], pricebook_items=lines), "updated"
+
+
+def _edit_user(sim: ZohoSimulator, rng: random.Random):
+    user = _pick(sim, rng, "users")
+    if user is None:
+        return "users", None, "updated"
+    status = "inactive" if user.get("status") == "active" else "active"
+    return "users", sim.update("users", user["user_id"], status=status), "updated"
+
+
+def _churn_credit_note(sim: ZohoSimulator, rng: random.Random):
+    # Deleted as often as created, around the seeded count, so they never run down to zero.
+    notes = sim.all("credit-notes")
+    if len(notes) < DEMO_COUNTS["credit-notes"]:
+        return (
+            "credit-notes",
+            sim.seed("credit-notes", 1, created_time=sim.now(), last_modified_time=sim.now())[0],
+            "created",
+        )
+    note = rng.choice(notes)
     sim.delete("credit-notes", note["creditnote_id"])
     return "credit-notes", note, "deleted"
 
 
-# Weighted by repetition: edits are common, deletes rare.
-_MOVES = [_edit_invoice, _edit_invoice, _reprice_product, _move_stock, _move_stock, _new_document, _delete_credit_note]
+# Weighted by repetition: edits are common, creations and deletes rarer.
+_MOVES = [
+    _edit_invoice,
+    _edit_invoice,
+    _reprice_product,
+    _move_stock,
+    _move_stock,
+    _new_document,
+    _churn_credit_note,
+    _edit_payment,
+    _reprice_price_list,
+    _edit_user,
+]
