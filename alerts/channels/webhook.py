@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from alerts import notices
@@ -40,11 +41,14 @@ def body(alert, event: Event) -> dict:
 
 def send(alert, event: Event) -> None:
     payload = json.dumps(body(alert, event), separators=(",", ":"))
+    # The id stays the same on every retry, the timestamp is this attempt's: receivers refuse
+    # signatures more than five minutes old, and a retry may come an hour later.
+    sent_at = timezone.now()
     headers = {
         "content-type": "application/json",
         "webhook-id": event.id,
-        "webhook-timestamp": str(int(event.at.timestamp())),
+        "webhook-timestamp": str(int(sent_at.timestamp())),
     }
     if settings.ALERT_WEBHOOK_SECRET:
-        headers["webhook-signature"] = Webhook(settings.ALERT_WEBHOOK_SECRET).sign(event.id, event.at, payload)
+        headers["webhook-signature"] = Webhook(settings.ALERT_WEBHOOK_SECRET).sign(event.id, sent_at, payload)
     http.post(settings.ALERT_WEBHOOK_URL, name="webhook", content=payload.encode(), headers=headers)
