@@ -257,7 +257,9 @@ def stuck_processing(now: datetime) -> list[Finding]:
     """Leases expired long ago (heal is not recovering them) and runs whose heartbeat stopped."""
     after = timedelta(minutes=config.get("stuck_processing_minutes"))
     findings = []
-    leases = QueueItem.objects.expired_leases(now - after)  # tds_queue_leases
+    leases = QueueItem.objects.filter(
+        status=QueueItem.Status.PROCESSING, locked_until__lte=now - after
+    )  # tds_queue_leases
     count = leases.count()
     if count:
         sample = list(leases.values_list("entity", "object_id")[:5])
@@ -272,7 +274,7 @@ def stuck_processing(now: datetime) -> list[Finding]:
                 {"entity": sample[0][0], "object_ids": [o for _, o in sample], "reason": "lease expired"},
             )
         )
-    runs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, heartbeat_at__lt=now - after)
+    runs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, heartbeat_at__lte=now - after)
     for run in runs[:20]:
         findings.append(
             Finding(
@@ -433,9 +435,13 @@ def breaker_open(now: datetime) -> list[Finding]:
             row.organization_id or "zoho",
             Severity.ERROR,
             f"Zoho circuit breaker {state.replace('_', '-')}: calls to Zoho are held back",
-            row.consecutive_failures,
-            config.get("zoho_breaker_consecutive_failures"),
-            {"reason": row.last_failure[:300], "open_until": row.open_until.isoformat() if row.open_until else None},
+            None,  # a state, not a measure: it opens on consecutive failures or on the failure rate
+            None,
+            {
+                "reason": row.last_failure[:300],
+                "consecutive_failures": row.consecutive_failures,
+                "open_until": row.open_until.isoformat() if row.open_until else None,
+            },
         )
     ]
 
