@@ -37,7 +37,7 @@ class AlertSerializer(serializers.ModelSerializer):
         ]
 
 
-class ErrorSerializer(serializers.Serializer):
+class AlertActionErrorSerializer(serializers.Serializer):
     status = serializers.CharField()
     error = serializers.CharField()
     detail = serializers.CharField()
@@ -54,7 +54,7 @@ class AlertList(generics.ListAPIView):
 class _Move(APIView):
     verb = ""
 
-    @extend_schema(request=None, responses={200: AlertSerializer, 404: ErrorSerializer, 409: ErrorSerializer})
+    @extend_schema(request=None, responses={200: AlertSerializer, 404: AlertActionErrorSerializer, 409: AlertActionErrorSerializer})
     def post(self, request, pk: int):
         alert = Alert.objects.filter(pk=pk).first()
         if alert is None:
