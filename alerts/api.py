@@ -54,7 +54,9 @@ class AlertList(generics.ListAPIView):
 class _Move(APIView):
     verb = ""
 
-    @extend_schema(request=None, responses={200: AlertSerializer, 404: AlertActionErrorSerializer, 409: AlertActionErrorSerializer})
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, 404: AlertActionErrorSerializer, 409: AlertActionErrorSerializer}
+    )
     def post(self, request, pk: int):
         alert = Alert.objects.filter(pk=pk).first()
         if alert is None:

@@ -6,7 +6,6 @@ did not get through; `permanent` says retrying cannot help (the URL is gone, the
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +48,13 @@ def escalation() -> list[str]:
 
 
 def send(channel: str, alert, event: Event) -> None:
-    if channel not in SETTINGS:
+    if channel not in MODULES:
         raise ChannelError(f"unknown channel {channel!r}", permanent=True)
-    importlib.import_module(f"alerts.channels.{channel}").send(alert, event)
+    MODULES[channel].send(alert, event)
+
+
+# Imported here, after what they import from this module, so the first alert of a process does
+# not wait for its channel's imports.
+from alerts.channels import email, slack, telegram, webhook  # noqa: E402
+
+MODULES = {"email": email, "slack": slack, "webhook": webhook, "telegram": telegram}

@@ -17,6 +17,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() when it arrived
+    wall: float  # time.time() when it arrived, to compare with timestamps other processes wrote
 
     def json(self):
         return json.loads(self.body)
@@ -36,7 +37,9 @@ class RecordingServer:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with server._lock:
-                    server.requests.append(Request(self.path, dict(self.headers.items()), body, time.monotonic()))
+                    server.requests.append(
+                        Request(self.path, dict(self.headers.items()), body, time.monotonic(), time.time())
+                    )
                 status, delay = server.answers.get(self.path.split("?")[0], (200, 0.0))
                 time.sleep(delay)  # a slow receiver, as a real one on a bad day
                 self.send_response(status)

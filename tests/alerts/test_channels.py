@@ -144,7 +144,7 @@ def test_a_channel_answering_500_is_retried_while_the_others_are_delivered_at_on
 def test_a_slow_channel_does_not_delay_the_others(backlog_alert, channels_on):
     channels_on.answer(SLACK, 500, delay=1.5)
     deliver()
-    [slack], [telegram] = channels_on.to(SLACK), channels_on.to(TELEGRAM)
+    assert len(channels_on.to(SLACK)) == len(channels_on.to(TELEGRAM)) == 1
     # Telegram was answered while Slack was still thinking about its 500.
     assert channels_on.answered[TELEGRAM] < channels_on.answered[SLACK] - 1
 
