@@ -40,16 +40,16 @@ def event_of(delivery: AlertDelivery) -> Event:
 
 
 def claim(now: datetime) -> list[AlertDelivery]:
-    """Due pending deliveries, each taken with a conditional update so two rounds never send one twice."""
+    """Due pending deliveries, taken with one conditional update so two rounds never send one twice:
+    the rows this round moved are the ones now due at its own claim time."""
     due = AlertDelivery.objects.filter(status=AlertDelivery.Status.PENDING, next_attempt_at__lte=now)
-    taken = []
-    for delivery in due.select_related("alert").order_by("next_attempt_at", "id")[:ROUND]:
-        held = AlertDelivery.objects.filter(
-            pk=delivery.pk, status=AlertDelivery.Status.PENDING, next_attempt_at__lte=now
-        )
-        if held.update(next_attempt_at=now + CLAIM):
-            taken.append(delivery)
-    return taken
+    ids = list(due.order_by("next_attempt_at", "id").values_list("pk", flat=True)[:ROUND])
+    if not ids:
+        return []
+    until = now + CLAIM
+    due.filter(pk__in=ids).update(next_attempt_at=until)
+    taken = AlertDelivery.objects.filter(pk__in=ids, status=AlertDelivery.Status.PENDING, next_attempt_at=until)
+    return list(taken.select_related("alert").order_by("next_attempt_at", "id"))
 
 
 def send_channel(channel: str, deliveries: list[AlertDelivery]) -> list[Outcome]:
@@ -78,31 +78,30 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=config.get("alert_delivery_backoff_seconds") * 2 ** (attempts - 1)), MAX_BACKOFF)
 
 
+FINISH_FIELDS = ["status", "attempts", "next_attempt_at", "error", "sent_at"]
+
+
 def finish(outcome: Outcome, now: datetime, *, retry_at: datetime | None) -> str:
+    """Set the delivery's outcome on it (saved by `send` in one statement for the round)."""
     delivery = outcome.delivery
     if outcome.skipped:
         # Not tried: it waits with its channel, its attempts untouched.
-        AlertDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=retry_at or now)
+        delivery.next_attempt_at = retry_at or now
         return "waiting"
-    attempts = delivery.attempts + 1
-    fields: dict = {"attempts": attempts}
+    delivery.attempts += 1
     if outcome.error is None:
-        fields.update(status=AlertDelivery.Status.SENT, sent_at=now, error="")
-        result = "sent"
-    elif (
+        delivery.status, delivery.sent_at, delivery.error = AlertDelivery.Status.SENT, now, ""
+        return "sent"
+    delivery.error = str(outcome.error)[:2000]
+    if (
         outcome.error.permanent
-        or attempts >= config.get("alert_delivery_max_attempts")
+        or delivery.attempts >= config.get("alert_delivery_max_attempts")
         or delivery.event == AlertDelivery.Event.TEST  # a test reports on one try; nobody waits for a retry
     ):
-        fields.update(status=AlertDelivery.Status.FAILED, error=str(outcome.error)[:2000])
-        result = "failed"
-    else:
-        fields.update(next_attempt_at=now + backoff(attempts), error=str(outcome.error)[:2000])
-        result = "retry"
-    AlertDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(delivery, name, value)
-    return result
+        delivery.status = AlertDelivery.Status.FAILED
+        return "failed"
+    delivery.next_attempt_at = now + backoff(delivery.attempts)
+    return "retry"
 
 
 def deliver_due(now: datetime | None = None) -> Counter:
@@ -127,4 +126,5 @@ def send(deliveries: list[AlertDelivery]) -> Counter:
             tally[finish(outcome, finished_at, retry_at=retry_at)] += 1
             if outcome.error is not None:
                 retry_at = outcome.delivery.next_attempt_at
+    AlertDelivery.objects.bulk_update(deliveries, FINISH_FIELDS)
     return tally

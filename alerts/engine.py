@@ -47,24 +47,29 @@ class Notifier:
         return any(silence.covers(alert, self.now) for silence in self.silences)
 
     def notify(self, alert: Alert, event: str, *, to: list[str] | None = None) -> int:
-        """Queue `event` for `alert` on each channel; none while silenced (the alert is still recorded)."""
-        if self.silenced(alert):
-            self.result.silenced += 1
-            return 0
-        # An alert about a channel is not sent through that channel: it would only fail again.
-        targets = [c for c in (to if to is not None else self.channels) if alert.fingerprint != f"channel_failing:{c}"]
-        if not targets:
-            return 0
-        AlertDelivery.objects.bulk_create(
-            [
+        return self.notify_many([alert], event, to=to)
+
+    def notify_many(self, alerts: list[Alert], event: str, *, to: list[str] | None = None) -> int:
+        """Queue `event` for each alert on each channel, in two statements however many alerts;
+        none for a silenced alert (it is still recorded). Returns the deliveries queued."""
+        rows, told = [], []
+        for alert in alerts:
+            if self.silenced(alert):
+                self.result.silenced += 1
+                continue
+            # An alert about a channel is not sent through that channel: it would only fail again.
+            targets = [c for c in (self.channels if to is None else to) if alert.fingerprint != f"channel_failing:{c}"]
+            rows += [
                 AlertDelivery(alert=alert, channel=c, event=event, next_attempt_at=self.now, created_at=self.now)
                 for c in targets
             ]
-        )
-        Alert.objects.filter(pk=alert.pk).update(last_notified_at=self.now)
-        alert.last_notified_at = self.now
-        self.result.queued += len(targets)
-        return len(targets)
+            if targets:
+                alert.last_notified_at = self.now
+                told.append(alert.pk)
+        AlertDelivery.objects.bulk_create(rows)
+        Alert.objects.filter(pk__in=told).update(last_notified_at=self.now)
+        self.result.queued += len(rows)
+        return len(rows)
 
 
 def run_rules(now: datetime, result: Evaluation) -> set[str]:
@@ -84,56 +89,76 @@ def run_rules(now: datetime, result: Evaluation) -> set[str]:
 def evaluate(now: datetime) -> Evaluation:
     result = Evaluation()
     ran = run_rules(now, result)
-    notifier = Notifier(now, result)
-    for finding in result.findings:
-        record(finding, now, notifier)
-    clear(ran, {f.fingerprint for f in result.findings}, now, notifier)
-    escalate(now, notifier)
-    remind(now, notifier)
+    # The rules only read; everything they lead to is written in one transaction, one commit.
+    with transaction.atomic():
+        notifier = Notifier(now, result)
+        findings = list({f.fingerprint: f for f in reversed(result.findings)}.values())[::-1]
+        fingerprints = {f.fingerprint for f in findings}
+        unresolved = Alert.objects.filter(fingerprint__in=fingerprints).exclude(status=Alert.Status.RESOLVED)
+        open_alerts = {a.fingerprint: a for a in unresolved}
+        raise_new([f for f in findings if f.fingerprint not in open_alerts], now, notifier)
+        repeat([(open_alerts[f.fingerprint], f) for f in findings if f.fingerprint in open_alerts], now, notifier)
+        clear(ran, fingerprints, now, notifier)
+        escalate(now, notifier)
+        remind(now, notifier)
     return result
 
 
-def record(finding: rules.Finding, now: datetime, notifier: Notifier) -> Alert:
-    """Raise a new alert for the finding, or count a repeat on its open one (notify only if it got worse)."""
-    alert = Alert.objects.filter(fingerprint=finding.fingerprint).exclude(status=Alert.Status.RESOLVED).first()
-    if alert is None:
-        try:
-            with transaction.atomic():
-                alert = Alert.objects.create(
-                    rule=finding.rule,
-                    fingerprint=finding.fingerprint,
-                    severity=finding.severity,
-                    title=finding.title[:255],
-                    context=finding.context,
-                    value=finding.value,
-                    threshold=finding.threshold,
-                    first_seen=now,
-                    last_seen=now,
-                )
-        except IntegrityError:
-            # Another evaluation (a manual check_alerts beside the schedule) raised it first.
-            alert = Alert.objects.filter(fingerprint=finding.fingerprint).exclude(status=Alert.Status.RESOLVED).get()
-        else:
-            notifier.result.raised.append(alert)
-            notifier.notify(alert, AlertDelivery.Event.RAISED)
-            return alert
-    worse = RANK[finding.severity] > RANK[alert.severity]
-    fields = {
-        "title": finding.title[:255],
-        "context": finding.context,
-        "value": finding.value,
-        "threshold": finding.threshold,
-        "last_seen": now,
-        "clear_evaluations": 0,
-    }
-    if worse:
-        fields["severity"] = finding.severity
-    Alert.objects.filter(pk=alert.pk).update(occurrences=F("occurrences") + 1, **fields)
-    alert.refresh_from_db()
-    notifier.result.repeated.append(alert)
-    if worse:
-        notifier.notify(alert, AlertDelivery.Event.RAISED)
-    return alert
+def _new_alert(finding: rules.Finding, now: datetime) -> Alert:
+    return Alert(
+        rule=finding.rule,
+        fingerprint=finding.fingerprint,
+        severity=finding.severity,
+        title=finding.title[:255],
+        context=finding.context,
+        value=finding.value,
+        threshold=finding.threshold,
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+def raise_new(findings: list[rules.Finding], now: datetime, notifier: Notifier) -> None:
+    """One alert per new fingerprint, inserted together, each notified."""
+    if not findings:
+        return
+    alerts = [_new_alert(f, now) for f in findings]
+    try:
+        with transaction.atomic():
+            Alert.objects.bulk_create(alerts)
+    except IntegrityError:
+        # Another evaluation (a manual check_alerts beside the schedule) raised some a moment ago:
+        # those are repeats, the rest new.
+        taken = Alert.objects.filter(fingerprint__in=[f.fingerprint for f in findings]).exclude(
+            status=Alert.Status.RESOLVED
+        )
+        taken = {a.fingerprint: a for a in taken}
+        repeat([(taken[f.fingerprint], f) for f in findings if f.fingerprint in taken], now, notifier)
+        alerts = [_new_alert(f, now) for f in findings if f.fingerprint not in taken]
+        Alert.objects.bulk_create(alerts)
+    notifier.result.raised += alerts
+    notifier.notify_many(alerts, AlertDelivery.Event.RAISED)
+
+
+REPEAT_FIELDS = ["title", "context", "value", "threshold", "last_seen", "clear_evaluations", "severity", "occurrences"]
+
+
+def repeat(pairs: list[tuple[Alert, rules.Finding]], now: datetime, notifier: Notifier) -> None:
+    """Count a repeat on each open alert (newest value and context, in one statement); notify the
+    ones that got worse, under their worse severity."""
+    worse = []
+    for alert, finding in pairs:
+        if RANK[finding.severity] > RANK[alert.severity]:
+            alert.severity = finding.severity
+            worse.append(alert)
+        alert.title, alert.context = finding.title[:255], finding.context
+        alert.value, alert.threshold = finding.value, finding.threshold
+        alert.last_seen, alert.clear_evaluations = now, 0
+        alert.occurrences += 1
+    alerts = [alert for alert, _ in pairs]
+    Alert.objects.bulk_update(alerts, REPEAT_FIELDS)
+    notifier.result.repeated += alerts
+    notifier.notify_many(worse, AlertDelivery.Event.RAISED)
 
 
 def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> None:
@@ -150,10 +175,9 @@ def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> N
     Alert.objects.filter(pk__in=due).exclude(status=Alert.Status.RESOLVED).update(
         status=Alert.Status.RESOLVED, resolved_at=now, resolved_by=""
     )
-    for alert in Alert.objects.filter(pk__in=due, resolved_at=now, resolved_by=""):
-        notifier.result.resolved.append(alert)
-        if alert.last_notified_at is not None:
-            notifier.notify(alert, AlertDelivery.Event.RESOLVED)
+    resolved = list(Alert.objects.filter(pk__in=due, resolved_at=now, resolved_by=""))
+    notifier.result.resolved += resolved
+    notifier.notify_many([a for a in resolved if a.last_notified_at is not None], AlertDelivery.Event.RESOLVED)
 
 
 def escalate(now: datetime, notifier: Notifier) -> None:
@@ -167,9 +191,9 @@ def escalate(now: datetime, notifier: Notifier) -> None:
     ids = list(due.values_list("pk", flat=True))
     # Conditional, then read back at this evaluation's `now`: two evaluations at once escalate each alert once.
     Alert.objects.filter(pk__in=ids, escalated_at__isnull=True).update(escalated_at=now)
-    for alert in Alert.objects.filter(pk__in=ids, escalated_at=now):
-        notifier.result.escalated.append(alert)
-        notifier.notify(alert, AlertDelivery.Event.ESCALATED, to=channels.escalation())
+    escalated = list(Alert.objects.filter(pk__in=ids, escalated_at=now))
+    notifier.result.escalated += escalated
+    notifier.notify_many(escalated, AlertDelivery.Event.ESCALATED, to=channels.escalation())
 
 
 def remind(now: datetime, notifier: Notifier) -> None:
@@ -181,6 +205,6 @@ def remind(now: datetime, notifier: Notifier) -> None:
     due = Alert.objects.filter(status=Alert.Status.OPEN).filter(
         Q(last_notified_at__lte=cutoff) | Q(last_notified_at__isnull=True, first_seen__lte=cutoff)
     )
-    for alert in due:
-        if notifier.notify(alert, AlertDelivery.Event.REMINDER):
-            notifier.result.reminded.append(alert)
+    due = list(due)
+    notifier.notify_many(due, AlertDelivery.Event.REMINDER)
+    notifier.result.reminded += [a for a in due if a.last_notified_at == now]

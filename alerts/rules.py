@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 
 from alerts.models import Alert, AlertDelivery
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
@@ -86,6 +86,27 @@ def minutes(td: timedelta) -> float:
 
 
 # --- The queue ----------------------------------------------------------------------------------
+
+
+def oldest_due(now: datetime) -> QueueItem | None:
+    """The waiting row due longest ago, outside paused entities (their rows wait by design).
+
+    Read down the claim index (tds_queue_due) one priority at a time: each probe is the first
+    entry of that priority, so a backlog of any size costs one probe per priority in use.
+    """
+    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING, next_attempt_at__lte=now)
+    paused = config.get("paused_entities")
+    if paused:
+        waiting = waiting.exclude(entity__in=paused)
+    oldest, below = None, None
+    while True:
+        probe = waiting if below is None else waiting.filter(priority__lt=below)
+        row = probe.order_by("-priority", "next_attempt_at", "id").first()
+        if row is None:
+            return oldest
+        if oldest is None or row.next_attempt_at < oldest.next_attempt_at:
+            oldest = row
+        below = row.priority
 
 
 @rule("queue_backlog")
@@ -158,7 +179,9 @@ def dlq_size(now: datetime) -> list[Finding]:
         size = sum(reasons.values())
         if size < threshold:
             continue
-        latest = open_letters.filter(entity=entity).order_by("-last_failed_at", "-id")[:5]
+        reason = max(reasons, key=reasons.get)
+        # Down tds_dlq_open (entity, reason, last_failed_at): the newest of its commonest reason.
+        latest = open_letters.filter(entity=entity, reason=reason).order_by("-last_failed_at")[:5]
         latest = list(latest.values("id", "object_id", "reason", "error", "payload"))
         findings.append(
             Finding(
@@ -170,7 +193,7 @@ def dlq_size(now: datetime) -> list[Finding]:
                 threshold,
                 {
                     "entity": entity,
-                    "reason": max(reasons, key=reasons.get),
+                    "reason": reason,
                     "by_reason": reasons,
                     "object_ids": [row["object_id"] for row in latest if row["object_id"]],
                     "dead_letter_ids": [row["id"] for row in latest],
@@ -184,25 +207,25 @@ def dlq_size(now: datetime) -> list[Finding]:
 
 @rule("sync_lag")
 def sync_lag(now: datetime) -> list[Finding]:
-    """The oldest waiting row, and each incremental cursor's last success, against the lag threshold.
+    """The oldest due row's wait, and each incremental cursor's last success, against the lag threshold.
 
     A cursor is expected to succeed every `incremental_sync_interval_minutes`; the lag threshold is the
     grace on top of that, so an hourly pull is not "late" for 45 minutes of every hour.
     """
     lag = timedelta(minutes=config.get("sync_lag_threshold_minutes"))
     findings = []
-    oldest = QueueItem.objects.filter(status=QueueItem.Status.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
-    if oldest is not None and now - oldest >= lag:
-        row = QueueItem.objects.filter(status=QueueItem.Status.PENDING, next_attempt_at=oldest).first()
+    row = oldest_due(now)
+    if row is not None and now - row.next_attempt_at >= lag:
+        waited = minutes(now - row.next_attempt_at)
         findings.append(
             Finding(
                 "sync_lag",
                 "queue",
                 Severity.WARNING,
-                f"Oldest pending row has waited {minutes(now - oldest)} min",
-                minutes(now - oldest),
+                f"Oldest due row has waited {waited} min",
+                waited,
                 minutes(lag),
-                {"entity": row.entity, "object_ids": [row.object_id], "excerpt": excerpt(row.payload)} if row else {},
+                {"entity": row.entity, "object_ids": [row.object_id], "excerpt": excerpt(row.payload)},
             )
         )
     expected = timedelta(minutes=config.get("incremental_sync_interval_minutes")) + lag
@@ -230,9 +253,7 @@ def queue_stalled(now: datetime) -> list[Finding]:
     """Rows due for longer than period + grace, nothing finished meanwhile, and workers say they are alive."""
     period, grace = config.get("queue_progress_period_seconds"), config.get("queue_progress_grace_seconds")
     window = timedelta(seconds=period + grace)
-    paused = config.get("paused_entities")
-    due = QueueItem.objects.filter(status__in=QueueItem.WAITING, next_attempt_at__lte=now - window)
-    stuck = due.exclude(entity__in=paused).first() if paused else due.first()
+    stuck = oldest_due(now - window)
     if stuck is None or not _fresh_heartbeats(now).exists():
         return []
     last = QueueItem.objects.filter(finished_at__isnull=False).aggregate(at=Max("finished_at"))["at"]
