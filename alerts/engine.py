@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from alerts import channels, rules
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from tdscore import config
+from tdscore.models import Metric
 
 logger = logging.getLogger(__name__)
 RANK = {severity: n for n, severity in enumerate(Alert.Severity.values)}  # info < warning < error < critical
@@ -140,7 +141,7 @@ def raise_new(findings: list[rules.Finding], now: datetime, notifier: Notifier) 
     notifier.notify_many(alerts, AlertDelivery.Event.RAISED)
 
 
-REPEAT_FIELDS = ["title", "context", "value", "threshold", "last_seen", "clear_evaluations", "severity", "occurrences"]
+REPEAT_FIELDS = ["title", "context", "value", "threshold", "last_seen", "severity", "occurrences"]
 
 
 def repeat(pairs: list[tuple[Alert, rules.Finding]], now: datetime, notifier: Notifier) -> None:
@@ -153,7 +154,7 @@ def repeat(pairs: list[tuple[Alert, rules.Finding]], now: datetime, notifier: No
             worse.append(alert)
         alert.title, alert.context = finding.title[:255], finding.context
         alert.value, alert.threshold = finding.value, finding.threshold
-        alert.last_seen, alert.clear_evaluations = now, 0
+        alert.last_seen = now
         alert.occurrences += 1
     alerts = [alert for alert, _ in pairs]
     Alert.objects.bulk_update(alerts, REPEAT_FIELDS)
@@ -161,15 +162,26 @@ def repeat(pairs: list[tuple[Alert, rules.Finding]], now: datetime, notifier: No
     notifier.notify_many(worse, AlertDelivery.Event.RAISED)
 
 
-def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> None:
-    """Unresolved alerts of the rules that ran and did not see them count one clear evaluation;
-    at `alert_clear_evaluations` they resolve (and those anyone was told about say so).
+EVALUATIONS = "alerts.evaluations"  # a tds_metrics point per evaluation (value: its findings)
 
-    In bulk: a thousand open alerts whose conditions all cleared at once cost two statements.
+
+def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> None:
+    """Resolve the unresolved alerts of the rules that ran that no finding has matched in the last
+    `alert_clear_evaluations` evaluations (and tell whoever was told they were raised).
+
+    Counted from the evaluations' own record (one point each in tds_metrics), not a counter on
+    every alert: a thousand open alerts cost one read a minute, not a thousand row rewrites.
     """
-    unseen = Alert.objects.filter(rule__in=ran).exclude(status=Alert.Status.RESOLVED).exclude(fingerprint__in=seen)
-    unseen.update(clear_evaluations=F("clear_evaluations") + 1)
-    due = list(unseen.filter(clear_evaluations__gte=config.get("alert_clear_evaluations")).values_list("pk", flat=True))
+    Metric.objects.create(name=EVALUATIONS, value=len(notifier.result.findings), at=now)
+    n = config.get("alert_clear_evaluations")
+    recent = Metric.objects.filter(name=EVALUATIONS, at__lte=now).order_by("-at").values_list("at", flat=True)
+    cutoff = list(recent[n - 1 : n])  # tds_metric_name_at
+    if not cutoff:
+        return  # fewer evaluations than that so far
+    unseen = Alert.objects.filter(rule__in=ran, last_seen__lt=cutoff[0]).exclude(status=Alert.Status.RESOLVED)
+    due = list(unseen.exclude(fingerprint__in=seen).values_list("pk", flat=True))
+    if not due:
+        return
     # Conditional on still being unresolved, as Alert.resolve is; then read back the ones this
     # evaluation moved (resolved at its own `now`), not those an operator or another evaluation did.
     Alert.objects.filter(pk__in=due).exclude(status=Alert.Status.RESOLVED).update(

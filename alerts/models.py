@@ -43,9 +43,6 @@ class Alert(models.Model):
     resolved_by = models.CharField(max_length=150, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     last_notified_at = models.DateTimeField(null=True, blank=True)
-    # Evaluations in a row that did not see the condition; at `alert_clear_evaluations` it resolves,
-    # so a condition that flaps does not page twice a minute.
-    clear_evaluations = models.PositiveIntegerField(default=0)
 
     class Meta:
         db_table = "tds_alerts"
@@ -58,9 +55,10 @@ class Alert(models.Model):
         indexes = [
             # Dashboard: WHERE status = %s ORDER BY last_seen DESC.
             models.Index(fields=["status", "-last_seen"], name="tds_alert_status_seen"),
-            # Engine, every minute: WHERE status <> 'resolved' AND rule IN (...), and the escalation
-            # and reminder sweeps over open alerts; resolved alerts pile up and are never read here.
-            models.Index(fields=["rule", "first_seen"], condition=~Q(status="resolved"), name="tds_alert_unresolved"),
+            # Engine, every minute: WHERE status <> 'resolved' AND rule IN (...) AND last_seen < cutoff,
+            # and the escalation and reminder sweeps over open alerts; resolved alerts pile up and
+            # are never read here.
+            models.Index(fields=["rule", "last_seen"], condition=~Q(status="resolved"), name="tds_alert_unresolved"),
         ]
 
     def __str__(self) -> str:

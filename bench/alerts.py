@@ -68,11 +68,11 @@ SELECT (ARRAY['products','customers','vendors','invoices','bills','credit-notes'
 FROM generate_series(1, %(dead)s) AS n;
 
 INSERT INTO tds_alerts (rule, fingerprint, severity, status, title, detail, context, value, threshold, occurrences,
-    first_seen, last_seen, acknowledged_by, resolved_by, clear_evaluations, last_notified_at, escalated_at)
+    first_seen, last_seen, acknowledged_by, resolved_by, last_notified_at, escalated_at)
 SELECT (ARRAY['dlq_size','sync_lag','freshness','stuck_processing'])[1 + n %% 4],
        'bench:' || n, (ARRAY['warning','error','critical'])[1 + n %% 3], 'open', 'Alert ' || n, '',
        jsonb_build_object('entity', 'products'), n, 1, 1 + n %% 50,
-       now() - interval '6 hours', now() - interval '1 minute', '', '', 0,
+       now() - interval '6 hours', now() - interval '1 minute', '', '',
        now() - interval '1 hour', CASE WHEN n %% 3 = 2 THEN now() - interval '5 hours' END
 FROM generate_series(1, %(alerts)s) AS n;
 """
