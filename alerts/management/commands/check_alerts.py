@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from alerts import cycle
+from alerts.notices import number
 
 
 class Command(BaseCommand):
@@ -14,7 +15,11 @@ class Command(BaseCommand):
         done = cycle.run()
         result = done.evaluation
         for finding in result.findings:
-            value = "" if finding.value is None else f" (value {finding.value:g}, threshold {finding.threshold:g})"
+            value = (
+                f" (value {number(finding.value)}, threshold {number(finding.threshold)})"
+                if finding.value is not None
+                else ""
+            )
             self.stdout.write(f"{finding.severity:<8} {finding.fingerprint}: {finding.title}{value}")
         for name, error in result.failed_rules.items():
             self.stderr.write(f"rule {name} failed: {error}")
