@@ -1,16 +1,80 @@
-from django.contrib import admin
+import json
+from datetime import timedelta
 
-from alerts.models import Alert, AlertDelivery, AlertSilence
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from alerts import channels, probe
+from alerts.models import Alert, AlertDelivery, AlertSilence, AlertStateError
 
 
 class DeliveryInline(admin.TabularInline):
     model = AlertDelivery
     extra = 0
     can_delete = False
-    readonly_fields = ["channel", "status", "attempts", "next_attempt_at", "error", "created_at", "sent_at"]
+    fields = ["channel", "event", "status", "attempts", "next_attempt_at", "error", "created_at", "sent_at"]
+    readonly_fields = fields
+    ordering = ["-id"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _move(modeladmin, request, queryset, verb: str) -> None:
+    """Acknowledge or resolve each selected alert through its model method; report those refused."""
+    now, by = timezone.now(), request.user.get_username()
+    done, refused = 0, []
+    for alert in queryset:
+        try:
+            getattr(alert, verb)(by=by, now=now)
+            done += 1
+        except AlertStateError:
+            refused.append(f"#{alert.pk} ({alert.status})")
+    past = {"acknowledge": "acknowledged", "resolve": "resolved"}[verb]
+    if done:
+        modeladmin.message_user(request, f"{done} alert(s) {past}.", messages.SUCCESS)
+    if refused:
+        modeladmin.message_user(request, f"Already {past} or resolved: {', '.join(refused)}.", messages.WARNING)
+
+
+@admin.action(description="Acknowledge selected alerts")
+def acknowledge(modeladmin, request, queryset):
+    _move(modeladmin, request, queryset, "acknowledge")
+
+
+@admin.action(description="Resolve selected alerts")
+def resolve(modeladmin, request, queryset):
+    _move(modeladmin, request, queryset, "resolve")
+
+
+def _silence(modeladmin, request, queryset, hours: int) -> None:
+    """Mute notifications for each selected alert's fingerprint; the alerts are still recorded."""
+    until = timezone.now() + timedelta(hours=hours)
+    by = request.user.get_username()
+    pairs = set(queryset.values_list("rule", "fingerprint"))
+    AlertSilence.objects.bulk_create(
+        [
+            AlertSilence(
+                rule=rule, fingerprint=fingerprint, until=until, created_by=by, reason="silenced from the admin"
+            )
+            for rule, fingerprint in sorted(pairs)
+        ]
+    )
+    modeladmin.message_user(request, f"{len(pairs)} alert(s) silenced until {until:%Y-%m-%d %H:%M} UTC.")
+
+
+@admin.action(description="Silence selected alerts for 1 hour")
+def silence_hour(modeladmin, request, queryset):
+    _silence(modeladmin, request, queryset, 1)
+
+
+@admin.action(description="Silence selected alerts for 24 hours")
+def silence_day(modeladmin, request, queryset):
+    _silence(modeladmin, request, queryset, 24)
 
 
 @admin.register(Alert)
@@ -19,12 +83,72 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ["status", "severity", "rule"]
     search_fields = ["title", "fingerprint"]
     date_hierarchy = "last_seen"
+    actions = [acknowledge, resolve, silence_hour, silence_day]
     inlines = [DeliveryInline]
+    change_list_template = "admin/alerts/alert/change_list.html"
+    fields = [
+        "rule",
+        "fingerprint",
+        "severity",
+        "status",
+        "title",
+        "value",
+        "threshold",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_by",
+        "resolved_at",
+        "escalated_at",
+        "last_notified_at",
+        "context_readable",
+        "detail",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
         return False
 
+    @admin.display(description="context")
+    def context_readable(self, alert: Alert) -> str:
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(alert.context, indent=2, ensure_ascii=False)
+        )
+
+    def get_urls(self):
+        send_test = self.admin_site.admin_view(require_POST(self.send_test_view))
+        return [path("send-test/", send_test, name="alerts_alert_send_test"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"alert_channels": channels.NAMES, "enabled_channels": channels.enabled(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def send_test_view(self, request):
+        back = HttpResponseRedirect(reverse("admin:alerts_alert_changelist"))
+        if not self.has_change_permission(request):
+            self.message_user(request, "Sending a test alert needs the permission to change alerts.", messages.ERROR)
+            return back
+        name = request.POST.get("channel", "")
+        if name not in channels.enabled():
+            self.message_user(request, f"Channel {name or '?'} is not enabled.", messages.ERROR)
+            return back
+        for delivery in probe.send_test([name], by=request.user.get_username(), now=timezone.now()):
+            if delivery.status == AlertDelivery.Status.SENT:
+                self.message_user(request, f"Test alert sent to {name}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Test alert to {name} failed: {delivery.error}", messages.ERROR)
+        return back
+
 
 @admin.register(AlertSilence)
 class AlertSilenceAdmin(admin.ModelAdmin):
-    list_display = ["rule", "fingerprint", "until", "created_by", "created_at"]
+    list_display = ["rule", "fingerprint", "until", "reason", "created_by", "created_at"]
+    list_filter = ["rule"]
+    search_fields = ["rule", "fingerprint", "reason"]
+
+    def save_model(self, request, obj, form, change):
+        if not obj.created_by:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)

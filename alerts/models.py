@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -54,6 +55,10 @@ class Alert(models.Model):
         indexes = [
             # Dashboard: WHERE status = %s ORDER BY last_seen DESC.
             models.Index(fields=["status", "-last_seen"], name="tds_alert_status_seen"),
+            # Engine, every minute: WHERE status <> 'resolved' AND rule IN (...) AND last_seen < cutoff,
+            # and the escalation and reminder sweeps over open alerts; resolved alerts pile up and
+            # are never read here.
+            models.Index(fields=["rule", "last_seen"], condition=~Q(status="resolved"), name="tds_alert_unresolved"),
         ]
 
     def __str__(self) -> str:
@@ -93,10 +98,20 @@ class AlertDelivery(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         SENT = "sent"
-        FAILED = "failed"
+        FAILED = "failed"  # refused for good (401, 403, 404…) or out of attempts
+
+    class Event(models.TextChoices):
+        """Why the notification was sent."""
+
+        RAISED = "raised"  # a new alert, or an open one that got worse
+        ESCALATED = "escalated"  # a critical left unacknowledged past alert_escalation_minutes
+        REMINDER = "reminder"  # still open after alert_renotify_minutes
+        RESOLVED = "resolved"  # the condition cleared
+        TEST = "test"  # send_test_alert or the admin's "send test"
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=20)  # email, slack, webhook, telegram
+    event = models.CharField(max_length=10, choices=Event.choices, default=Event.RAISED)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -109,6 +124,8 @@ class AlertDelivery(models.Model):
         indexes = [
             # Delivery retries: WHERE status = 'pending' AND next_attempt_at <= now.
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="tds_delivery_due"),
+            # The channel rule: the newest finished delivery of each channel (WHERE channel = %s ORDER BY id DESC).
+            models.Index(fields=["channel", "-id"], name="tds_delivery_channel"),
         ]
 
     def __str__(self) -> str:
@@ -116,10 +133,10 @@ class AlertDelivery(models.Model):
 
 
 class AlertSilence(models.Model):
-    """Mutes notifications for a rule (and optionally one fingerprint) until a time."""
+    """Mutes notifications for a rule, one fingerprint, or both, until a time; alerts are still recorded."""
 
-    rule = models.CharField(max_length=50)
-    fingerprint = models.CharField(max_length=200, blank=True)
+    rule = models.CharField(max_length=50, blank=True, help_text="Blank: any rule (then a fingerprint is needed).")
+    fingerprint = models.CharField(max_length=200, blank=True, help_text="Blank: every subject of the rule.")
     until = models.DateTimeField()
     reason = models.TextField(blank=True)
     created_by = models.CharField(max_length=150, blank=True)
@@ -129,4 +146,15 @@ class AlertSilence(models.Model):
         db_table = "tds_alert_silences"
 
     def __str__(self) -> str:
-        return f"silence {self.rule} {self.fingerprint} until {self.until:%Y-%m-%d %H:%M}"
+        return f"silence {self.rule or '*'} {self.fingerprint} until {self.until:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        if not self.rule and not self.fingerprint:
+            raise ValidationError("Name a rule, a fingerprint, or both: an empty silence would mute everything.")
+
+    def covers(self, alert: Alert, now: datetime) -> bool:
+        return (
+            self.until > now
+            and (not self.rule or self.rule == alert.rule)
+            and (not self.fingerprint or self.fingerprint == alert.fingerprint)
+        )

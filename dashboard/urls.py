@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from alerts import api as alerts_api
 from dashboard import runs
 
 urlpatterns = [
@@ -9,4 +10,7 @@ urlpatterns = [
     path("dashboard/runs", runs.RunList.as_view(), name="dashboard-runs"),
     path("dashboard/cursors", runs.CursorList.as_view(), name="dashboard-cursors"),
     path("dashboard/sync", runs.StartSync.as_view(), name="dashboard-sync"),
+    path("dashboard/alerts", alerts_api.AlertList.as_view(), name="dashboard-alerts"),
+    path("dashboard/alerts/<int:pk>/acknowledge", alerts_api.AcknowledgeAlert.as_view(), name="dashboard-alert-ack"),
+    path("dashboard/alerts/<int:pk>/resolve", alerts_api.ResolveAlert.as_view(), name="dashboard-alert-resolve"),
 ]

@@ -60,31 +60,3 @@ def check_q_cluster(app_configs, **kwargs):
             id="sync.W001",
         )
     ]
-
-
-# A channel is on when all of its variables are set (SPEC §2).
-ALERT_CHANNEL_SETTINGS = {
-    "email": ("ALERT_EMAIL_TO",),
-    "slack": ("SLACK_WEBHOOK_URL",),
-    "webhook": ("ALERT_WEBHOOK_URL",),
-    "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
-}
-
-
-def enabled_alert_channels() -> list[str]:
-    return [
-        channel for channel, names in ALERT_CHANNEL_SETTINGS.items() if all(getattr(settings, name) for name in names)
-    ]
-
-
-@register()
-def check_alert_channels(app_configs, **kwargs):
-    if enabled_alert_channels():
-        return []
-    return [
-        checks.Warning(
-            "No alert channel is enabled: alerts are raised and shown in the admin, but nobody is notified.",
-            hint="Set ALERT_EMAIL_TO, SLACK_WEBHOOK_URL, ALERT_WEBHOOK_URL, or TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID.",
-            id="alerts.W001",
-        )
-    ]

@@ -179,6 +179,12 @@ ALERT_WEBHOOK_SECRET = env.str("ALERT_WEBHOOK_SECRET", default="")
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_CHAT_ID = env.str("TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_BASE = env.str("TELEGRAM_API_BASE", default="https://api.telegram.org")
+# Escalations of unacknowledged criticals go to these channels (comma-separated names) when set,
+# else to every enabled channel.
+ALERT_ESCALATION_CHANNELS = env.list("ALERT_ESCALATION_CHANNELS", default=[])
+ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="tds-core@localhost")
+# Where notifications link to (the admin's alert page, the dashboard).
+TDS_BASE_URL = env.str("TDS_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- django-q2 (CONVENTIONS "django-q2 at the edges") -------------------------------------------
 # Our queue table owns retries and the DLQ, so a task is tried once. A drain runs until a deadline

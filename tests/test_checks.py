@@ -82,10 +82,11 @@ def test_drain_deadline_not_below_q_cluster_timeout_warns(configured):
     assert "sync.W001" in check_ids()
 
 
-def test_no_alert_channel_warns(configured):
+def test_no_alert_channel_warns_that_alerts_are_recorded_but_nobody_is_notified(configured):
     for name in ALERT_CHANNELS:
         setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
-    assert "alerts.W001" in check_ids()
+    [warning] = [m for m in run_checks() if m.id == "alerts.W001"]
+    assert "recorded and shown" in warning.msg and "nobody is notified" in warning.msg
 
 
 @pytest.mark.parametrize(

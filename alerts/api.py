@@ -1,0 +1,84 @@
+"""Alerts in the dashboard API (SPEC §5): GET /api/dashboard/alerts; POST …/<id>/acknowledge, …/resolve."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alerts.models import Alert, AlertStateError
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "rule",
+            "fingerprint",
+            "severity",
+            "status",
+            "title",
+            "detail",
+            "context",
+            "value",
+            "threshold",
+            "occurrences",
+            "first_seen",
+            "last_seen",
+            "acknowledged_by",
+            "acknowledged_at",
+            "resolved_by",
+            "resolved_at",
+            "escalated_at",
+            "last_notified_at",
+        ]
+
+
+class AlertActionErrorSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    error = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class AlertList(generics.ListAPIView):
+    """Alerts, most recently seen first; filters: status, severity, rule."""
+
+    serializer_class = AlertSerializer
+    queryset = Alert.objects.order_by("-last_seen", "-id")
+    filterset_fields = ["status", "severity", "rule"]
+
+
+class _Move(APIView):
+    verb = ""
+
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, 404: AlertActionErrorSerializer, 409: AlertActionErrorSerializer}
+    )
+    def post(self, request, pk: int):
+        alert = Alert.objects.filter(pk=pk).first()
+        if alert is None:
+            return Response(
+                {"status": "error", "error": "not_found", "detail": f"no alert {pk}"}, status=status.HTTP_404_NOT_FOUND
+            )
+        try:
+            getattr(alert, self.verb)(by=request.user.get_username(), now=timezone.now())
+        except AlertStateError as exc:
+            return Response(
+                {"status": "error", "error": "conflict", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
+            )
+        return Response(AlertSerializer(alert).data)
+
+
+class AcknowledgeAlert(_Move):
+    """Acknowledge an open alert, recording who and when (stops its escalation); 409 if not open."""
+
+    verb = "acknowledge"
+
+
+class ResolveAlert(_Move):
+    """Resolve an open or acknowledged alert, recording who and when; 409 if already resolved."""
+
+    verb = "resolve"

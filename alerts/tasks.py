@@ -1,0 +1,15 @@
+"""django-q2 entry point for the alert schedule (CONVENTIONS "django-q2 at the edges")."""
+
+from __future__ import annotations
+
+from alerts import cycle
+
+
+def check_alerts() -> dict:
+    done = cycle.run()
+    return {
+        "findings": len(done.evaluation.findings),
+        "raised": len(done.evaluation.raised),
+        "resolved": len(done.evaluation.resolved),
+        "deliveries": dict(done.deliveries),
+    }
