@@ -148,6 +148,8 @@ def parse(body: bytes, media_type: str) -> dict[str, Any]:
         raise Unparseable("the body is not UTF-8") from None
     try:
         value = _json(text)
+    except Unparseable:
+        raise
     except ValueError:
         value = None
     else:
@@ -159,6 +161,8 @@ def parse(body: bytes, media_type: str) -> dict[str, Any]:
         if len(pairs) == 1:
             try:
                 inner = _json(pairs[0][1])
+            except Unparseable:
+                raise
             except ValueError:
                 inner = None
             if isinstance(inner, dict):
