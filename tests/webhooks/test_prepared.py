@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from sync import payloads
 from sync.models import InboxEvent, QueueItem
