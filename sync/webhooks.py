@@ -305,7 +305,7 @@ class Delivery:
         object_id = located.object_id or ""
         if canonical is None or len(object_id) > OBJECT_ID_LENGTH:
             object_id = ""
-        key = self._explicit_key() or f"{located.entity.slug}:invalid:{digest}"
+        key = self._explicit_key() or self._derived_key(located, digest, object_id="invalid")
         event = self._event(
             located.entity.slug, object_id, key, digest, status=InboxEvent.Status.REJECTED, error=reason
         )
@@ -327,8 +327,8 @@ class Delivery:
         headers = self.request.headers
         return printable((headers.get("Idempotency-Key") or headers.get("webhook-id") or "").strip())[:KEY_LENGTH]
 
-    def _derived_key(self, located: entities.Located, digest: str) -> str:
-        key = f"{located.entity.slug}:{located.object_id}:{digest}"
+    def _derived_key(self, located: entities.Located, digest: str, *, object_id: str = "") -> str:
+        key = f"{located.entity.slug}:{object_id or located.object_id}:{digest}"
         # A delete often carries the record as last sent: without the suffix it would count as a
         # repeat of that upsert and the delete would be lost.
         return f"{key}:delete" if self.operation == QueueItem.Operation.DELETE else key
