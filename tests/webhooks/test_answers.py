@@ -241,3 +241,15 @@ def test_delete_without_a_body_or_an_id_is_kept_and_dead_lettered(client):
 
 def test_post_without_a_body_is_400(client):
     assert deliver(client, "products", b"", query="?item_id=42").status_code == 400
+
+
+@pytest.mark.parametrize(("query", "operation"), [("?operation=delete", "delete"), ("?operation=upsert", "upsert")])
+def test_operation_parameter_overrides_the_method(client, query, operation):
+    method = "DELETE" if operation == "upsert" else "POST"
+    assert deliver(client, "products", ITEM, method=method, query=query).status_code == 202
+    assert QueueItem.objects.get().operation == operation
+
+
+def test_a_bodiless_delete_does_not_take_the_operation_parameter_for_its_object(client):
+    deliver(client, "products", b"", method="POST", query="?operation=delete&item_id=42")
+    assert QueueItem.objects.get().payload == {"item_id": "42"}
