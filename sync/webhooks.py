@@ -11,12 +11,12 @@ Answers, checked in this order, each with a stable `error` code in
 
 - 405 `method_not_allowed`      — not POST, PUT or DELETE
 - 413 `payload_too_large`       — over TDS_WEBHOOK_MAX_BYTES (Content-Length, or counted while reading)
+- 411 `length_required`         — a chunked body the server cannot de-chunk (runserver): never
+                                  stored empty
 - 401 `unauthorized`            — no configured scheme passed (nothing stored)
 - 429 `throttled`               — the same, from an address that keeps failing
 - 404 `unknown_entity`          — not one of the eleven slugs
 - 415 `unsupported_media_type`  — not JSON, text/plain or form-urlencoded (none is tried as JSON)
-- 411 `length_required`        — a chunked body the server cannot de-chunk (runserver): never
-                                  stored empty
 - 400 `invalid_payload`         — unparseable, JSON that is not an object, or nested deeper than
                                   MAX_DEPTH (kept as `rejected`)
 - 409 `idempotency_conflict`    — an Idempotency-Key or webhook-id reused with another body
