@@ -149,28 +149,23 @@ def record_failure(address: str, *, now: datetime) -> bool:
     a flood of bad requests during an outage costs no connection attempts): a 401 never becomes
     a 500 or a wait, and the throttle still holds per process.
     """
-    window, limit = _limits()
     failures = None
     if time.monotonic() >= _shared.down_until:
         try:
+            window, limit = config.get(WINDOW), config.get(LIMIT)
             failures = _count_shared(address[:64], now, window)
-        except Exception:  # the cache (Redis) or the database is down
+        except Exception:  # the configuration table, the database or the cache (Redis) is down
             _shared.down_until = time.monotonic() + SHARED_RETRY_SECONDS
     if failures is None:
+        # The registry's defaults still protect while the configuration cannot be read.
+        window, limit = config.REGISTRY[WINDOW].default, config.REGISTRY[LIMIT].default
         failures = _local.count(address, now, window)
     return failures > limit
 
 
 # After the shared count failed, how long this process counts alone before trying it again.
 SHARED_RETRY_SECONDS = 5.0
-
-
-def _limits() -> tuple[int, int]:
-    names = ("webhook_auth_failure_window_seconds", "webhook_auth_failure_limit")
-    try:
-        return tuple(config.get(name) for name in names)
-    except Exception:  # the configuration table is unreachable: its defaults still protect
-        return tuple(config.REGISTRY[name].default for name in names)
+WINDOW, LIMIT = "webhook_auth_failure_window_seconds", "webhook_auth_failure_limit"
 
 
 # Plan: the primary key (address) arbitrates the upsert; one row per address that failed lately.
