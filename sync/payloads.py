@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -24,20 +25,86 @@ def content_hash(obj: Any, *, canonical: str | None = None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def parse_zoho_time(value: Any) -> datetime | None:
-    """Zoho's `2026-06-09T09:45:41-0400` (or with `+05:30`, or `Z`) as an offset-aware datetime.
+class Unstorable(ValueError):
+    """An object that is valid JSON but cannot be stored as typed in every database (SPEC §5)."""
 
-    A value without an offset, or not a time at all, is None: comparing it would be a guess.
+
+# `\u0000` in canonical JSON is a NUL only when its backslash is not itself escaped: preceded by
+# an even number of backslashes (a string holding the six characters `\u0000` encodes as `\\u0000`).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def storable_json(obj: Any) -> str:
+    """canonical_json(obj), or Unstorable when neither PostgreSQL nor JSON can hold it as it is.
+
+    PostgreSQL's jsonb refuses a NUL in a string or key; no UTF-8 text holds a lone surrogate;
+    JSON has no NaN or Infinity (which is what `1e400`, and an integer past a double, parse to).
+    SQLite would keep some of these, but a payload must mean the same on both databases.
     """
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise Unstorable("a number is out of range (NaN, Infinity, or beyond a double)") from None
+    except RecursionError:
+        raise Unstorable("the object is nested too deeply") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Unstorable("a string or key holds a lone surrogate (not UTF-8)") from None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        raise Unstorable("a string or key holds a NUL character")
+    return text
+
+
+# A version must survive conversion to UTC and display in any time zone (offsets up to ±24 h):
+# PostgreSQL's timestamptz holds more, but Python's datetime (years 1–9999) reads it back.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+class _OutOfRange:
+    """A well-formed, offset-aware time that no stage can hold (see _EARLIEST/_LATEST)."""
+
+
+_OUT_OF_RANGE = _OutOfRange()
+
+
+def _parse(value: Any) -> datetime | _OutOfRange | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None:
+        return None
+    try:
+        in_range = _EARLIEST <= parsed.astimezone(UTC) <= _LATEST
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        in_range = False
+    return parsed if in_range else _OUT_OF_RANGE
+
+
+def parse_zoho_time(value: Any) -> datetime | None:
+    """Zoho's `2026-06-09T09:45:41-0400` (or with `+05:30`, or `Z`) as an offset-aware datetime.
+
+    A value without an offset, or not a time at all, is None: comparing it would be a guess. So is
+    a time outside what the database and Python can hold once in UTC (year 1 with a positive
+    offset): no stage ever stores it as a version. The webhook dead-letters such an object
+    (unholdable_version()); a pulled one is queued without a version.
+    """
+    parsed = _parse(value)
+    return parsed if isinstance(parsed, datetime) else None
+
+
+VERSION_FIELDS = ("last_modified_time", "updated_time")
 
 
 def version_of(obj: dict[str, Any]) -> datetime | None:
     """Zoho `last_modified_time`, or `updated_time` where only that is given (SPEC §6)."""
     return parse_zoho_time(obj.get("last_modified_time")) or parse_zoho_time(obj.get("updated_time"))
+
+
+def unholdable_version(obj: dict[str, Any]) -> str | None:
+    """The version field of `obj` that holds a time out of range, if any (SPEC §5: `validation`)."""
+    return next((name for name in VERSION_FIELDS if _parse(obj.get(name)) is _OUT_OF_RANGE), None)

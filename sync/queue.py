@@ -11,7 +11,6 @@ worker whose lease expired (and whose rows another worker took) changes nothing.
 
 from __future__ import annotations
 
-import functools
 import random
 import traceback
 import uuid
@@ -76,7 +75,7 @@ def enqueue(*, now: datetime, **fields: Any) -> QueueItem:
 
     Call inside the transaction that stores whatever produced the change (the inbox row, a pull
     page), so the change and its queue row commit together. A webhook on PostgreSQL does all of it
-    in the statement that stores its inbox row: enqueue_with_inbox_row().
+    in the statement that stores its inbox row (sync.inbox).
     """
     item = pending_row(now=now, **fields)
     item.save(force_insert=True)
@@ -85,45 +84,8 @@ def enqueue(*, now: datetime, **fields: Any) -> QueueItem:
     return item
 
 
-def enqueue_with_inbox_row(inbox_insert: str, params: list[Any], item: QueueItem, *, now: datetime) -> tuple[str, list]:
-    """enqueue(item) and `inbox_insert` (an `INSERT … ON CONFLICT DO NOTHING RETURNING id` of the
-    inbox row the change came in) as ONE PostgreSQL statement and its parameters.
-
-    Only when the inbox row is inserted is `item` inserted (linked to it) and are older versions
-    superseded; the statement returns what `inbox_insert` returned. In autocommit one statement
-    is one transaction: all or nothing, without the BEGIN and COMMIT round trips (the webhook's
-    hot path). Every part sees the snapshot taken before the statement, so the supersede never
-    sees the row inserted beside it. PostgreSQL only: SQLite has no INSERT or UPDATE inside WITH.
-    """
-    # Values go to psycopg as they are (strings, numbers, aware datetimes, None), as _copy_rows()
-    # sends them: Django's per-field preparation cost more than the rest of this function.
-    values = [getattr(item, name) for name in _ROW_VALUES]
-    values[_ROW_VALUES.index("payload")] = _PAYLOAD.get_db_prep_save(item.payload, connection)
-    parts, params = [f"inbox AS ({inbox_insert})", _queued_sql()], [*params, *values]
-    if item.version is not None:
-        superseded, superseded_params = _superseding(item, now=now, only_if="EXISTS (SELECT 1 FROM inbox)")
-        parts += [
-            f"superseded AS ({superseded})",
-            f"processed AS ({_processed('SELECT inbox_event_id FROM superseded')})",
-        ]
-        params += [*superseded_params, InboxEvent.Status.PROCESSED]
-    return f"WITH {', '.join(parts)} SELECT id FROM inbox", params
-
-
-# Every column but the id, as save() and COPY insert them; in enqueue_with_inbox_row() the inbox
-# row's id comes from the statement.
+# Every column but the id, as save() and COPY insert them.
 _ROW_FIELDS = [f for f in QueueItem._meta.concrete_fields if not f.primary_key]
-_ROW_VALUES = [f.attname for f in _ROW_FIELDS if f.attname != "inbox_event_id"]
-_PAYLOAD = QueueItem._meta.get_field("payload")
-
-
-@functools.cache
-def _queued_sql() -> str:
-    """enqueue_with_inbox_row()'s queue insert, built once: quoting 24 columns was a cost per webhook."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in _ROW_FIELDS)
-    values = ", ".join("inbox.id" if f.attname == "inbox_event_id" else "%s" for f in _ROW_FIELDS)
-    return f"queued AS (INSERT INTO {quote(QueueItem._meta.db_table)} ({columns}) SELECT {values} FROM inbox)"
 
 
 def enqueue_many(items: list[QueueItem], *, now: datetime) -> int:

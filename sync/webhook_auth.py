@@ -2,8 +2,8 @@
 
 Every variable may hold several values (rotation); each is tried, and every comparison is
 constant-time (`hmac.compare_digest`), so a wrong guess learns nothing from the answer's timing.
-Repeated failures from one address are counted in the cache and answered 429; a request that
-authenticates is never counted or refused, because Zoho does not retry a refused change.
+Repeated failures from one address are counted across processes and answered 429; a request
+that authenticates is never counted or refused, because Zoho does not retry a refused change.
 """
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ import base64
 import binascii
 import hashlib
 import hmac
+import threading
+import time
 from collections.abc import Iterable
-from datetime import datetime
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import connection, transaction
 from django.http import HttpRequest
 
 from sync.models import InboxEvent
@@ -134,16 +140,87 @@ def failure_key(address: str) -> str:
     return f"tds:webhook-auth-failures:{address}"
 
 
-def record_failure(address: str) -> bool:
+def record_failure(address: str, *, now: datetime) -> bool:
     """Count one failed attempt from `address`; True when it is over the limit (answer 429).
 
-    A fixed window in the cache: the first failure starts it, the count expires with it. A
-    broken cache or database must not turn a 401 into a 500, so it then counts nothing.
+    A fixed window: the first failure starts it, the count restarts with the next window. One count
+    for every process: in the cache when it is shared (Redis), else in tds_webhook_auth_failures.
+    When that store fails, this process counts alone (and stops trying it for a few seconds, so
+    a flood of bad requests during an outage costs no connection attempts): a 401 never becomes
+    a 500 or a wait, and the throttle still holds per process.
     """
-    key = failure_key(address)
-    try:
-        window, limit = config.get("webhook_auth_failure_window_seconds"), config.get("webhook_auth_failure_limit")
-        failures = 1 if cache.add(key, 1, timeout=window) else cache.incr(key)
-    except Exception:  # the cache (Redis) or the configuration table is down: the 401 still stands
-        return False
+    failures = None
+    if time.monotonic() >= _shared.down_until:
+        try:
+            window, limit = config.get(WINDOW), config.get(LIMIT)
+            failures = _count_shared(address[:64], now, window)
+        except Exception:  # the configuration table, the database or the cache (Redis) is down
+            _shared.down_until = time.monotonic() + SHARED_RETRY_SECONDS
+    if failures is None:
+        # The registry's defaults still protect while the configuration cannot be read.
+        window, limit = config.REGISTRY[WINDOW].default, config.REGISTRY[LIMIT].default
+        failures = _local.count(address, now, window)
     return failures > limit
+
+
+# After the shared count failed, how long this process counts alone before trying it again.
+SHARED_RETRY_SECONDS = 5.0
+WINDOW, LIMIT = "webhook_auth_failure_window_seconds", "webhook_auth_failure_limit"
+
+
+# Plan: the primary key (address) arbitrates the upsert; one row per address that failed lately.
+COUNT_FAILURE = """
+    INSERT INTO tds_webhook_auth_failures (address, window_started_at, failures) VALUES (%s, %s, 1)
+    ON CONFLICT (address) DO UPDATE SET
+        failures = CASE WHEN tds_webhook_auth_failures.window_started_at > %s
+                        THEN tds_webhook_auth_failures.failures + 1 ELSE 1 END,
+        window_started_at = CASE WHEN tds_webhook_auth_failures.window_started_at > %s
+                                 THEN tds_webhook_auth_failures.window_started_at ELSE excluded.window_started_at END
+    RETURNING failures
+"""
+# Plan: a sequential scan of a table that holds only addresses that failed within a window or two.
+FORGET_OLD_WINDOWS = "DELETE FROM tds_webhook_auth_failures WHERE window_started_at <= %s"
+
+
+def _count_shared(address: str, now: datetime, window: int) -> int:
+    cache = caches["default"]
+    if not isinstance(cache, LocMemCache | DummyCache):  # shared by every process (Redis)
+        return 1 if cache.add(failure_key(address), 1, timeout=window) else cache.incr(failure_key(address))
+    started_before = connection.ops.adapt_datetimefield_value(now - timedelta(seconds=window))
+    # A savepoint inside a caller's transaction, so a failure here cannot poison it.
+    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+        cursor.execute(
+            COUNT_FAILURE, [address, connection.ops.adapt_datetimefield_value(now), started_before, started_before]
+        )
+        (failures,) = cursor.fetchone()
+        if failures == 1:  # a new window for this address: the moment to drop windows that ended
+            cursor.execute(FORGET_OLD_WINDOWS, [started_before])
+    return failures
+
+
+class _LocalCounts:
+    """The per-process fallback: {address: (window start, failures)}, bounded."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[str, tuple[datetime, int]] = {}
+
+    def count(self, address: str, now: datetime, window: int) -> int:
+        with self.lock:
+            started, failures = self.windows.get(address, (now, 0))
+            if now - started >= timedelta(seconds=window):
+                started, failures = now, 0
+            if len(self.windows) >= self.LIMIT and address not in self.windows:
+                self.windows.clear()
+            self.windows[address] = (started, failures + 1)
+            return failures + 1
+
+
+class _SharedState:
+    down_until = float("-inf")
+
+
+_local = _LocalCounts()
+_shared = _SharedState()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from sync import webhook_auth
 from sync.webhook_auth import failure_key
 
 TEST_CLIENT_ADDRESS = "127.0.0.1"  # REMOTE_ADDR of Django's test client
@@ -27,9 +28,12 @@ def webhook_secrets(settings):
     settings.TDS_WEBHOOK_SECRET = SECRETS
     settings.TDS_ZOHO_WEBHOOK_SECRET = ZOHO_SECRETS
     settings.TDS_STANDARD_WEBHOOK_SECRET = STANDARD_SECRETS
-    # The failure throttle counts in the cache; each test starts from a clean count. Only our key
-    # is removed: the cache may be a Redis shared with other processes.
+    # The failure throttle counts in the database (rolled back with each test) or a shared cache;
+    # each test starts from a clean count. Only our key is removed: the cache may be a Redis
+    # shared with other processes. The per-process fallback is emptied too.
     cache.delete(failure_key(TEST_CLIENT_ADDRESS))
+    webhook_auth._local.windows.clear()
+    webhook_auth._shared.down_until = float("-inf")
     yield settings
     cache.delete(failure_key(TEST_CLIENT_ADDRESS))
 

@@ -215,14 +215,16 @@ def test_deeply_nested_json_is_400_not_500(client):
 
 
 @pytest.mark.postgres
-def test_content_the_database_refuses_is_400_and_kept(client):
-    # jsonb cannot hold \u0000: retrying would fail for ever, so this is not a 503. Here inside the
-    # caller's transaction (this module's tests, ATOMIC_REQUESTS): the statement gets a savepoint.
+def test_content_jsonb_cannot_hold_is_accepted_and_dead_lettered_inside_a_transaction(client):
+    # jsonb cannot hold \u0000: it is judged before any statement, so here inside the caller's
+    # transaction (this module's tests, ATOMIC_REQUESTS) nothing is poisoned either.
     # test_one_statement.py has the same delivery in autocommit, the production path.
     response = deliver(client, "products", b'{"item_id": "42", "name": "nul \\u0000 here"}')
-    assert response.status_code == 400
+    assert response.status_code == 202
     assert InboxEvent.objects.get().status == InboxEvent.Status.REJECTED
+    assert DeadLetter.objects.get().reason == "validation"
     assert not QueueItem.objects.exists()
+    assert deliver(client, "products", ITEM).status_code == 202
 
 
 def test_delete_without_a_body_takes_the_id_from_the_query(client):
@@ -239,3 +241,15 @@ def test_delete_without_a_body_or_an_id_is_kept_and_dead_lettered(client):
 
 def test_post_without_a_body_is_400(client):
     assert deliver(client, "products", b"", query="?item_id=42").status_code == 400
+
+
+@pytest.mark.parametrize(("query", "operation"), [("?operation=delete", "delete"), ("?operation=upsert", "upsert")])
+def test_operation_parameter_overrides_the_method(client, query, operation):
+    method = "DELETE" if operation == "upsert" else "POST"
+    assert deliver(client, "products", ITEM, method=method, query=query).status_code == 202
+    assert QueueItem.objects.get().operation == operation
+
+
+def test_a_bodiless_delete_does_not_take_the_operation_parameter_for_its_object(client):
+    deliver(client, "products", b"", method="POST", query="?operation=delete&item_id=42")
+    assert QueueItem.objects.get().payload == {"item_id": "42"}
