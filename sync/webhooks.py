@@ -44,6 +44,15 @@ from sync import entities, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
+
+
+def _operation(request: HttpRequest) -> str:
+    """The method's operation, unless `?operation=delete|upsert` says otherwise (SPEC §5): a Zoho
+    workflow rule on "Deleted" is often left on POST, and its URL can carry a parameter."""
+    asked = request.GET.get("operation", "").strip().lower()
+    return asked if asked in QueueItem.Operation.values else METHODS[request.method]
+
+
 # A missing type is tried as JSON; `application/<vendor>+json` is JSON too.
 ACCEPTED_TYPES = {"", "application/json", "text/json", "text/plain", webhook_auth.FORM_TYPE}
 # Headers worth keeping for an operator; never a token, a signature or a cookie.
@@ -78,7 +87,7 @@ def receive(request: HttpRequest, entity: str) -> JsonResponse:
     media_type = _media_type(request)
     if media_type not in ACCEPTED_TYPES and not media_type.endswith("+json"):
         return error(415, "unsupported_media_type", f"{request.content_type} is not JSON, text/plain or a form")
-    delivery = Delivery(request, body, entity, source, METHODS[request.method], now)
+    delivery = Delivery(request, body, entity, source, _operation(request), now)
     try:
         return delivery.store()
     except DatabaseError as exc:

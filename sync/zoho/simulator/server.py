@@ -16,14 +16,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sync.payloads import parse_zoho_time
 
+from .facts import FACTS
 from .limits import Verdict
-from .store import COLLECTIONS, MODIFIED_FILTER, detail
+from .store import COLLECTIONS, SortRefused, detail
 
 if TYPE_CHECKING:
     from . import ZohoSimulator
 
 API_PREFIXES = {"books": "/books/v3/", "inventory": "/inventory/v1/"}
 MAX_PER_PAGE = 200
+# Zoho Inventory's bulk item details take up to 100 ids (https://www.zoho.com/inventory/api/v1/items/).
+ITEM_DETAILS_MAX = 100
+# The scope family an API needs of the token: without it Zoho answers 401 code 57.
+SCOPES = {"books": "ZohoBooks.", "inventory": "ZohoInventory."}
 
 # Zoho's messages (../shared/zoho/books-error-*.json and the Books API "Errors" page).
 MESSAGES = {
@@ -122,17 +127,22 @@ class Handler(BaseHTTPRequestHandler):
         sim._stopping.wait(delay)
         if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-            return self._send(*sim._tokens.refresh({**params, **form}, sim.url))
+            return self._send(*sim._tokens.token({**params, **form}, sim.url))
         self._send(404, error_body(5))
 
     def _api(self, method: str, api: str, parts: list[str], params: dict[str, str], delay: float) -> None:
         sim = self.server.sim
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme != "Zoho-oauthtoken" or not sim._tokens.valid(token.strip()):
+        scope = sim._tokens.scope(token.strip()) if scheme == "Zoho-oauthtoken" else None
+        if scope is None:
             return self._send(401, error_body(14), sim._limits.headers())
+        if SCOPES[api] not in scope:
+            return self._send(401, error_body(57), sim._limits.headers())
         org = params.get("organization_id", "")
-        if org != sim.organization_id:
+        if parts == ["organizations"]:
+            pass  # the one call that needs no organisation: it lists them
+        elif org != sim.organization_id:
             return self._send(400, error_body(6041, org), sim._limits.headers())
         verdict = sim._limits.admit()
         if verdict.code is not None:
@@ -154,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._only_get(method) or (200, sim.organizations())
         if parts == ["locations"]:
             return self._only_get(method) or (200, sim.location_list())
+        if api == "inventory" and parts == ["itemdetails"]:
+            return self._only_get(method) or self._item_details(params)
         if not parts or parts[0] not in COLLECTIONS or len(parts) > 2:
             return 404, error_body(5)
         collection = parts[0]
@@ -172,6 +184,14 @@ class Handler(BaseHTTPRequestHandler):
         single_key = COLLECTIONS[collection].single_key
         return 200, {"code": 0, "message": "success", single_key: detail(collection, obj)}
 
+    def _item_details(self, params: dict[str, str]) -> tuple[int, dict]:
+        ids = [i for i in params.get("item_ids", "").split(",") if i]
+        if not 0 < len(ids) <= ITEM_DETAILS_MAX:
+            return 400, error_body(2, "item_ids")
+        store = self.server.sim._store
+        found = [detail("items", obj) for obj in (store.raw("items", i) for i in ids) if obj is not None]
+        return 200, {"code": 0, "message": "success", "items": found}
+
     def _only_get(self, method: str) -> tuple[int, dict] | None:
         return None if method == "GET" else (405, error_body(37, method))
 
@@ -184,20 +204,25 @@ class Handler(BaseHTTPRequestHandler):
         if page < 1 or per_page < 1:
             return 400, error_body(2, "page")
         modified_since = None
-        if (api, collection) in MODIFIED_FILTER and params.get("last_modified_time"):
+        if FACTS[collection].modified_filter and params.get("last_modified_time"):
             # A `+` sent unencoded arrives as a space; Zoho reads it as the offset's sign.
             modified_since = parse_zoho_time(params["last_modified_time"].replace(" ", "+"))
             if modified_since is None:
                 return 400, error_body(2, "last_modified_time")
-        result = self.server.sim._store.list_page(
-            collection,
-            page=page,
-            per_page=per_page,
-            modified_since=modified_since,
-            contact_type=params.get("contact_type") if collection == "contacts" else None,
-            sort_column=params.get("sort_column"),
-            sort_order=params.get("sort_order"),
-        )
+        sim = self.server.sim
+        try:
+            result = sim._store.list_page(
+                collection,
+                page=page,
+                per_page=per_page,
+                modified_since=modified_since,
+                contact_type=params.get("contact_type") if collection == "contacts" else None,
+                sort_column=params.get("sort_column"),
+                sort_order=params.get("sort_order"),
+            )
+        except SortRefused:
+            return 400, error_body(2, "sort_column")
+        sim._after_list(collection, page)
         page_context = {
             "page": page,
             "per_page": per_page,
