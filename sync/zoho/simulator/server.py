@@ -2,7 +2,8 @@
 
 Order of checks per API request, as Zoho answers: injected faults, the OAuth token (401 code 14),
 the organisation, the limits (429 codes 45, 44, 1070), then the route. Every API answer carries
-`x-rate-limit-limit/remaining/reset` (books-get-item-response-headers.json).
+`x-rate-limit-limit/remaining/reset` (books-get-item-response-headers.json) when it enforces a daily
+limit (see limits.Verdict).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault.kind == "fail":
                 sim._stopping.wait(delay)
                 code = fault.code if fault.code is not None else DEFAULT_CODE.get(fault.status, 1000)
-                what = str(sim._limits.headers().limit) if code == 45 else ""
+                what = str(sim._limits.headers().limit or "") if code == 45 else ""
                 return self._send(fault.status, error_body(code, what), sim._limits.headers() if api else None)
         if api is not None:
             return self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params, delay)
@@ -243,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
-        if limits is not None:
+        if limits is not None and limits.limit is not None:
             self.send_header("x-rate-limit-limit", str(limits.limit))
             self.send_header("x-rate-limit-remaining", str(limits.remaining))
             self.send_header("x-rate-limit-reset", str(limits.reset))
