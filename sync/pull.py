@@ -41,7 +41,7 @@ from django.utils import timezone
 from sync import budget, entities, runs
 from sync.entities import Entity, Kind
 from sync.models import QueueItem, SyncLog, SyncRun
-from sync.payloads import parse_zoho_time, version_of
+from sync.payloads import content_hash, parse_zoho_time, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
@@ -388,6 +388,8 @@ class Puller:
         usage = limiter.usage(timezone.now())
         allowance = budget.day_allowance(usage) - planned_calls(self.entity, run.run_type).list_calls
         self.details = Details(calls, max(0, allowance))
+        # Rows already prepared and queued by this run: a second walk skips them (no second detail).
+        self.read: set[str] = set()
 
     def fresh_state(self) -> Checkpoint:
         state = Checkpoint(phase=Phase.SNAPSHOTS if self.entity.kind == Kind.STOCK else "")
@@ -433,7 +435,8 @@ class Puller:
         self.calls.resume_hint = f"resumes from page {self.state.page + 1}"
         for page in read_pages(self.calls, source, first_page=self.state.page + 1, since=since, params=params):
             rows = self.fresh_rows(page.rows)
-            prepared = prepare(rows)
+            unread = [row for row in rows if content_hash(row) not in self.read]
+            prepared = prepare(unread)
             now = timezone.now()
             started = self.state.started_time
             with transaction.atomic():
@@ -446,6 +449,7 @@ class Puller:
                 self.state.details, self.state.details_left = self.details.fetched, self.details.left
                 runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
                 runs.save_checkpoint(self.run, self.state.as_json(), now=now)
+            self.read.update(content_hash(row) for row in unread)
             self.calls.resume_hint = f"resumes from page {page.number + 1}"
             if self.on_page:
                 self.on_page(self.run)

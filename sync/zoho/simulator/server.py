@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sync.payloads import parse_zoho_time
 
-from .facts import FACTS
+from .facts import MODIFIED_FILTER
 from .limits import Verdict
 from .store import COLLECTIONS, SortRefused, detail
 
@@ -205,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
         if page < 1 or per_page < 1:
             return 400, error_body(2, "page")
         modified_since = None
-        if FACTS[collection].modified_filter and params.get("last_modified_time"):
+        if (api, collection) in MODIFIED_FILTER and params.get("last_modified_time"):
             # A `+` sent unencoded arrives as a space; Zoho reads it as the offset's sign.
             modified_since = parse_zoho_time(params["last_modified_time"].replace(" ", "+"))
             if modified_since is None:
