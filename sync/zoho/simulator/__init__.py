@@ -282,16 +282,19 @@ class ZohoSimulator:
         self._store.default_order[ENTITIES[slug].path] = (column, order)
 
     def edit_after_page(self, slug: str, page: int, zoho_id: str, **fields: Any) -> None:
-        """Once list page `page` of the entity's module has been answered, update the record, as a
-        user editing it while a pull walks the list does (its last_modified_time moves to now)."""
+        """Once list page `page` of the entity's module has next been answered, update the record,
+        as a user editing it while a pull walks the list does (its last_modified_time moves to now)."""
         with self._edits_lock:
             self._edits.append((ENTITIES[slug].path, page, slug, zoho_id, fields))
 
     def _after_list(self, collection: str, page: int) -> None:
+        # One edit per answered page: several for one page apply at its successive requests.
         with self._edits_lock:
-            due = [e for e in self._edits if e[:2] == (collection, page)]
-            self._edits = [e for e in self._edits if e[:2] != (collection, page)]
-        for _, _, slug, zoho_id, fields in due:
+            due = next((e for e in self._edits if e[:2] == (collection, page)), None)
+            if due is not None:
+                self._edits.remove(due)
+        if due is not None:
+            _, _, slug, zoho_id, fields = due
             self.update(slug, zoho_id, **fields)
 
     def grant_code(self, scope: str = FULL_SCOPE, ttl_seconds: int = 180) -> str:
