@@ -299,3 +299,18 @@ def test_a_run_declared_stale_by_another_process_stops_without_overwriting_it(si
 
     assert run.status == SyncRun.Status.FAILED and run.error == "stale: no heartbeat"
     assert run.fetched == PAGE  # it stopped at its next heartbeat
+
+
+def test_a_run_failing_unexpectedly_keeps_its_traceback(sim, run_pull):
+    sim.seed("products", PAGE * 2)
+
+    def broken_progress(run):
+        raise RuntimeError("progress output broke")
+
+    run = run_pull("products", "full", on_page=broken_progress)
+
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error == "RuntimeError: progress output broke"
+    line = run.logs.get(level="error")
+    assert "Traceback (most recent call last)" in line.context["traceback"]
+    assert "broken_progress" in line.context["traceback"]
