@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -348,6 +348,8 @@ class Checkpoint:
     rows: int = 0  # list rows read by this walk
     snapshot_rows: int = 0  # stock: rows of the snapshot source's list, kept into the documents phase
     changed: int = 0  # stock: items whose stock moved
+    # stock: moved items whose bulk detail waits to fill a call of ITEM_DETAILS_MAX with the next page's
+    waiting: list[str] = field(default_factory=list)
     details: int = 0  # detail calls made
     details_left: int = 0  # objects that wanted a detail the budget did not allow
 
@@ -368,6 +370,7 @@ class Checkpoint:
 
 
 Prepared = list[tuple[dict[str, Any], bool]]  # (object, is_summary)
+Prepare = Callable[[list[dict[str, Any]], bool], Prepared]  # (rows, last page?) → what to queue
 
 
 class Puller:
@@ -416,7 +419,7 @@ class Puller:
             )
         self.walk(self.entity, self.documents)
 
-    def walk(self, source: Entity, prepare: Callable[[list[dict[str, Any]]], Prepared]) -> None:
+    def walk(self, source: Entity, prepare: Prepare) -> None:
         """Walk the list, and again while rows moved under the walk (at most MAX_PASSES in all)."""
         while True:
             self.walk_once(source, prepare)
@@ -426,7 +429,7 @@ class Puller:
             runs.log(self.run, "rows changed while the list was read; reading it again from page 1")
             self.state.page, self.state.rows, self.state.started_at, self.state.moved = 0, 0, None, False
 
-    def walk_once(self, source: Entity, prepare: Callable[[list[dict[str, Any]]], Prepared]) -> None:
+    def walk_once(self, source: Entity, prepare: Prepare) -> None:
         """Each page: pick its rows, fetch what they need, queue them and checkpoint, in one commit."""
         if self.state.started_at is None:
             # Whole seconds, as Zoho's times are: a row modified in this very second counts as moved.
@@ -436,7 +439,7 @@ class Puller:
         for page in read_pages(self.calls, source, first_page=self.state.page + 1, since=since, params=params):
             rows = self.fresh_rows(page.rows)
             unread = [row for row in rows if content_hash(row) not in self.read]
-            prepared = prepare(unread)
+            prepared = prepare(unread, not page.has_more)
             now = timezone.now()
             started = self.state.started_time
             with transaction.atomic():
@@ -483,7 +486,7 @@ class Puller:
             fresh.append(row)
         return fresh
 
-    def documents(self, rows: list[dict[str, Any]]) -> Prepared:
+    def documents(self, rows: list[dict[str, Any]], last: bool = False) -> Prepared:
         """List rows as summaries, or the detail instead where a document with lines needs one."""
         wanted = needing_detail(self.entity, rows) if self.entity.has_lines else []
         details = self.details.documents(self.entity, wanted)
@@ -493,12 +496,16 @@ class Puller:
             prepared.append((detail, False) if detail else (row, True))
         return prepared
 
-    def stock_snapshots(self, rows: list[dict[str, Any]]) -> Prepared:
-        """Item details (with `locations[]`), in bulk, for items whose total stock differs from the ERP's."""
+    def stock_snapshots(self, rows: list[dict[str, Any]], last: bool) -> Prepared:
+        """Item details (with `locations[]`), in bulk, for items whose total stock differs from the
+        ERP's. Whole calls only until the last page: the rest waits (in the checkpoint) for the next."""
         source = entities.get(self.entity.snapshots_of)
         moved = stock_changed(rows)
         self.state.changed += len(moved)
-        return [(detail, False) for detail in self.details.items(source, moved).values()]
+        wanted = self.state.waiting + [i for i in moved if i not in self.state.waiting]
+        ready = len(wanted) if last else len(wanted) - len(wanted) % ITEM_DETAILS_MAX
+        self.state.waiting = wanted[ready:]
+        return [(detail, False) for detail in self.details.items(source, wanted[:ready]).values()]
 
     # Queue rows and the cursor. ------------------------------------------------------------------
 
