@@ -86,7 +86,7 @@ def zoho_signed_messages(query_string: str, content_type: str, body: bytes) -> l
         if form:
             # Zoho's documented recipe sorts query and form pairs together ("merged"); earlier
             # deliveries were checked with the query's pairs first, then the form's: accept both.
-            messages[:0] = [_pairs_sorted(query_pairs + form), query + _pairs_sorted(form)]
+            messages[:0] = [query + _pairs_sorted(form), _pairs_sorted(query_pairs + form)]
     return messages
 
 

@@ -174,7 +174,7 @@ def test_rows_that_keep_moving_leave_the_watermark_for_the_next_run_to_read_agai
     changed = synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
     old = SyncCursor.objects.get(entity="invoices", run_type="full").watermark
     sim.list_order("invoices", "last_modified_time", "A")
-    later = timezone.now() + timedelta(seconds=5)
+    later = timezone.now() + timedelta(hours=1)  # modified after either walk began, however long they take
     for page in (1, 4):  # page 1 of the first walk, page 1 of the second
         sim.edit_after_page("invoices", 1, changed[page], reference_number=f"again-{page}", last_modified_time=later)
 
