@@ -355,7 +355,10 @@ class Checkpoint:
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Checkpoint:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        state = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        # A stock run checkpointed before the phases had these names resumes in the same phase.
+        state.phase = {"items": Phase.SNAPSHOTS, "adjustments": Phase.DOCUMENTS}.get(state.phase, state.phase)
+        return state
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
