@@ -4,7 +4,7 @@ Every call: breaker (may we call at all?) → shared OAuth token → rate limite
 request through `_request()` → `raise_for_response()` → the outcome told to the limiter and the
 breaker. A 401 (code 14, or 57 for a token Zoho invalidated early) refreshes the token once and
 retries once; only a refused fresh token puts the breaker in its auth state. Throttles and
-outages are not retried here: the caller's one retry layer (sync.pull.Puller.call, the queue's
+outages are not retried here: the caller's one retry layer (sync.pull.Calls, the queue's
 backoff) waits as Zoho asks, each attempt a call with its own limiter slot.
 
 The refresh token is ZOHO_REFRESH_TOKEN when set, else the one `zoho_connect` stored (encrypted).
