@@ -39,7 +39,17 @@ class ZohoRecord(models.Model):
         return f"{label}{' (deleted)' if self.deleted_at else ''}"
 
 
-class Product(ZohoRecord):
+class HeaderRecord(ZohoRecord):
+    """A Zoho record with its own custom fields (every header model; not a stock snapshot)."""
+
+    # api_name → value, as sync.handlers.values.custom_fields reads them.
+    custom_fields = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Product(HeaderRecord):
     name = models.CharField(max_length=255, blank=True)
     sku = models.CharField(max_length=100, blank=True)
     unit = models.CharField(max_length=50, blank=True)
@@ -53,7 +63,7 @@ class Product(ZohoRecord):
     available_stock = money()
 
 
-class Contact(ZohoRecord):
+class Contact(HeaderRecord):
     contact_name = models.CharField(max_length=255, blank=True)
     company_name = models.CharField(max_length=255, blank=True)
     email = models.CharField(max_length=255, blank=True)
@@ -73,10 +83,12 @@ class Vendor(Contact):
     outstanding_payable_amount = money()
 
 
-class Document(ZohoRecord):
+class Document(HeaderRecord):
     date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=30, blank=True)
     currency_code = models.CharField(max_length=10, blank=True)
+    # Units of the organisation's base currency per unit of the document's currency.
+    exchange_rate = money()
     sub_total = money()
     tax_total = money()
     total = money()
@@ -149,7 +161,7 @@ class SalesOrderLine(Line):
     salesorder = models.ForeignKey(SalesOrder, on_delete=models.CASCADE, related_name="lines")
 
 
-class Payment(ZohoRecord):
+class Payment(HeaderRecord):
     payment_number = models.CharField(max_length=100, blank=True)
     date = models.DateField(null=True, blank=True)
     customer_id = models.CharField(max_length=100, blank=True)
@@ -192,7 +204,7 @@ class StockLevel(ZohoRecord):
         ]
 
 
-class StockAdjustment(ZohoRecord):
+class StockAdjustment(HeaderRecord):
     """A document: stored, never applied as a delta to StockLevel."""
 
     date = models.DateField(null=True, blank=True)
@@ -217,7 +229,7 @@ class StockAdjustmentLine(models.Model):
         return f"{self.item_id} {quantity}"
 
 
-class PriceList(ZohoRecord):
+class PriceList(HeaderRecord):
     name = models.CharField(max_length=255, blank=True)
     currency_code = models.CharField(max_length=10, blank=True)
     pricebook_type = models.CharField(max_length=30, blank=True)
@@ -238,7 +250,7 @@ class PriceListItem(models.Model):
         return f"{self.item_id} @ {self.pricebook_rate}"
 
 
-class ErpUser(ZohoRecord):
+class ErpUser(HeaderRecord):
     name = models.CharField(max_length=255, blank=True)
     email = models.CharField(max_length=255, blank=True)
     role_id = models.CharField(max_length=100, blank=True)

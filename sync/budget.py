@@ -2,7 +2,8 @@
 
 Zoho allows 100 calls a minute per organisation and 1,000-10,000 a day by plan (zoho/README.md).
 A run is planned before it starts: list pages (200 rows each) plus one detail call per new or
-changed document with lines. It runs when that fits the day's remaining calls minus a reserve
+changed document with lines; a stock run's item snapshots come in bulk, 100 items a call
+(sync.zoho.client.ITEM_DETAILS_MAX). It runs when that fits the day's remaining calls minus a reserve
 (config `zoho_budget_reserve`, a share of the cap kept for repairs and webhooks' confirmations),
 is deferred until the daily reset when it does not fit today but would fit a fresh day, and is
 refused when not even a whole day's allowance could hold its list pages.
@@ -20,6 +21,7 @@ from django.db import models
 from sync.entities import Entity
 from sync.models import SyncRun
 from sync.zoho import limiter
+from sync.zoho.client import ITEM_DETAILS_MAX
 from tdscore import config
 
 PAGE_SIZE = 200  # Zoho's maximum per_page
@@ -43,10 +45,8 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str
+    action: Action
     reason: str
-    # Detail fetches this run may spend after its list pages (documents with lines only).
-    detail_allowance: int = 0
 
 
 def page_size() -> int:
@@ -59,6 +59,11 @@ def pages(rows: int) -> int:
     return max(1, math.ceil(rows / page_size()))
 
 
+def item_detail_calls(items: int) -> int:
+    """Calls Zoho Inventory's bulk item details need for `items` items."""
+    return math.ceil(items / ITEM_DETAILS_MAX)
+
+
 def estimate(entity: Entity, run_type: str, *, records: int, changed: int, adjustments: int = 0) -> Estimate:
     """Calls a run will make, from the records Zoho holds and how many changed since the last run.
 
@@ -69,9 +74,10 @@ def estimate(entity: Entity, run_type: str, *, records: int, changed: int, adjus
     rows = changed if run_type == SyncRun.RunType.INCREMENTAL else records
     list_calls = pages(rows)
     if run_type == SyncRun.RunType.STOCK:
-        # Item snapshots plus the adjustments list (documents with lines).
+        # The snapshot source's list (items) plus the documents list (adjustments); the snapshots
+        # of the `changed` items whose stock moved come in bulk.
         list_calls += pages(adjustments)
-        return Estimate(list_calls, changed if entity.has_lines else 0)
+        return Estimate(list_calls, item_detail_calls(changed))
     details = changed if entity.has_lines and run_type != SyncRun.RunType.RECONCILIATION else 0
     return Estimate(list_calls, details)
 
@@ -99,7 +105,7 @@ def decide(plan: Estimate, usage: limiter.Usage) -> Decision:
             f"{max(spendable, 0)} left today above the reserve of {kept}; the cap resets at "
             f"{usage.reset_at:%Y-%m-%d %H:%M} UTC",
         )
-    return Decision(Action.RUN, "fits the budget", detail_allowance=spendable - plan.list_calls)
+    return Decision(Action.RUN, "fits the budget")
 
 
 def minute_allowance(usage: limiter.Usage) -> int:

@@ -1,25 +1,33 @@
 """Pull runs: read Zoho lists page by page and queue every row (source `pull`).
 
 - incremental, where Zoho filters by `last_modified_time` (Entity.modified_filter): rows modified
-  since the cursor minus `pull_overlap_seconds`, oldest first;
-- incremental for contacts, which Zoho cannot filter but can sort: newest first, stopping at the
-  first row older than the cursor;
+  since the watermark minus `pull_overlap_seconds`; sorted oldest first only where Zoho documents
+  the sort (Entity.modified_sort), in Zoho's own order elsewhere;
+- incremental for contacts, which Zoho cannot filter but documents as sortable: newest first,
+  stopping at the first row older than the watermark;
 - full (on demand, weekly, and wherever incremental is impossible): every row;
-- stock: Inventory items' `locations[]` snapshots (`item:<id>`) and the adjustments list.
+- stock (Kind.STOCK): the snapshot source's list (items) with their details in bulk where stock
+  moved, then the documents (adjustments).
+
+Correct whatever order Zoho lists in. The watermark a completed run leaves is the moment its
+walk began, never the newest row it saw: in a list Zoho does not sort by modified time, the newest
+row read says nothing about the rows not yet read. A row modified after the walk began may have
+moved between pages under the walk (Zoho pages by offset), skipping a neighbour: the run then walks
+the same filter once more, and if rows move again it leaves the watermark where it was, so the
+next run reads the same window again. A killed or deferred run resumes at its next page with the
+same filter and the same walk start (Checkpoint), so what changed in between is caught the same way.
 
 List rows are summaries; documents with lines also get a detail fetch, new and changed ones
 first, as far as the budget allows (sync.budget). After each page is queued the run checkpoints
-(page, newest `last_modified_time` seen) on itself and its cursor, in the same transaction as the
-queue rows, so a killed run resumes where it stopped. Rows are never written to ERP tables here:
-the queue's one apply path does that.
+on itself and its cursor, in the same transaction as the queue rows. Rows are never written to
+ERP tables here: the queue's one apply path does that.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -30,24 +38,26 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from erp.models import StockLevel
 from sync import budget, entities, runs
-from sync.entities import Entity
-from sync.models import QueueItem, SyncRun
-from sync.payloads import parse_zoho_time, version_of
+from sync.entities import Entity, Kind
+from sync.models import QueueItem, SyncLog, SyncRun
+from sync.payloads import content_hash, parse_zoho_time, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
-from sync.zoho.client import ZohoClient, ZohoError
+from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
+from sync.zoho.errors import ErrorKind
 from tdscore import config
 
 T = TypeVar("T")
 
 SORT_ASCENDING = {"sort_column": "last_modified_time", "sort_order": "A"}
 SORT_DESCENDING = {"sort_column": "last_modified_time", "sort_order": "D"}
-# A 429, a 5xx or a dropped connection the client gave up on: wait and try the same call again,
-# for at most this long in all, before the run fails (and a later run resumes from its checkpoint).
+# A 429, a 5xx or a dropped connection: wait and try the same call again, for at most this long in
+# all, before the run fails (and a later run resumes from its checkpoint).
 TRANSIENT_WINDOW = timedelta(minutes=15)
 MINUTE_POLL_SECONDS = 0.5
+# Walks of one filter in a run: the first, and one more when rows moved under it.
+MAX_PASSES = 2
 
 
 class Deferred(Exception):
@@ -58,21 +68,22 @@ class Stopped(Exception):
     """Asked to stop (SIGTERM) between pages."""
 
 
+class Phase:
+    """A stock run's two walks, in order."""
+
+    SNAPSHOTS = "snapshots"
+    DOCUMENTS = "documents"
+
+
 def run_type_for(entity: Entity, mode: str) -> str:
     """The run type a requested mode (full, incremental or reconciliation) becomes for this entity."""
     if mode == SyncRun.RunType.RECONCILIATION:
         return SyncRun.RunType.RECONCILIATION
-    if entity.slug == "stock":
+    if entity.kind == Kind.STOCK:
         return SyncRun.RunType.STOCK
-    if mode == SyncRun.RunType.INCREMENTAL and incremental_possible(entity):
+    if mode == SyncRun.RunType.INCREMENTAL and entity.incremental:
         return SyncRun.RunType.INCREMENTAL
     return SyncRun.RunType.FULL
-
-
-def incremental_possible(entity: Entity) -> bool:
-    # zoho/README.md: filtered lists where Zoho has the filter; contacts "can be sorted by
-    # last_modified_time". Everything else is read whole (weekly full, nightly reconciliation).
-    return entity.modified_filter or bool(entity.contact_type)
 
 
 # --- Starting runs ----------------------------------------------------------------------------
@@ -125,7 +136,7 @@ def slugs_for(entity: str, mode: str) -> list[str]:
     if entity != "all":
         return [entities.get(entity).slug]
     if mode == SyncRun.RunType.INCREMENTAL:
-        return [e.slug for e in entities.ENTITIES.values() if incremental_possible(e)]
+        return [e.slug for e in entities.ENTITIES.values() if e.incremental]
     return list(entities.ENTITIES)
 
 
@@ -168,193 +179,66 @@ def execute(
     run = runs.claim(run_id, now=now)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
-    puller = Puller(run, client or ZohoClient(), sleep=sleep, on_page=on_page, should_stop=should_stop)
+    calls = Calls(run, client or ZohoClient(), sleep=sleep)
+    puller = Puller(run, calls, on_page=on_page, should_stop=should_stop)
     try:
         puller.pull()
     except Deferred as exc:
         return runs.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
     except runs.LostLock as exc:
-        runs.log(run, str(exc), level="warning")
+        runs.log(run, str(exc), level=SyncLog.Level.WARNING)
         return SyncRun.objects.get(pk=run_id)
+    except Stopped as exc:
+        return runs.finish(run, SyncRun.Status.FAILED, now=timezone.now(), error=str(exc))
     except Exception as exc:
-        return runs.finish(run, SyncRun.Status.FAILED, now=timezone.now(), error=f"{type(exc).__name__}: {exc}")
+        return runs.fail(run, exc, now=timezone.now())
     puller.complete()
     return runs.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
 
 
-@dataclass
-class Page:
-    rows: list[dict[str, Any]]
-    has_more: bool
+# --- Calls within the budget: the one retry layer ---------------------------------------------
 
 
-@dataclass
-class Puller:
-    run: SyncRun
-    client: ZohoClient
-    sleep: Callable[[float], None] = time.sleep
-    on_page: Callable[[SyncRun], None] | None = None
-    should_stop: Callable[[], bool] = lambda: False
-    state: dict[str, Any] = field(default_factory=dict)
-    detail_allowance: int = 0
+class Calls:
+    """Zoho calls of one run, each paced to the budget and retried while Zoho asks us to wait.
 
-    def __post_init__(self) -> None:
-        self.entity = entities.get(self.run.entity)
-        resume = runs.cursor(self.run.entity, self.run.run_type).checkpoint.get("resume")
-        self.state = dict(resume) if resume else self.fresh_state()
-        if resume:
-            runs.log(self.run, f"resuming from {resume}", resume=resume)
-            if self.entity.modified_filter and resume.get("max_modified"):
-                # Oldest first: everything before the newest row seen is done. Reading again from
-                # it (inclusive) rather than from a page number loses nothing when rows were
-                # edited meanwhile and moved between pages.
-                self.state.update(since=resume["max_modified"], page=0)
-        usage = limiter.usage(timezone.now())
-        self.detail_allowance = max(
-            0, budget.day_allowance(usage) - planned_calls(self.entity, self.run.run_type).list_calls
-        )
+    The client makes one attempt per call (plus one token refresh on a 401); this is the only
+    place a call is tried again, so every wait renews the run's heartbeat and every attempt that
+    reached Zoho counts in the run's `calls`.
+    """
 
-    def fresh_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"page": 0, "max_modified": None, "rows": 0, "details": 0, "details_left": 0}
-        if self.run.run_type == SyncRun.RunType.INCREMENTAL:
-            watermark = newest_watermark(self.entity.slug)
-            if watermark is not None:
-                state["since"] = (watermark - timedelta(seconds=config.get("pull_overlap_seconds"))).isoformat()
-        if self.run.run_type == SyncRun.RunType.STOCK:
-            state["phase"] = "items"
-        return state
+    def __init__(self, run: SyncRun, client: ZohoClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.run, self.client, self.sleep = run, client, sleep
+        self.resume_hint = ""  # said in a Deferred: where the run resumes
 
-    # The walk over list pages. -----------------------------------------------------------------
-
-    def pull(self) -> None:
-        if self.run.run_type != SyncRun.RunType.STOCK:
-            self.walk(self.entity, self.documents)
-            return
-        if self.state.get("phase") == "items":
-            self.walk(entities.get("products"), self.stock_snapshots)
-            self.state.update(phase="adjustments", page=0, max_modified=None)
-        self.walk(self.entity, self.documents)
-
-    def walk(self, source: Entity, prepare: Callable[[list[dict[str, Any]]], list[tuple[dict, bool]]]) -> None:
-        """Each page: pick its rows, fetch what they need, queue them and checkpoint, in one commit."""
-        for page in self.pages(source):
-            rows = self.fresh_rows(page.rows)
-            prepared = prepare(rows)
-            now = timezone.now()
-            with transaction.atomic():
-                queued = self.queue(prepared, now=now)
-                self.state["rows"] += len(page.rows)
-                self.state["max_modified"] = newest(self.state["max_modified"], page.rows)
-                runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
-                runs.save_checkpoint(self.run, self.state, now=now)
-            if self.on_page:
-                self.on_page(self.run)
-            if self.should_stop():
-                raise Stopped(f"stopped after page {self.state['page']}; the next run resumes from there")
-            if not page.has_more or len(rows) < len(page.rows):
-                return  # the last page, or (newest first) rows older than the cursor
-
-    def documents(self, rows: list[dict[str, Any]]) -> list[tuple[dict, bool]]:
-        """List rows as summaries, or the detail instead where a document with lines needs one."""
-        wanted = needing_detail(self.entity, rows) if self.entity.has_lines else []
-        details = self.details(self.entity, wanted)
-        prepared = []
-        for row in rows:
-            detail = details.get(str(row.get(self.entity.id_field)))
-            prepared.append((detail, False) if detail else (row, True))
-        return prepared
-
-    def stock_snapshots(self, rows: list[dict[str, Any]]) -> list[tuple[dict, bool]]:
-        """Item details (with `locations[]`) for items whose total stock differs from the ERP's."""
-        details = self.details(entities.get("products"), stock_changed(rows))
-        return [(detail, False) for detail in details.values()]
-
-    def pages(self, source: Entity) -> Iterator[Page]:
-        while True:
-            number = self.state["page"] + 1
-            since, params = self.query()
-            result = self.call(
-                partial(
-                    self.client.list_page,
-                    source,
-                    page=number,
-                    modified_since=since,
-                    params=params,
-                    per_page=budget.page_size(),
-                )
-            )
-            self.state["page"] = number
-            yield Page(list(result.rows), bool(result.has_more))
-
-    def query(self) -> tuple[datetime | None, dict[str, str]]:
-        """The list's filter and order for this run: see the module docstring."""
-        since = parse_zoho_time(self.state.get("since"))
-        if self.entity.contact_type and self.run.run_type == SyncRun.RunType.INCREMENTAL:
-            return None, dict(SORT_DESCENDING)
-        if self.entity.modified_filter or self.run.run_type == SyncRun.RunType.STOCK:
-            return since, dict(SORT_ASCENDING)
-        return None, dict(SORT_ASCENDING) if self.entity.contact_type else {}
-
-    def fresh_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Newest-first (contacts) incremental pages end at the first row older than the cursor."""
-        since = parse_zoho_time(self.state.get("since"))
-        if since is None or not (self.entity.contact_type and self.run.run_type == SyncRun.RunType.INCREMENTAL):
-            return rows
-        fresh = []
-        for row in rows:
-            version = version_of(row)
-            if version is not None and version < since:
-                break
-            fresh.append(row)
-        return fresh
-
-    # Details for documents with lines. ---------------------------------------------------------
-
-    def details(self, source: Entity, wanted: list[str]) -> dict[str, dict[str, Any]]:
-        """Fetch details in `wanted` order (new before changed) while the budget allows."""
-        fetched: dict[str, dict[str, Any]] = {}
-        for done, zoho_id in enumerate(wanted):
-            if self.detail_allowance <= 0:
-                self.state["details_left"] += len(wanted) - done
-                break
-            self.detail_allowance -= 1
-            self.state["details"] += 1
-            try:
-                fetched[zoho_id] = self.call(partial(self.client.get, source, zoho_id))
-            except ZohoError as exc:
-                if exc.kind != "not_found":
-                    raise
-                # Deleted between the list and the detail: the summary is queued; a webhook or
-                # reconciliation brings the delete.
-        return fetched
-
-    # Calls. --------------------------------------------------------------------------------------
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """One Zoho call within the budget: pace to the minute allowance, wait out transient errors."""
+    def __call__(self, fn: Callable[[], T]) -> T:
         give_up_at = timezone.now() + TRANSIENT_WINDOW
-        for attempt in itertools.count():
+        attempts = 0
+        while True:
             self.pace()
             try:
                 result = fn()
             except ZohoError as exc:
                 # Refused before the wire (breaker open, no limiter slot): no call to count.
-                reached_zoho = exc.status is not None or exc.kind == "network"
+                reached_zoho = exc.status is not None or exc.kind == ErrorKind.NETWORK
+                attempts += int(reached_zoho)
                 runs.heartbeat(self.run, now=timezone.now(), calls=int(reached_zoho))
-                wait = self.transient_wait(exc, attempt, give_up_at)
-                runs.log(self.run, f"Zoho answered {exc!r}; trying again in {wait:.1f} s", level="warning")
+                wait = self.transient_wait(exc, attempts, give_up_at)
+                runs.log(self.run, f"Zoho answered {exc!r}; trying again in {wait:.1f} s", level=SyncLog.Level.WARNING)
                 self.sleep(wait)
                 continue
             runs.heartbeat(self.run, now=timezone.now(), calls=1)
             return result
 
-    def transient_wait(self, exc: ZohoError, attempt: int, give_up_at: datetime) -> float:
+    def transient_wait(self, exc: ZohoError, attempts: int, give_up_at: datetime) -> float:
         """Seconds to wait before trying again, or raise: Deferred for the day's budget, else exc."""
-        if exc.kind in ("budget", "daily_limit"):
+        if exc.kind in (ErrorKind.BUDGET, ErrorKind.DAILY_LIMIT):
             raise Deferred(f"daily budget: {exc}") from exc
-        if exc.permanent or exc.kind in ("auth", "scope"):
+        if exc.permanent or exc.kind in (ErrorKind.AUTH, ErrorKind.SCOPE):
             raise exc
-        wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, 30.0)
+        if exc.kind.zoho_unwell and attempts > config.get("zoho_call_retries"):
+            raise exc  # the breaker has been told; a later run resumes from the checkpoint
+        wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 30.0)
         if timezone.now() + timedelta(seconds=wait) > give_up_at:
             raise exc
         return min(wait, 60.0)
@@ -366,21 +250,274 @@ class Puller:
             if budget.day_allowance(usage) <= 0:
                 raise Deferred(
                     f"daily budget: {usage.calls_today} of {usage.daily_cap} calls used, the rest is the "
-                    f"reserve; resumes from page {self.state['page'] + 1} after {usage.reset_at:%H:%M} UTC"
+                    f"reserve; {self.resume_hint or 'resumes'} after {usage.reset_at:%H:%M} UTC"
                 )
             if budget.minute_allowance(usage) > 0:
                 return
             runs.heartbeat(self.run, now=timezone.now())
             self.sleep(MINUTE_POLL_SECONDS)
 
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    rows: list[dict[str, Any]]
+    has_more: bool
+
+
+def read_pages(
+    calls: Calls,
+    source: Entity,
+    *,
+    first_page: int = 1,
+    since: datetime | None = None,
+    params: dict[str, str] | None = None,
+) -> Iterator[Page]:
+    """List pages of `source` from `first_page`, each one budgeted call, until Zoho has no more."""
+    number = first_page
+    while True:
+        result = calls(
+            partial(
+                calls.client.list_page,
+                source,
+                page=number,
+                modified_since=since,
+                params=params,
+                per_page=budget.page_size(),
+            )
+        )
+        yield Page(number, list(result.rows), bool(result.has_more))
+        if not result.has_more:
+            return
+        number += 1
+
+
+class Details:
+    """Detail fetches within an allowance of calls: one per document, one per ITEM_DETAILS_MAX items."""
+
+    def __init__(self, calls: Calls, allowance: int) -> None:
+        self.calls, self.allowance = calls, allowance
+        self.fetched = self.left = 0  # calls made; objects that wanted a detail and got none
+
+    def documents(self, source: Entity, wanted: list[str]) -> dict[str, dict[str, Any]]:
+        """Details in `wanted` order (new before changed) while the allowance lasts."""
+        out: dict[str, dict[str, Any]] = {}
+        for done, zoho_id in enumerate(wanted):
+            if not self._spend():
+                self.left += len(wanted) - done
+                break
+            try:
+                out[zoho_id] = self.calls(partial(self.calls.client.get, source, zoho_id))
+            except ZohoError as exc:
+                if exc.kind != ErrorKind.NOT_FOUND:
+                    raise
+                # Deleted between the list and the detail: the summary is queued; a webhook or
+                # reconciliation brings the delete.
+        return out
+
+    def items(self, source: Entity, wanted: list[str]) -> dict[str, dict[str, Any]]:
+        """Item details in bulk (Zoho Inventory `itemdetails`), ITEM_DETAILS_MAX ids a call."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), ITEM_DETAILS_MAX):
+            if not self._spend():
+                self.left += len(wanted) - start
+                break
+            chunk = wanted[start : start + ITEM_DETAILS_MAX]
+            for obj in self.calls(partial(self.calls.client.item_details, chunk)):
+                out[str(obj.get(source.id_field))] = obj
+        return out
+
+    def _spend(self) -> bool:
+        if self.allowance <= 0:
+            return False
+        self.allowance -= 1
+        self.fetched += 1
+        return True
+
+
+@dataclass
+class Checkpoint:
+    """Where a run is, kept on the run and its cursor after every page (sync.runs.save_checkpoint)."""
+
+    page: int = 0  # the last page of this walk queued
+    since: str | None = None  # the walk's filter (last_modified_time >= since), kept when resumed
+    started_at: str | None = None  # when this walk began: a row modified later may have moved
+    moved: bool = False  # a row of this walk was modified after it began
+    passes: int = 0  # walks of this filter already done
+    phase: str = ""  # stock: Phase.SNAPSHOTS, then Phase.DOCUMENTS
+    rows: int = 0  # list rows read by this walk
+    snapshot_rows: int = 0  # stock: rows of the snapshot source's list, kept into the documents phase
+    changed: int = 0  # stock: items whose stock moved
+    # stock: moved items whose bulk detail waits to fill a call of ITEM_DETAILS_MAX with the next page's
+    waiting: list[str] = field(default_factory=list)
+    details: int = 0  # detail calls made
+    details_left: int = 0  # objects that wanted a detail the budget did not allow
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Checkpoint:
+        state = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        # A stock run checkpointed before the phases had these names resumes in the same phase.
+        state.phase = {"items": Phase.SNAPSHOTS, "adjustments": Phase.DOCUMENTS}.get(state.phase, state.phase)
+        return state
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def since_time(self) -> datetime | None:
+        return parse_zoho_time(self.since)
+
+    @property
+    def started_time(self) -> datetime | None:
+        return parse_zoho_time(self.started_at)
+
+
+Prepared = list[tuple[dict[str, Any], bool]]  # (object, is_summary)
+Prepare = Callable[[list[dict[str, Any]], bool], Prepared]  # (rows, last page?) → what to queue
+
+
+class Puller:
+    def __init__(
+        self,
+        run: SyncRun,
+        calls: Calls,
+        *,
+        on_page: Callable[[SyncRun], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.run, self.calls, self.on_page, self.should_stop = run, calls, on_page, should_stop
+        self.entity = entities.get(run.entity)
+        resume = runs.cursor(run.entity, run.run_type).checkpoint.get("resume")
+        self.state = Checkpoint.of(resume) if resume else self.fresh_state()
+        if resume:
+            runs.log(run, f"resuming at page {self.state.page + 1}", resume=resume)
+        usage = limiter.usage(timezone.now())
+        allowance = budget.day_allowance(usage) - planned_calls(self.entity, run.run_type).list_calls
+        self.details = Details(calls, max(0, allowance))
+        # Rows already prepared and queued by this run: a second walk skips them (no second detail).
+        self.read: set[str] = set()
+
+    def fresh_state(self) -> Checkpoint:
+        state = Checkpoint(phase=Phase.SNAPSHOTS if self.entity.kind == Kind.STOCK else "")
+        if self.run.run_type == SyncRun.RunType.INCREMENTAL:
+            watermark = newest_watermark(self.entity.slug)
+            if watermark is not None:
+                state.since = (watermark - timedelta(seconds=config.get("pull_overlap_seconds"))).isoformat()
+        return state
+
+    # The walks over list pages. ----------------------------------------------------------------
+
+    def pull(self) -> None:
+        if self.entity.kind != Kind.STOCK:
+            self.walk(self.entity, self.documents)
+            return
+        if self.state.phase == Phase.SNAPSHOTS:
+            self.walk(entities.get(self.entity.snapshots_of), self.stock_snapshots)
+            self.state = Checkpoint(
+                phase=Phase.DOCUMENTS,
+                snapshot_rows=self.state.rows,
+                changed=self.state.changed,
+                details=self.state.details,
+                details_left=self.state.details_left,
+            )
+        self.walk(self.entity, self.documents)
+
+    def walk(self, source: Entity, prepare: Prepare) -> None:
+        """Walk the list, and again while rows moved under the walk (at most MAX_PASSES in all)."""
+        while True:
+            self.walk_once(source, prepare)
+            self.state.passes += 1
+            if not self.state.moved or self.state.passes >= MAX_PASSES:
+                return
+            runs.log(self.run, "rows changed while the list was read; reading it again from page 1")
+            self.state.page, self.state.rows, self.state.started_at, self.state.moved = 0, 0, None, False
+
+    def walk_once(self, source: Entity, prepare: Prepare) -> None:
+        """Each page: pick its rows, fetch what they need, queue them and checkpoint, in one commit."""
+        if self.state.started_at is None:
+            # Whole seconds, as Zoho's times are: a row modified in this very second counts as moved.
+            self.state.started_at = timezone.now().replace(microsecond=0).isoformat()
+        since, params = self.query(source)
+        self.calls.resume_hint = f"resumes from page {self.state.page + 1}"
+        for page in read_pages(self.calls, source, first_page=self.state.page + 1, since=since, params=params):
+            rows = self.fresh_rows(page.rows)
+            unread = [row for row in rows if content_hash(row) not in self.read]
+            prepared = prepare(unread, not page.has_more)
+            now = timezone.now()
+            started = self.state.started_time
+            with transaction.atomic():
+                queued = self.queue(prepared, now=now)
+                self.state.page = page.number
+                self.state.rows += len(page.rows)
+                self.state.moved = self.state.moved or any(
+                    (v := version_of(row)) is not None and v >= started for row in page.rows
+                )
+                self.state.details, self.state.details_left = self.details.fetched, self.details.left
+                runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
+                runs.save_checkpoint(self.run, self.state.as_json(), now=now)
+            self.read.update(content_hash(row) for row in unread)
+            self.calls.resume_hint = f"resumes from page {page.number + 1}"
+            if self.on_page:
+                self.on_page(self.run)
+            if self.should_stop():
+                raise Stopped(f"stopped after page {page.number}; the next run resumes from there")
+            if len(rows) < len(page.rows):
+                return  # newest first: the rest is older than the watermark
+
+    def query(self, source: Entity) -> tuple[datetime | None, dict[str, str]]:
+        """The list's filter and order: see the module docstring."""
+        since = self.state.since_time
+        if self.run.run_type != SyncRun.RunType.INCREMENTAL:
+            # Full and stock walks read everything, in Zoho's order where it documents none of ours.
+            return None, dict(SORT_ASCENDING) if source.modified_sort and self.entity.kind != Kind.STOCK else {}
+        if source.modified_filter:
+            return since, dict(SORT_ASCENDING) if source.modified_sort else {}
+        return None, dict(SORT_DESCENDING)  # sorted, not filtered: fresh_rows() stops at the watermark
+
+    def fresh_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Newest-first incremental pages (sorted, unfiltered lists) end at the first row older than
+        the watermark."""
+        since = self.state.since_time
+        newest_first = self.run.run_type == SyncRun.RunType.INCREMENTAL and not self.entity.modified_filter
+        if since is None or not newest_first:
+            return rows
+        fresh = []
+        for row in rows:
+            version = version_of(row)
+            if version is not None and version < since:
+                break
+            fresh.append(row)
+        return fresh
+
+    def documents(self, rows: list[dict[str, Any]], last: bool = False) -> Prepared:
+        """List rows as summaries, or the detail instead where a document with lines needs one."""
+        wanted = needing_detail(self.entity, rows) if self.entity.has_lines else []
+        details = self.details.documents(self.entity, wanted)
+        prepared = []
+        for row in rows:
+            detail = details.get(str(row.get(self.entity.id_field)))
+            prepared.append((detail, False) if detail else (row, True))
+        return prepared
+
+    def stock_snapshots(self, rows: list[dict[str, Any]], last: bool) -> Prepared:
+        """Item details (with `locations[]`), in bulk, for items whose total stock differs from the
+        ERP's. Whole calls only until the last page: the rest waits (in the checkpoint) for the next."""
+        source = entities.get(self.entity.snapshots_of)
+        moved = stock_changed(rows)
+        self.state.changed += len(moved)
+        wanted = self.state.waiting + [i for i in moved if i not in self.state.waiting]
+        ready = len(wanted) if last else len(wanted) - len(wanted) % ITEM_DETAILS_MAX
+        self.state.waiting = wanted[ready:]
+        return [(detail, False) for detail in self.details.items(source, wanted[:ready]).values()]
+
     # Queue rows and the cursor. ------------------------------------------------------------------
 
-    def queue(self, prepared: list[tuple[dict, bool]], *, now: datetime) -> int:
+    def queue(self, prepared: Prepared, *, now: datetime) -> int:
         rows = []
         for obj, is_summary in prepared:
             located = entities.locate(self.entity.slug, obj)
             if located.object_id is None:
-                runs.log(self.run, "a list row without its id was skipped", level="warning", row=obj)
+                runs.log(self.run, "a list row without its id was skipped", level=SyncLog.Level.WARNING, row=obj)
                 continue
             rows.append(
                 QueueItem(
@@ -398,30 +535,31 @@ class Puller:
     def complete(self) -> None:
         """Move the cursor: watermark, the stats the planner reads, and no resume point."""
         now = timezone.now()
+        state = self.state
         with transaction.atomic():
             cursor = runs.cursor(self.run.entity, self.run.run_type)
             stats = {k: v for k, v in cursor.checkpoint.items() if k != "resume"}
             if self.run.run_type == SyncRun.RunType.INCREMENTAL:
-                stats["changed"] = self.run.fetched
+                stats["changed"] = state.rows
+            elif self.run.run_type == SyncRun.RunType.STOCK:
+                stats.update(records=state.snapshot_rows, adjustments=state.rows, changed=state.changed)
             else:
-                stats["records"] = self.state["rows"]
-            if self.state.get("details_left"):
-                stats["details_left"] = self.state["details_left"]
+                stats["records"] = state.rows
+            stats["details_left"] = state.details_left
             cursor.checkpoint = stats
-            seen = parse_zoho_time(self.state.get("max_modified"))
-            if seen is not None and (cursor.watermark is None or seen > cursor.watermark):
-                cursor.watermark = seen
+            # Proven read: every row modified before the last walk began, unless rows still moved.
+            proven = None if state.moved else state.started_time
+            if proven is not None and (cursor.watermark is None or proven > cursor.watermark):
+                cursor.watermark = proven
             cursor.last_run, cursor.last_run_at, cursor.last_success_at = self.run, now, now
             cursor.save()
-
-
-def newest(current: str | None, rows: list[dict[str, Any]]) -> str | None:
-    best = parse_zoho_time(current)
-    for row in rows:
-        version = version_of(row)
-        if version is not None and (best is None or version > best):
-            best = version
-    return best.isoformat() if best else None
+            if state.moved:
+                runs.log(
+                    self.run,
+                    "rows kept changing while the list was read: the watermark stays, the next run reads "
+                    "the same window again",
+                    level=SyncLog.Level.WARNING,
+                )
 
 
 def newest_watermark(slug: str) -> datetime | None:
@@ -438,18 +576,26 @@ def stock_changed(items: list[dict[str, Any]]) -> list[str]:
     """Tracked items never snapshotted (first), then those whose total differs from the ERP's levels.
 
     A list row carries the item's total `stock_on_hand` but not its locations: comparing totals
-    spends a detail call only where stock moved (Zoho does not bump last_modified_time for it).
+    spends a detail only where stock moved (Zoho does not bump last_modified_time for it).
     """
     totals = {str(i["item_id"]): i.get("stock_on_hand") for i in items if i.get("stock_on_hand") not in (None, "")}
     stored = dict(
-        StockLevel.objects.filter(item_id__in=totals)
+        apps.get_model("erp.StockLevel")
+        .objects.filter(item_id__in=totals)
         .values("item_id")
         .annotate(total=Sum("stock_on_hand"))
         .values_list("item_id", "total")
     )
     new = [i for i in totals if i not in stored]
-    moved = [i for i in totals if i in stored and stored[i] != Decimal(str(totals[i]))]
+    moved = [i for i in totals if i in stored and stored[i] != _decimal(totals[i])]
     return new + moved
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
 
 
 def needing_detail(entity: Entity, rows: list[dict[str, Any]]) -> list[str]:

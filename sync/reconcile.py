@@ -24,11 +24,12 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from sync import entities, pull, runs
+from sync import budget, entities, pull, runs
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
 from sync.payloads import content_hash, version_of
 from sync.queue import enqueue
+from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
 
 KINDS = ("missing", "outdated", "deleted_in_zoho", "tombstoned_alive")
@@ -51,39 +52,38 @@ def execute(
     run = runs.claim(run_id, now=timezone.now())
     if run is None:
         return SyncRun.objects.get(pk=run_id)
-    scanner = pull.Puller(run, client or ZohoClient(), sleep=sleep)
+    entity = entities.get(run.entity)
+    calls = pull.Calls(run, client or ZohoClient(), sleep=sleep)
     try:
-        zoho = zoho_side(scanner)
-        report = compare(scanner.entity, zoho, erp_side(scanner.entity))
+        zoho = zoho_side(calls, entity)
+        report = compare(entity, zoho, erp_side(entity))
         if repair:
-            report["queued"] = queue_repairs(scanner, report, zoho)
+            report["queued"] = queue_repairs(calls, entity, report, zoho)
     except pull.Deferred as exc:
         return runs.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
     except Exception as exc:
-        return runs.finish(run, SyncRun.Status.FAILED, now=timezone.now(), error=f"{type(exc).__name__}: {exc}")
+        return runs.fail(run, exc, now=timezone.now())
     report["repair"] = repair
     for bucket in report["buckets"].values():
         bucket.pop("_ids", None)
     run.drift_report = report
     run.save(update_fields=["drift_report"])
-    remember_size(scanner.entity.slug, len(zoho))
+    remember_size(entity.slug, len(zoho))
     return runs.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
 
 
 # --- The two sides ----------------------------------------------------------------------------
 
 
-def zoho_side(scanner: pull.Puller) -> dict[str, dict[str, Any]]:
+def zoho_side(calls: pull.Calls, entity: Entity) -> dict[str, dict[str, Any]]:
     """Every list row of the entity, by Zoho id (the stock entity: its adjustments)."""
     rows: dict[str, dict[str, Any]] = {}
-    id_field = scanner.entity.id_field
-    for page in scanner.pages(scanner.entity):
+    id_field = entity.id_field
+    for page in pull.read_pages(calls, entity):
         for row in page.rows:
             if row.get(id_field) not in (None, ""):
                 rows[str(row[id_field])] = row
-        runs.heartbeat(scanner.run, now=timezone.now(), fetched=len(page.rows))
-        if not page.has_more:
-            break
+        runs.heartbeat(calls.run, now=timezone.now(), fetched=len(page.rows))
     return rows
 
 
@@ -162,13 +162,13 @@ def compare(entity: Entity, zoho: dict[str, dict[str, Any]], erp: dict[str, tupl
 # --- Repairs ----------------------------------------------------------------------------------
 
 
-def queue_repairs(scanner: pull.Puller, report: dict[str, Any], zoho: dict[str, dict[str, Any]]) -> int:
+def queue_repairs(calls: pull.Calls, entity: Entity, report: dict[str, Any], zoho: dict[str, dict[str, Any]]) -> int:
     """Queue every fix (source `reconcile`); details for documents with lines as the budget allows."""
-    entity = scanner.entity
     ids = {kind: [i for b in report["buckets"].values() for i in b["_ids"][kind]] for kind in KINDS}
     revive = set(ids["tombstoned_alive"])
     upserts = ids["missing"] + ids["outdated"] + ids["tombstoned_alive"]
-    details = scanner.details(entity, upserts) if entity.has_lines else {}
+    allowance = pull.Details(calls, max(0, budget.day_allowance(limiter.usage(timezone.now()))))
+    details = allowance.documents(entity, upserts) if entity.has_lines else {}
     now = timezone.now()
     with transaction.atomic():
         for zoho_id in upserts:
@@ -177,11 +177,11 @@ def queue_repairs(scanner: pull.Puller, report: dict[str, Any], zoho: dict[str, 
             # than the row's last_modified_time, so the observation time is what orders the revival
             # after the delete (the apply path revives only on a strictly newer version).
             version = now if zoho_id in revive else version_of(obj)
-            repair(entity, obj, version=version, is_summary=zoho_id not in details, run=scanner.run, now=now)
+            repair(entity, obj, version=version, is_summary=zoho_id not in details, run=calls.run, now=now)
         for zoho_id in ids["deleted_in_zoho"]:
-            repair(entity, {entity.id_field: zoho_id}, version=None, delete=True, run=scanner.run, now=now)
+            repair(entity, {entity.id_field: zoho_id}, version=None, delete=True, run=calls.run, now=now)
     queued = len(upserts) + len(ids["deleted_in_zoho"])
-    runs.heartbeat(scanner.run, now=now, queued=queued)
+    runs.heartbeat(calls.run, now=now, queued=queued)
     return queued
 
 

@@ -9,8 +9,10 @@ so a run declared stale learns it lost its lock and stops.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import traceback
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -19,6 +21,7 @@ from django.db.models import F, Q
 from sync.models import SyncCursor, SyncLog, SyncRun
 from tdscore import config
 
+logger = logging.getLogger(__name__)
 ACTIVE = (SyncRun.Status.PENDING, SyncRun.Status.RUNNING)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -121,6 +124,20 @@ def finish(run: SyncRun, status: str, *, now: datetime, error: str = "") -> Sync
     run.save(update_fields=["status", "finished_at", "duration", "error"])
     level = SyncLog.Level.INFO if status == SyncRun.Status.COMPLETED else SyncLog.Level.WARNING
     log(run, f"{run.run_type} {run.entity} {status}" + (f": {error}" if error else ""), level=level)
+    return run
+
+
+def fail(run: SyncRun, exc: BaseException, *, now: datetime) -> SyncRun:
+    """running → failed by an unexpected error: `Type: message` on the run, the traceback kept in
+    its log line and written to the process log, as the queue keeps a failed row's."""
+    trace = "".join(traceback.format_exception(exc))
+    logger.error("%s run #%s of %s failed", run.run_type, run.pk, run.entity, exc_info=exc)
+    run.status = SyncRun.Status.FAILED
+    run.finished_at = now
+    run.duration = now - run.started_at if run.started_at else None
+    run.error = f"{type(exc).__name__}: {exc}"[:10_000]
+    run.save(update_fields=["status", "finished_at", "duration", "error"])
+    log(run, f"{run.run_type} {run.entity} failed: {run.error}", level=SyncLog.Level.ERROR, traceback=trace[-8000:])
     return run
 
 

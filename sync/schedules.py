@@ -101,11 +101,11 @@ def install(now: datetime) -> list[tuple[str, bool]]:
 
 
 def scheduled_slugs(mode: str) -> list[str]:
+    """The entities a scheduled pull of `mode` runs: stock entities by the stock schedule only."""
+    stock = [e.slug for e in entities.ENTITIES.values() if e.kind == entities.Kind.STOCK]
     if mode == SyncRun.RunType.STOCK:
-        return ["stock"]
-    if mode == SyncRun.RunType.INCREMENTAL:
-        return [slug for slug in pull.slugs_for("all", mode) if slug != "stock"]
-    return pull.slugs_for("all", mode)
+        return stock
+    return [slug for slug in pull.slugs_for("all", mode) if mode != SyncRun.RunType.INCREMENTAL or slug not in stock]
 
 
 # --- What the schedule costs -------------------------------------------------------------------
@@ -143,13 +143,14 @@ def calls_per_day(org: Organisation) -> dict[str, float]:
 def _run_calls(slug: str, mode: str, org: Organisation, runs_per_day: float) -> float:
     entity = entities.get(slug)
     run_type = pull.run_type_for(entity, mode)
-    # Stock runs read the items list; their detail calls are for items whose stock moved.
-    records = org.records.get("products" if run_type == SyncRun.RunType.STOCK else slug, 0)
+    # Stock runs read their snapshot source's list (items); their detail calls are for items whose
+    # stock moved, in bulk.
+    records = org.records.get(entity.snapshots_of or slug, 0)
     changed = math.ceil(records * org.daily_change / runs_per_day)
     if run_type == SyncRun.RunType.STOCK:
         # Whatever triggers it, a stock run snapshots the items that moved since the last one.
         changed = math.ceil(records * org.daily_change * config.get("stock_sync_interval_minutes") / (24 * 60))
     elif run_type == SyncRun.RunType.FULL:
         changed = 0  # incremental pulls and reconciliation already fetched the changes' details
-    plan = budget.estimate(entity, run_type, records=records, changed=changed, adjustments=org.records.get("stock", 0))
+    plan = budget.estimate(entity, run_type, records=records, changed=changed, adjustments=org.records.get(slug, 0))
     return plan.total

@@ -81,7 +81,8 @@ def zoho_signed_messages(query_string: str, content_type: str, body: bytes) -> l
     A body labelled as a form may really be JSON (Inventory does this), so for a form both
     readings are candidates; each still needs the secret to match.
     """
-    query = _pairs_sorted(parse_qsl(query_string, keep_blank_values=True))
+    query_pairs = parse_qsl(query_string, keep_blank_values=True)
+    query = _pairs_sorted(query_pairs)
     messages = [query + body]
     if content_type == FORM_TYPE:
         try:
@@ -89,7 +90,9 @@ def zoho_signed_messages(query_string: str, content_type: str, body: bytes) -> l
         except UnicodeDecodeError:
             form = []
         if form:
-            messages.insert(0, query + _pairs_sorted(form))
+            # Zoho's documented recipe sorts query and form pairs together ("merged"); earlier
+            # deliveries were checked with the query's pairs first, then the form's: accept both.
+            messages[:0] = [query + _pairs_sorted(form), _pairs_sorted(query_pairs + form)]
     return messages
 
 

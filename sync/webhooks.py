@@ -49,6 +49,8 @@ from sync import entities, inbox, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
+
+
 # A missing type is tried as JSON; `application/<vendor>+json` is JSON too.
 ACCEPTED_TYPES = {"", "application/json", "text/json", "text/plain", webhook_auth.FORM_TYPE}
 # Headers worth keeping for an operator; never a token, a signature or a cookie.

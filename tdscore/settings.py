@@ -168,6 +168,12 @@ ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
 ZOHO_PLAN = env.str("ZOHO_PLAN", default="free")
 ZOHO_API_BASE = env.str("ZOHO_API_BASE", default="")
 ZOHO_ACCOUNTS_BASE = env.str("ZOHO_ACCOUNTS_BASE", default="")
+# Zoho onboarding, data centres and plans (issue 13). ZOHO_DC is one of sync.zoho.client.DATA_CENTRES
+# (com, eu, in, com.au, jp, ca, sa, com.cn, uk, ae); ZOHO_PLAN one of sync.zoho.limiter.DAILY_CAPS
+# (free … ultimate). ZOHO_DAILY_CAP: a cap Zoho raised on request. TDS_ENCRYPTION_KEY: keys for
+# the tokens zoho_connect stores (first encrypts, all decrypt); unset, derived from SECRET_KEY.
+ZOHO_DAILY_CAP = env.int("ZOHO_DAILY_CAP", default=None)
+TDS_ENCRYPTION_KEY = env.list("TDS_ENCRYPTION_KEY", default=[])
 
 # --- Alert channels (SPEC §2) -----------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

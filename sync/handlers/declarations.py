@@ -1,37 +1,58 @@
 """The eleven entities as declarations on the one Handler (SPEC §4).
 
-Columns are the ERP model's own fields, named as Zoho names them; `renames` lists only where Zoho
-uses another key (first key present wins).
+Each header model comes from its entity (sync.entities names it once); only line models are
+named here. Columns are the ERP model's own fields, named as Zoho names them; `renames` lists only
+where Zoho uses another key (first key present wins).
 """
 
 from __future__ import annotations
 
+from django.apps import apps
+
 from erp import models as erp
-from sync.entities import STOCK_ADJUSTMENT_PREFIX, STOCK_ITEM_PREFIX
+from sync import entities
 from sync.handlers.base import Handler, Lines
 from sync.handlers.stock import StockLevelHandler
 
 # `discount` on a Zoho line may be "12.5%"; `discount_amount` is always the amount.
 DOCUMENT_LINES = {"discount": ("discount_amount", "discount")}
+# Zoho's custom fields come as a list (`custom_fields`, each with its `api_name`) on details and
+# as a map (`custom_field_hash`) on some list rows and webhooks (sync.handlers.values.custom_fields).
+HEADER_RENAMES = {"custom_fields": ("custom_fields", "custom_field_hash")}
+
+
+def _handler(slug: str, lines: Lines | None = None) -> Handler:
+    return Handler(slug, apps.get_model(entities.get(slug).erp_model), lines=lines, renames=HEADER_RENAMES)
+
+
+def _stock(slug: str) -> list[Handler]:
+    entity = entities.get(slug)
+    source = entities.get(entity.snapshots_of)
+    return [
+        Handler(
+            slug,
+            apps.get_model(entity.erp_model),
+            lines=Lines(erp.StockAdjustmentLine),
+            renames=HEADER_RENAMES,
+            prefix=entity.document_prefix,
+        ),
+        StockLevelHandler(
+            slug, apps.get_model(entity.snapshot_model), id_field=source.id_field, prefix=entity.snapshot_prefix
+        ),
+    ]
+
 
 HANDLERS: list[Handler] = [
-    Handler("products", erp.Product),
-    Handler("customers", erp.Customer),
-    Handler("vendors", erp.Vendor),
-    Handler("invoices", erp.Invoice, lines=Lines(erp.InvoiceLine, renames=DOCUMENT_LINES)),
-    Handler("bills", erp.Bill, lines=Lines(erp.BillLine, renames=DOCUMENT_LINES)),
-    Handler("credit-notes", erp.CreditNote, lines=Lines(erp.CreditNoteLine, renames=DOCUMENT_LINES)),
-    Handler("sales-orders", erp.SalesOrder, lines=Lines(erp.SalesOrderLine, renames=DOCUMENT_LINES)),
-    Handler("payments", erp.Payment, lines=Lines(erp.PaymentAllocation, keys=("invoices",))),
-    Handler(
-        "stock",
-        erp.StockAdjustment,
-        lines=Lines(erp.StockAdjustmentLine),
-        id_field="inventory_adjustment_id",
-        prefix=STOCK_ADJUSTMENT_PREFIX,
-    ),
-    StockLevelHandler("stock", erp.StockLevel, id_field="item_id", prefix=STOCK_ITEM_PREFIX),
+    _handler("products"),
+    _handler("customers"),
+    _handler("vendors"),
+    _handler("invoices", Lines(erp.InvoiceLine, renames=DOCUMENT_LINES)),
+    _handler("bills", Lines(erp.BillLine, renames=DOCUMENT_LINES)),
+    _handler("credit-notes", Lines(erp.CreditNoteLine, renames=DOCUMENT_LINES)),
+    _handler("sales-orders", Lines(erp.SalesOrderLine, renames=DOCUMENT_LINES)),
+    _handler("payments", Lines(erp.PaymentAllocation, keys=("invoices",))),
+    *_stock("stock"),
     # Zoho Books returns a price book's items as `pricebook_items`; tolerate `items` as well.
-    Handler("prices", erp.PriceList, lines=Lines(erp.PriceListItem, keys=("pricebook_items", "items"))),
-    Handler("users", erp.ErpUser),
+    _handler("prices", Lines(erp.PriceListItem, keys=("pricebook_items", "items"))),
+    _handler("users"),
 ]

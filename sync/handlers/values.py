@@ -80,8 +80,34 @@ def text(max_length: int | None) -> Convert:
     return convert
 
 
+def custom_fields(value: Any) -> dict[str, Any]:
+    """Zoho's custom fields as `api_name` → value.
+
+    Details list them (`custom_fields: [{"api_name": "cf_region", "value": "North", …}]`); list
+    rows and some webhooks map them (`custom_field_hash: {"cf_region": "North",
+    "cf_region_unformatted": "North"}`). The raw value wins over the display value in both.
+    """
+    if _blank(value):
+        return {}
+    if isinstance(value, list):
+        out = {}
+        for field in value:
+            if not isinstance(field, dict):
+                raise ValidationFailed(f"custom_fields holds a non-object: {field!r}"[:200])
+            name = field.get("api_name") or field.get("placeholder")
+            if isinstance(name, str) and name:
+                out[name] = field.get("value")
+        return out
+    if isinstance(value, dict):
+        suffix = "_unformatted"
+        return {k: value.get(k + suffix, v) for k, v in value.items() if not k.endswith(suffix)}
+    raise ValidationFailed(f"custom fields are neither a list nor an object: {value!r}"[:200])
+
+
 def for_field(field: models.Field) -> Convert:
     """The converter a column needs, from its type: the declarations name fields, not converters."""
+    if isinstance(field, models.JSONField) and field.name == "custom_fields":
+        return custom_fields
     if isinstance(field, models.DecimalField):
         return money
     if isinstance(field, models.DateField):

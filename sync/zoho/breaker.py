@@ -14,16 +14,26 @@ refresh succeeds or an operator resets the breaker. One caller may try again eve
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.db import transaction
 from django.db.models import Q
 
-from sync.zoho.errors import ZohoError
+from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.limiter import organization
 from sync.zoho.models import BreakerState, CallOutcome, ZohoCall
 from tdscore import config
 
-CLOSED, OPEN, HALF_OPEN, AUTH = "closed", "open", "half_open", "auth"
+
+class Circuit(StrEnum):
+    """The breaker as callers see it: the stored BreakerState.State, or the separate auth state."""
+
+    CLOSED = BreakerState.State.CLOSED.value
+    OPEN = BreakerState.State.OPEN.value
+    HALF_OPEN = BreakerState.State.HALF_OPEN.value
+    AUTH = "auth"
+
+
 PROBE_LEASE = timedelta(seconds=60)  # a probe whose process died lets another caller probe after this
 
 
@@ -32,37 +42,37 @@ def _locked(org: str) -> BreakerState:
     return BreakerState.objects.select_for_update().get(organization_id=org)
 
 
-def _current(row: BreakerState, now: datetime) -> str:
+def _current(row: BreakerState, now: datetime) -> Circuit:
     if row.auth_failed_at is not None:
-        return AUTH
+        return Circuit.AUTH
     if row.state == BreakerState.State.OPEN and row.open_until and row.open_until <= now:
-        return HALF_OPEN  # cool-down over: the next caller probes
-    return row.state
+        return Circuit.HALF_OPEN  # cool-down over: the next caller probes
+    return Circuit(row.state)
 
 
-def state(now: datetime, *, org: str | None = None) -> str:
+def state(now: datetime, *, org: str | None = None) -> Circuit:
     """closed, open, half_open or auth, as every process sees it."""
     row = BreakerState.objects.filter(organization_id=organization(org)).first()
-    return _current(row, now) if row else CLOSED
+    return _current(row, now) if row else Circuit.CLOSED
 
 
 def allow(now: datetime, *, org: str | None = None) -> None:
     """Return if this caller may call Zoho now; else raise ZohoError (breaker_open or auth)."""
     org = organization(org)
     row = BreakerState.objects.filter(organization_id=org).first()
-    if row is None or _current(row, now) == CLOSED:
+    if row is None or _current(row, now) == Circuit.CLOSED:
         return
     with transaction.atomic():
         row = _locked(org)
         current = _current(row, now)
-        if current == AUTH:
+        if current == Circuit.AUTH:
             _allow_auth_retry(row, now)
-        elif current == HALF_OPEN:
+        elif current == Circuit.HALF_OPEN:
             _allow_probe(row, now)
-        elif current == OPEN:
+        elif current == Circuit.OPEN:
             raise ZohoError(
                 f"Zoho circuit breaker open until {row.open_until:%H:%M:%S}: {row.last_failure}",
-                kind="breaker_open",
+                kind=ErrorKind.BREAKER_OPEN,
                 retry_after=(row.open_until - now).total_seconds(),
             )
 
@@ -71,7 +81,7 @@ def _allow_auth_retry(row: BreakerState, now: datetime) -> None:
     if row.auth_retry_at is not None and row.auth_retry_at > now:
         raise ZohoError(
             f"Zoho refuses our credentials: {row.auth_detail}",
-            kind="auth",
+            kind=ErrorKind.AUTH,
             retry_after=(row.auth_retry_at - now).total_seconds(),
         )
     row.auth_retry_at = now + timedelta(seconds=config.get("zoho_auth_retry_seconds"))
@@ -80,7 +90,9 @@ def _allow_auth_retry(row: BreakerState, now: datetime) -> None:
 
 def _allow_probe(row: BreakerState, now: datetime) -> None:
     if row.state == BreakerState.State.HALF_OPEN and row.probe_until and row.probe_until > now:
-        raise ZohoError("Zoho circuit breaker half-open: a probe call is in flight", kind="breaker_open", retry_after=1)
+        raise ZohoError(
+            "Zoho circuit breaker half-open: a probe call is in flight", kind=ErrorKind.BREAKER_OPEN, retry_after=1
+        )
     row.state = BreakerState.State.HALF_OPEN
     row.probe_until = now + PROBE_LEASE
     row.updated_at = now
@@ -188,14 +200,14 @@ def reset(now: datetime, *, by: str, org: str | None = None) -> None:
 def readiness(now: datetime) -> tuple[str, str]:
     """The "zoho" check of /health/ready: degraded while the breaker keeps callers out."""
     row = BreakerState.objects.filter(organization_id=organization()).first()
-    current = _current(row, now) if row else CLOSED
-    if current == CLOSED:
+    current = _current(row, now) if row else Circuit.CLOSED
+    if current == Circuit.CLOSED:
         return "ok", "breaker closed"
-    if current == AUTH:
+    if current == Circuit.AUTH:
         return (
             "degraded",
             f"Zoho refuses our credentials since {row.auth_failed_at:%Y-%m-%d %H:%M:%S}: {row.auth_detail}",
         )
-    if current == HALF_OPEN:
+    if current == Circuit.HALF_OPEN:
         return "degraded", "breaker half-open: probing Zoho"
     return "degraded", f"breaker open until {row.open_until:%H:%M:%S}: {row.last_failure}"

@@ -2,9 +2,12 @@
 
 Every call: breaker (may we call at all?) → shared OAuth token → rate limiter slot → one HTTP
 request through `_request()` → `raise_for_response()` → the outcome told to the limiter and the
-breaker. A 401 refreshes the token once and retries once; a 429 waits as Zoho asks and retries; a
-5xx or a dropped connection retries with a short backoff until the breaker opens. Each retry is a
-call of its own, so each takes its own limiter slot.
+breaker. A 401 (code 14, or 57 for a token Zoho invalidated early) refreshes the token once and
+retries once; only a refused fresh token puts the breaker in its auth state. Throttles and
+outages are not retried here: the caller's one retry layer (sync.pull.Calls, the queue's
+backoff) waits as Zoho asks, each attempt a call with its own limiter slot.
+
+The refresh token is ZOHO_REFRESH_TOKEN when set, else the one `zoho_connect` stored (encrypted).
 
 Call it outside a database transaction (see sync.zoho.limiter).
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,26 +30,65 @@ from django.utils import timezone
 from sync.entities import Entity
 from sync.entities import get as get_entity
 from sync.zoho import breaker, limiter
-from sync.zoho.errors import ZohoError, raise_for_response
+from sync.zoho.errors import ErrorKind, ZohoError, raise_for_response
 from sync.zoho.models import CallOutcome, ZohoToken
-from tdscore import config
 
-__all__ = ["DATA_CENTRES", "Page", "ZohoClient", "ZohoError", "hosts"]
+__all__ = ["DATA_CENTRES", "ITEM_DETAILS_MAX", "Page", "ZohoClient", "ZohoError", "hosts"]
 
-DATA_CENTRES = ("com", "eu", "in", "com.au", "jp", "ca", "sa", "com.cn")
+# (API host, accounts host) per data centre, from Zoho's multi-DC page
+# (https://www.zoho.com/accounts/protocol/oauth/multi-dc.html; the API hosts as Zoho's product
+# docs list them, e.g. https://www.zoho.com/workdrive/developer/docs/api/v1/getting-started-multi-dc-support.html).
+# Canada's accounts live on zohocloud.ca, its API on zohoapis.ca.
+DATA_CENTRES = {
+    "com": ("https://www.zohoapis.com", "https://accounts.zoho.com"),
+    "eu": ("https://www.zohoapis.eu", "https://accounts.zoho.eu"),
+    "in": ("https://www.zohoapis.in", "https://accounts.zoho.in"),
+    "com.au": ("https://www.zohoapis.com.au", "https://accounts.zoho.com.au"),
+    "jp": ("https://www.zohoapis.jp", "https://accounts.zoho.jp"),
+    "ca": ("https://www.zohoapis.ca", "https://accounts.zohocloud.ca"),
+    "sa": ("https://www.zohoapis.sa", "https://accounts.zoho.sa"),
+    "com.cn": ("https://www.zohoapis.com.cn", "https://accounts.zoho.com.cn"),
+    "uk": ("https://www.zohoapis.uk", "https://accounts.zoho.uk"),
+    "ae": ("https://www.zohoapis.ae", "https://accounts.zoho.ae"),
+}
 API_ROOTS = {"books": "/books/v3", "inventory": "/inventory/v1"}
 TOKEN_MARGIN = timedelta(seconds=60)  # refresh a minute early, so a token never expires in flight
-SERVER_RETRY_BASE_SECONDS = 1.0
-_THROTTLE_KINDS = {"rate_limit", "daily_limit", "concurrency"}
-_ZOHO_UNWELL = {"server", "network"}
+# Zoho Inventory's "Bulk fetch item details" (GET /inventory/v1/itemdetails?item_ids=…,
+# https://www.zoho.com/inventory/api/v1/items/#bulk-fetch-item-details) takes up to 100 ids a call.
+ITEM_DETAILS_MAX = 100
 
 
 def hosts(dc: str) -> tuple[str, str]:
-    """(API host, accounts host) of a Zoho data centre. Canada's accounts live on zohocloud.ca."""
-    if dc not in DATA_CENTRES:
-        raise ImproperlyConfigured(f"ZOHO_DC={dc!r} is not one of {', '.join(DATA_CENTRES)}")
-    accounts = "https://accounts.zohocloud.ca" if dc == "ca" else f"https://accounts.zoho.{dc}"
-    return f"https://www.zohoapis.{dc}", accounts
+    """(API host, accounts host) of a Zoho data centre."""
+    try:
+        return DATA_CENTRES[dc]
+    except KeyError:
+        raise ImproperlyConfigured(f"ZOHO_DC={dc!r} is not one of {', '.join(DATA_CENTRES)}") from None
+
+
+def configured_hosts() -> tuple[str, str]:
+    """(API host, accounts host) from ZOHO_API_BASE / ZOHO_ACCOUNTS_BASE, else ZOHO_DC.
+
+    With both overrides set, ZOHO_DC is not read at all, so any value (or none) is fine; the API
+    host may still come from the token's `api_domain` when only ZOHO_ACCOUNTS_BASE is set.
+    """
+    api, accounts = settings.ZOHO_API_BASE.rstrip("/"), settings.ZOHO_ACCOUNTS_BASE.rstrip("/")
+    if api and accounts:
+        return api, accounts
+    default_api, default_accounts = hosts(settings.ZOHO_DC)
+    return api or default_api, accounts or default_accounts
+
+
+def account_key(accounts_base: str, client_id: str, client_secret: str, refresh_token: str) -> str:
+    """The token row of an accounts host + OAuth client + refresh token: a rotated refresh token
+    never reuses the old one's access token."""
+    return hashlib.sha256("\n".join([accounts_base, client_id, client_secret, refresh_token]).encode()).hexdigest()
+
+
+def stored_refresh_token() -> str:
+    """The refresh token zoho_connect stored last, decrypted ("" when none or unreadable)."""
+    row = ZohoToken.objects.exclude(connected_at=None).order_by("-connected_at").first()
+    return row.refresh_token if row else ""
 
 
 def zoho_time(value: datetime) -> str:
@@ -66,9 +108,9 @@ class Page:
 def _outcome(error: ZohoError | None) -> CallOutcome:
     if error is None:
         return CallOutcome.OK
-    if error.kind in _ZOHO_UNWELL:
+    if error.kind.zoho_unwell:
         return CallOutcome.FAILURE
-    if error.kind in _THROTTLE_KINDS:
+    if error.kind.throttled:
         return CallOutcome.THROTTLED
     return CallOutcome.REJECTED
 
@@ -80,23 +122,19 @@ class ZohoClient:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         organization_id: str | None = None,
+        refresh_token: str | None = None,
     ) -> None:
-        default_api, default_accounts = hosts(settings.ZOHO_DC)
+        self._default_api, self.accounts_base = configured_hosts()
         self._api_override = settings.ZOHO_API_BASE.rstrip("/")
-        self._default_api = default_api
-        self.accounts_base = (settings.ZOHO_ACCOUNTS_BASE or default_accounts).rstrip("/")
         self.organization_id = organization_id or settings.ZOHO_ORGANIZATION_ID
         self._credentials = {
             "client_id": settings.ZOHO_CLIENT_ID,
             "client_secret": settings.ZOHO_CLIENT_SECRET,
-            "refresh_token": settings.ZOHO_REFRESH_TOKEN,
+            "refresh_token": refresh_token or settings.ZOHO_REFRESH_TOKEN or stored_refresh_token(),
         }
-        # The token row is per accounts host + client + refresh token: a rotated refresh token
-        # never reuses the old one's access token.
-        fingerprint = "\n".join([self.accounts_base, *self._credentials.values()])
-        self._account = hashlib.sha256(fingerprint.encode()).hexdigest()
+        self._account = account_key(self.accounts_base, *self._credentials.values())
         self._timeout = timeout
-        self._sleep = sleep
+        self._sleep = sleep  # the limiter's waits for a slot
         self._http = httpx.Client(timeout=timeout)
         # The shared row's token as this client last read it: a read saved per call. Safe because
         # a token Zoho refuses sends us back to the shared row (`stale`), never to a refresh of our own.
@@ -138,58 +176,49 @@ class ZohoClient:
             page=int(context.get("page") or page),
         )
 
-    def iter_pages(
-        self, entity: Entity | str, *, start_page: int = 1, modified_since: datetime | None = None
-    ) -> Iterator[Page]:
-        page = start_page
-        while True:
-            result = self.list_page(entity, page, modified_since=modified_since)
-            yield result
-            if not result.has_more:
-                return
-            page = result.page + 1
-
     def get(self, entity: Entity | str, zoho_id: str) -> dict[str, Any]:
         """The detail object (with lines), unwrapped from its envelope."""
         entity = _entity(entity)
         body = self._call(entity.api, f"{entity.path}/{zoho_id}", {})
         obj = body.get(entity.single_key)
         if not isinstance(obj, dict):
-            raise ZohoError(f"Zoho answer for {entity.slug} {zoho_id} lacks {entity.single_key!r}", kind="server")
+            raise ZohoError(
+                f"Zoho answer for {entity.slug} {zoho_id} lacks {entity.single_key!r}", kind=ErrorKind.SERVER
+            )
         return obj
 
-    # --- calls with their retries -----------------------------------------------------------------
-    def _call(self, api: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        url_path = f"{API_ROOTS[api]}/{path}"
-        retries = config.get("zoho_call_retries")
-        throttled = unwell = 0
-        while True:
-            try:
-                return self._authenticated(url_path, params)
-            except ZohoError as exc:
-                if exc.status == 429 and exc.kind != "daily_limit" and throttled < retries:
-                    throttled += 1  # the limiter now holds every process back as Zoho asked
-                elif exc.kind in _ZOHO_UNWELL and unwell < retries:
-                    self._sleep(SERVER_RETRY_BASE_SECONDS * 2**unwell)
-                    unwell += 1  # until the breaker opens, which refuses the next attempt
-                else:
-                    raise
+    def item_details(self, item_ids: list[str]) -> list[dict[str, Any]]:
+        """Inventory items' details (with `locations[]`) for up to ITEM_DETAILS_MAX ids in one call."""
+        if not 0 < len(item_ids) <= ITEM_DETAILS_MAX:
+            raise ValueError(f"item_details takes 1 to {ITEM_DETAILS_MAX} ids, got {len(item_ids)}")
+        body = self._call("inventory", "itemdetails", {"item_ids": ",".join(item_ids)})
+        return [row for row in body.get("items") or [] if isinstance(row, dict)]
 
-    def _authenticated(self, url_path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def organizations(self) -> list[dict[str, Any]]:
+        """GET /books/v3/organizations: every organisation the token reaches (no organization_id)."""
+        return list(self._call("books", "organizations", {}, organization=False).get("organizations") or [])
+
+    # --- one authenticated call -----------------------------------------------------------------
+    def _call(self, api: str, path: str, params: dict[str, Any], *, organization: bool = True) -> dict[str, Any]:
+        return self._authenticated(f"{API_ROOTS[api]}/{path}", params, organization=organization)
+
+    def _authenticated(self, url_path: str, params: dict[str, Any], *, organization: bool) -> dict[str, Any]:
         """One call; on 401 one refresh (unless another process already did it) and one retry."""
         now = timezone.now()
         breaker.allow(now, org=self.organization_id)
+        if organization:
+            params = {**params, "organization_id": self.organization_id}
         token = self._token(now)
         try:
             return self._send(url_path, params, token)
         except ZohoError as exc:
-            if exc.kind != "auth":
+            if exc.kind != ErrorKind.AUTH:
                 raise
         token = self._token(timezone.now(), stale=token.access_token)
         try:
             return self._send(url_path, params, token)
         except ZohoError as exc:
-            if exc.kind == "auth":
+            if exc.kind == ErrorKind.AUTH:
                 breaker.enter_auth(str(exc), timezone.now(), org=self.organization_id)
             raise
 
@@ -202,7 +231,7 @@ class ZohoClient:
             response = self._request(
                 "GET",
                 f"{self._api_base(token)}{url_path}",
-                params={**params, "organization_id": org},
+                params=params,
                 headers={"Authorization": f"Zoho-oauthtoken {token.access_token}"},
             )
             body = raise_for_response(response)
@@ -229,7 +258,8 @@ class ZohoClient:
             return
         if outcome == CallOutcome.THROTTLED:
             limiter.record_throttle(error, now, org=org)
-        breaker.record_success(now, authenticated=error is None or error.kind not in {"auth", "scope"}, org=org)
+        refused = error is not None and error.kind in (ErrorKind.AUTH, ErrorKind.SCOPE)
+        breaker.record_success(now, authenticated=not refused, org=org)
 
     def _api_base(self, token: ZohoToken) -> str:
         return self._api_override or token.api_domain.rstrip("/") or self._default_api
@@ -239,9 +269,9 @@ class ZohoClient:
         try:
             return self._http.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ZohoError(f"Zoho {method} {url}: timed out ({exc})", kind="network") from exc
+            raise ZohoError(f"Zoho {method} {url}: timed out ({exc})", kind=ErrorKind.NETWORK) from exc
         except httpx.TransportError as exc:
-            raise ZohoError(f"Zoho {method} {url}: {type(exc).__name__}: {exc}", kind="network") from exc
+            raise ZohoError(f"Zoho {method} {url}: {type(exc).__name__}: {exc}", kind=ErrorKind.NETWORK) from exc
 
     # --- the shared OAuth token ---------------------------------------------------------------------
     def _token(self, now: datetime, *, stale: str | None = None) -> ZohoToken:
@@ -258,7 +288,11 @@ class ZohoClient:
             return row
         if not all(self._credentials.values()):
             # Our configuration, not Zoho's answer: no reason to put the breaker in its auth state.
-            raise ZohoError("Zoho credentials are not configured (ZOHO_CLIENT_ID/SECRET/REFRESH_TOKEN)", kind="auth")
+            raise ZohoError(
+                "Zoho credentials are not configured: set ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET, then run "
+                "`manage.py zoho_connect --code …` (or set ZOHO_REFRESH_TOKEN)",
+                kind=ErrorKind.AUTH,
+            )
         try:
             with transaction.atomic():
                 ZohoToken.objects.bulk_create([ZohoToken(account=self._account)], ignore_conflicts=True)
@@ -269,7 +303,7 @@ class ZohoClient:
                 self._refresh(row, now)
         except ZohoError as exc:
             ZohoToken.objects.filter(account=self._account).update(last_error=str(exc)[:1000])
-            if exc.kind == "auth":
+            if exc.kind == ErrorKind.AUTH:
                 breaker.enter_auth(str(exc), now, org=self.organization_id)
             raise
         breaker.clear_auth(now, org=self.organization_id)
@@ -288,14 +322,14 @@ class ZohoClient:
             body = {}
         if response.status_code >= 500:
             raise ZohoError(
-                f"Zoho token refresh: HTTP {response.status_code}", kind="server", status=response.status_code
+                f"Zoho token refresh: HTTP {response.status_code}", kind=ErrorKind.SERVER, status=response.status_code
             )
         if not isinstance(body, dict) or "error" in body or not body.get("access_token"):
             # Zoho answers a revoked or wrong refresh token with HTTP 200 and {"error": "invalid_code"}.
             error = body.get("error") if isinstance(body, dict) else None
             raise ZohoError(
                 f"Zoho token refresh refused: HTTP {response.status_code}, {error or response.text[:200]!r}",
-                kind="auth",
+                kind=ErrorKind.AUTH,
                 status=response.status_code,
             )
         row.access_token = body["access_token"]

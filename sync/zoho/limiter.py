@@ -6,7 +6,8 @@ flight at once (zoho/README.md "Limits and errors"). Every call takes a slot her
 minute (a sliding window over `ZohoCall` rows, so no 60-second span ever holds more than the cap,
 whatever the simulator's or Zoho's window alignment) and the calls in flight, and either records the
 call or says how long to wait. The day is Zoho's day: its `x-rate-limit-reset` header moves our
-reset time, and its `x-rate-limit-remaining`, when lower than our own count allows, wins.
+reset time, its `x-rate-limit-limit` is the day's cap and its `x-rate-limit-remaining` is what is
+left: Zoho's own numbers win over our belief (the plan's cap, ZOHO_DAILY_CAP, our count).
 
 Call Zoho outside a database transaction: a slot recorded inside one is invisible to the other
 processes until it commits, and the row lock would be held until then.
@@ -24,7 +25,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from sync.zoho.errors import ZohoError
+from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.models import CallOutcome, LimiterState, ZohoCall
 from tdscore import config
 
@@ -33,7 +34,15 @@ MINUTE = timedelta(seconds=60)
 # Our clock stamps a call a moment before Zoho receives it: keep each slot a little longer than
 # a minute so Zoho never sees 101 calls in its own minute.
 WINDOW_GUARD = timedelta(milliseconds=500)
-DAILY_CAPS = {"free": 1000, "standard": 2000, "professional": 5000, "premium": 10000}
+# Zoho Books API limits by plan (https://www.zoho.com/books/api/v3/introduction/#api-call-limit).
+DAILY_CAPS = {
+    "free": 1000,
+    "standard": 2000,
+    "professional": 5000,
+    "premium": 10000,
+    "elite": 10000,
+    "ultimate": 10000,
+}
 CONCURRENCY_CAPS = {"free": 5}  # every paid plan: 10
 PAID_CONCURRENCY_CAP = 10
 CONCURRENCY_POLL_SECONDS = 0.2
@@ -62,14 +71,25 @@ class Slot:
     # when they agree with it (the usual case).
     reported_remaining: int | None = None
     day_resets_at: datetime | None = None
+    reported_limit: int | None = None
 
 
 def organization(org: str | None = None) -> str:
     return org or settings.ZOHO_ORGANIZATION_ID
 
 
-def daily_cap() -> int:
+def configured_cap() -> int:
+    """The cap we believe until Zoho tells us: ZOHO_DAILY_CAP, else the plan's."""
+    if settings.ZOHO_DAILY_CAP:
+        return settings.ZOHO_DAILY_CAP
     return DAILY_CAPS.get(settings.ZOHO_PLAN.lower(), DAILY_CAPS["free"])
+
+
+def daily_cap(state: LimiterState | None = None) -> int:
+    """The day's cap: Zoho's x-rate-limit-limit once it has sent one, else configured_cap()."""
+    if state is not None and state.reported_limit:
+        return state.reported_limit
+    return configured_cap()
 
 
 def concurrency_cap() -> int:
@@ -94,10 +114,11 @@ def _roll_day(state: LimiterState, now: datetime, *, resets_at: datetime | None 
 def _remaining_today(state: LimiterState) -> int:
     if state.day_blocked:
         return 0
-    remaining = daily_cap() - state.calls_today
     if state.reported_remaining is not None:
-        remaining = min(remaining, state.reported_remaining)
-    return max(0, remaining)
+        # Zoho's count, lowered by each call we made since: it also sees calls other clients of
+        # the organisation made, and a cap it raised.
+        return state.reported_remaining
+    return max(0, daily_cap(state) - state.calls_today)
 
 
 def _locked_state(org: str, now: datetime) -> LimiterState:
@@ -132,9 +153,9 @@ def try_acquire(now: datetime, *, path: str = "", lease_seconds: float = 60.0, o
         state = _locked_state(org, now)
         _prune(state, now)
         if state.day_blocked or _remaining_today(state) <= 0:
-            kind = "daily_limit" if state.day_blocked else "budget"
+            kind = ErrorKind.DAILY_LIMIT if state.day_blocked else ErrorKind.BUDGET
             raise ZohoError(
-                f"Zoho daily call budget spent ({state.calls_today} of {daily_cap()} today); "
+                f"Zoho daily call budget spent ({state.calls_today} of {daily_cap(state)} today); "
                 f"it resets at {state.day_resets_at:%Y-%m-%d %H:%M %Z}",
                 kind=kind,
                 retry_after=(state.day_resets_at - now).total_seconds(),
@@ -153,7 +174,7 @@ def try_acquire(now: datetime, *, path: str = "", lease_seconds: float = 60.0, o
         if state.reported_remaining is not None:
             state.reported_remaining = max(0, state.reported_remaining - 1)
         state.save()
-    return Slot(call.pk, org, state.reported_remaining, state.day_resets_at)
+    return Slot(call.pk, org, state.reported_remaining, state.day_resets_at, state.reported_limit)
 
 
 def _wait_seconds(state: LimiterState, org: str, now: datetime) -> float:
@@ -194,7 +215,7 @@ def acquire(
         if waited + granted > max_wait:
             raise ZohoError(
                 f"no Zoho call slot within {max_wait:g} s (next in {granted:.1f} s)",
-                kind="rate_limit",
+                kind=ErrorKind.RATE_LIMIT,
                 retry_after=granted,
             )
         sleep(granted)
@@ -218,11 +239,12 @@ def record_headers(
     """Take in Zoho's own view of the day: its remaining count and when its day resets."""
     remaining = _header_int(headers, "x-rate-limit-remaining")
     reset = _header_int(headers, "x-rate-limit-reset")
-    if remaining is None and reset is None:
+    limit = _header_int(headers, "x-rate-limit-limit")
+    if remaining is None and reset is None and limit is None:
         return
     org = organization(org)
     seen = slot or LimiterState.objects.filter(organization_id=org).first()
-    if not _headers_change(seen, remaining, reset, now):
+    if not _headers_change(seen, remaining, reset, limit, now):
         return  # the usual answer: our count already matches Zoho's, so no write
     with transaction.atomic():
         state = _locked_state(org, now)
@@ -235,13 +257,27 @@ def record_headers(
                 state.day_resets_at = now
                 _roll_day(state, now, resets_at=resets_at)
             state.day_resets_at = resets_at
+        if limit is not None and limit > 0 and limit != state.reported_limit:
+            if (
+                state.reported_limit is not None
+                and limit > state.reported_limit
+                and state.reported_remaining is not None
+            ):
+                state.reported_remaining += limit - state.reported_limit  # a raised cap: the rise is spendable
+            state.reported_limit = limit
         if remaining is not None and (state.reported_remaining is None or remaining < state.reported_remaining):
+            # Within Zoho's day its remaining only falls; answers of calls in flight may arrive out of
+            # order, so the lowest seen is the newest.
             state.reported_remaining = remaining
         state.save()
 
 
-def _headers_change(seen: LimiterState | Slot | None, remaining: int | None, reset: int | None, now: datetime) -> bool:
+def _headers_change(
+    seen: LimiterState | Slot | None, remaining: int | None, reset: int | None, limit: int | None, now: datetime
+) -> bool:
     if seen is None or seen.day_resets_at is None or now >= seen.day_resets_at:
+        return True
+    if limit is not None and limit != seen.reported_limit:
         return True
     if remaining is not None and (seen.reported_remaining is None or remaining != seen.reported_remaining):
         return True
@@ -253,10 +289,10 @@ def record_throttle(error: ZohoError, now: datetime, *, org: str | None = None) 
     """Slow every process down after a 429, as Zoho asked."""
     with transaction.atomic():
         state = _locked_state(organization(org), now)
-        if error.kind == "daily_limit":
+        if error.kind == ErrorKind.DAILY_LIMIT:
             state.day_blocked = True
         else:
-            default = CONCURRENCY_PAUSE_SECONDS if error.kind == "concurrency" else THROTTLE_PAUSE_SECONDS
+            default = CONCURRENCY_PAUSE_SECONDS if error.kind == ErrorKind.CONCURRENCY else THROTTLE_PAUSE_SECONDS
             until = now + timedelta(seconds=error.retry_after if error.retry_after is not None else default)
             if state.paused_until is None or until > state.paused_until:
                 state.paused_until = until
@@ -273,7 +309,7 @@ def usage(now: datetime, *, org: str | None = None) -> Usage:
         minute_used = MINUTE_CAP  # Zoho has blocked us for now: no minute budget left
     return Usage(
         calls_today=state.calls_today,
-        daily_cap=daily_cap(),
+        daily_cap=daily_cap(state),
         minute_used=minute_used,
         minute_cap=MINUTE_CAP,
         remaining_today=_remaining_today(state),

@@ -14,16 +14,25 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from sync.zoho.crypto import EncryptedTextField
+
 
 class ZohoToken(models.Model):
     """The one cached access token of an OAuth client + refresh token, shared by every process.
 
     A refresh token mints at most 10 access tokens per 10 minutes, so refreshing per worker would
     lock the integration out; whoever holds this row's lock refreshes for everyone.
+
+    A row written by `zoho_connect` also keeps the refresh token (`connected_at` set), which
+    serves when ZOHO_REFRESH_TOKEN is unset. Both tokens are stored encrypted (sync.zoho.crypto):
+    a database dump without the key holds no usable credential.
     """
 
     account = models.CharField(max_length=64, unique=True)  # sha256 of accounts host, client id, refresh token
-    access_token = models.TextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
+    refresh_token = EncryptedTextField(blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)  # stored by zoho_connect
+    scope = models.TextField(blank=True)  # as the token endpoint granted it
     api_domain = models.CharField(max_length=200, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
@@ -85,8 +94,10 @@ class LimiterState(models.Model):
     organization_id = models.CharField(max_length=40, unique=True)
     day_resets_at = models.DateTimeField(null=True, blank=True)  # end of the current Zoho day
     calls_today = models.PositiveIntegerField(default=0)
-    # Zoho's x-rate-limit-remaining, counted down by each call we make, when lower than our count.
+    # Zoho's x-rate-limit-remaining, counted down by each call we make: Zoho's count wins over ours.
     reported_remaining = models.PositiveIntegerField(null=True, blank=True)
+    # Zoho's x-rate-limit-limit: the organisation's real daily cap, over the plan's and ZOHO_DAILY_CAP.
+    reported_limit = models.PositiveIntegerField(null=True, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)  # after a 429: nobody calls before this
     day_blocked = models.BooleanField(default=False)  # Zoho answered code 45: nothing until the day resets
     pruned_at = models.DateTimeField(null=True, blank=True)

@@ -70,13 +70,14 @@ def test_documents_already_stored_at_their_version_need_no_detail_call(sim, run_
     assert run.calls == 2
 
 
-def test_incremental_fetches_only_changed_records(sim, run_pull):
+def test_incremental_fetches_only_changed_records(sim, run_pull, clock):
     config.update("pull_overlap_seconds", 0)
     products = sim.seed("products", PAGE * 5)
     run_pull("products", "full")
     drain()
-    sim.advance(600)
+    clock(600)
     changed = {sim.update("products", p["item_id"], rate=1.5)["item_id"] for p in products[:3]}
+    clock(1)  # a change in the very second a walk begins counts as one made during it
     sim.clear_requests()
 
     run = run_pull("products", "incremental")
@@ -85,19 +86,20 @@ def test_incremental_fetches_only_changed_records(sim, run_pull):
     assert run.status == SyncRun.Status.COMPLETED, run.error
     calls = list_calls(sim, "/inventory/v1/items")
     assert len(calls) == 1 and "last_modified_time" in calls[0].params
-    # The changed three, and the row at the watermark itself (the cursor is inclusive).
-    assert run.fetched == len(changed) + 1
+    # The watermark is when the full walk began: only the three changed since match the filter.
+    assert run.fetched == len(changed)
     assert changed <= set(run.queue_items.values_list("object_id", flat=True))
     drain()
     assert set(Product.objects.filter(rate=1.5).values_list("zoho_id", flat=True)) == changed
 
 
-def test_incremental_contacts_read_newest_first_and_stop_at_the_cursor(sim, run_pull):
+def test_incremental_contacts_read_newest_first_and_stop_at_the_cursor(sim, run_pull, clock):
     config.update("pull_overlap_seconds", 0)
     customers = sim.seed("customers", PAGE * 5)
     run_pull("customers", "full")
-    sim.advance(600)
+    clock(600)
     renamed = sim.update("customers", customers[10]["contact_id"], contact_name="Renamed Ltd")
+    clock(1)
     sim.clear_requests()
 
     run = run_pull("customers", "incremental")
@@ -155,9 +157,9 @@ def test_a_run_killed_midway_resumes_from_its_checkpoint(sim, run_pull):
     second = run_pull("products", "full")
 
     assert second.status == SyncRun.Status.COMPLETED, second.error
-    # Oldest first: it reads again from the newest row seen (inclusive), not the finished pages.
-    assert second.fetched == PAGE * 3 + 1
-    assert len(list_calls(sim, "/inventory/v1/items")) == 4  # 61 rows: three full pages and one
+    # At its next page, with the same filter: nothing moved in between, so nothing is read twice.
+    assert second.fetched == PAGE * 3
+    assert sorted(int(r.params["page"]) for r in list_calls(sim, "/inventory/v1/items")) == [4, 5, 6]
     drain()
     assert Product.objects.count() == len(products)
     assert SyncCursor.objects.get(entity="products", run_type="full").checkpoint.get("resume") is None
@@ -227,8 +229,9 @@ def test_stock_run_queues_snapshots_of_items_whose_stock_moved(sim, run_pull):
 
     again = run_pull("stock", "full")
 
-    details = [r for r in sim.api_calls() if "/inventory/v1/items/" in r.path]
-    assert [r.path.rsplit("/", 1)[1] for r in details] == [moved["item_id"]]
+    assert [r for r in sim.api_calls() if "/inventory/v1/items/" in r.path] == []  # no call per item
+    bulk = [r for r in sim.api_calls() if r.path == "/inventory/v1/itemdetails"]
+    assert [r.params["item_ids"] for r in bulk] == [moved["item_id"]]
     assert again.queued >= 1
 
 
@@ -242,10 +245,10 @@ def test_runs_count_their_calls_and_duration(sim, run_pull):
     assert Bill.objects.count() == 0  # nothing is written to ERP tables before the queue drains
 
 
-def test_a_newer_pulled_row_supersedes_an_older_one_still_waiting(sim, run_pull):
+def test_a_newer_pulled_row_supersedes_an_older_one_still_waiting(sim, run_pull, clock):
     (product,) = sim.seed("products", 1)
     run_pull("products", "full")
-    sim.advance(60)
+    clock(60)
     sim.update("products", product["item_id"], name="Newer")
 
     run_pull("products", "full")
@@ -296,3 +299,18 @@ def test_a_run_declared_stale_by_another_process_stops_without_overwriting_it(si
 
     assert run.status == SyncRun.Status.FAILED and run.error == "stale: no heartbeat"
     assert run.fetched == PAGE  # it stopped at its next heartbeat
+
+
+def test_a_run_failing_unexpectedly_keeps_its_traceback(sim, run_pull):
+    sim.seed("products", PAGE * 2)
+
+    def broken_progress(run):
+        raise RuntimeError("progress output broke")
+
+    run = run_pull("products", "full", on_page=broken_progress)
+
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error == "RuntimeError: progress output broke"
+    line = run.logs.get(level="error")
+    assert "Traceback (most recent call last)" in line.context["traceback"]
+    assert "broken_progress" in line.context["traceback"]

@@ -97,3 +97,16 @@ def test_reconcile_command_reports_and_repairs(drifted, capsys):
     out = capsys.readouterr().out
     assert "missing 1, outdated 1, deleted_in_zoho 1, tombstoned_alive 1; 4 repairs queued" in out
     assert Product.objects.get(zoho_id=drifted["outdated"]).name == "Edited in Zoho"
+
+
+def test_a_failed_reconciliation_keeps_its_traceback(sim, settings):
+    from sync.zoho.client import ZohoClient
+
+    sim.seed("products", 3)
+    settings.ZOHO_ORGANIZATION_ID = "not-this-organisation"  # Zoho answers 400 code 6041
+
+    run = reconcile.reconcile_entity("products", now=timezone.now(), client=ZohoClient())
+
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error.startswith("ZohoError: ")
+    assert "Traceback (most recent call last)" in run.logs.get(level="error").context["traceback"]

@@ -11,8 +11,9 @@ import pytest
 
 from sync.zoho.simulator import ZohoSimulator
 
-# The recorded Zoho samples beside the repository (CI has them; tests that need them skip otherwise).
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "zoho"
+# The project's own copy of the recorded Zoho samples (sync/zoho/samples/README.md says where each
+# comes from): the repository is self-contained, so these tests always run.
+SAMPLES = Path(__file__).resolve().parents[2] / "sync" / "zoho" / "samples"
 
 
 class Caller:

@@ -54,12 +54,16 @@ def test_a_bad_request_is_permanent():
     assert (caught.value.kind, caught.value.permanent) == ("rejected", True)
 
 
-def test_expired_token_is_auth_and_missing_scope_is_scope():
+def test_a_401_is_auth_whatever_its_code_and_code_57_on_an_accepted_token_is_scope():
+    not_authorised = {"code": 57, "message": "You are not authorized to perform this operation"}
     with pytest.raises(ZohoError) as expired:
         raise_for_response(answer(401, {"code": 14, "message": "Invalid OAuth token."}))
+    with pytest.raises(ZohoError) as invalidated:
+        raise_for_response(answer(401, not_authorised))
     with pytest.raises(ZohoError) as scope:
-        raise_for_response(answer(401, {"code": 57, "message": "You are not authorized to perform this operation"}))
+        raise_for_response(answer(403, not_authorised))
     assert (expired.value.kind, expired.value.permanent) == ("auth", False)
+    assert (invalidated.value.kind, invalidated.value.permanent) == ("auth", False)
     assert (scope.value.kind, scope.value.permanent) == ("scope", False)
 
 
@@ -92,6 +96,8 @@ def test_success_returns_the_body():
         ("ca", "https://www.zohoapis.ca", "https://accounts.zohocloud.ca"),
         ("sa", "https://www.zohoapis.sa", "https://accounts.zoho.sa"),
         ("com.cn", "https://www.zohoapis.com.cn", "https://accounts.zoho.com.cn"),
+        ("uk", "https://www.zohoapis.uk", "https://accounts.zoho.uk"),
+        ("ae", "https://www.zohoapis.ae", "https://accounts.zoho.ae"),
     ],
 )
 def test_data_centre_hosts(dc, api, accounts):
@@ -101,7 +107,7 @@ def test_data_centre_hosts(dc, api, accounts):
 def test_every_data_centre_is_covered_and_an_unknown_one_is_refused():
     from django.core.exceptions import ImproperlyConfigured
 
-    assert len(DATA_CENTRES) == 8
+    assert len(DATA_CENTRES) == 10
     with pytest.raises(ImproperlyConfigured):
         hosts("us")
 

@@ -49,8 +49,8 @@ class Command(BaseCommand):
         return run.status == SyncRun.Status.COMPLETED
 
     def progress(self, run: SyncRun) -> None:
-        page = run.checkpoint.get("page", 0)
-        phase = f" {run.checkpoint['phase']}" if run.checkpoint.get("phase") else ""
+        state = pull.Checkpoint.of(run.checkpoint)
+        page, phase = state.page, f" {state.phase}" if state.phase else ""
         self.stdout.write(
             f"  {run.entity}{phase}: page {page} · {run.fetched} fetched · {run.queued} queued · {run.calls} calls"
         )

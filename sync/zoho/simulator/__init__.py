@@ -13,12 +13,15 @@ simulator's own clock (real time plus what `advance()` added), in the organisati
 drives token expiry, the per-minute and daily windows and every `last_modified_time` it writes.
 Everything random comes from `random.Random(seed)`, so a seed gives the same organisation.
 
-Faithful to Zoho where TDS Core depends on it (zoho/README.md): envelopes and `page_context`,
-`last_modified_time` filters only on invoices, bills, sales orders (Books) and items (Inventory),
-silently ignored elsewhere (inclusive: `>=`); list rows are summaries; `code` 1002 for a missing
-record, 44/45/1070 for the limits with `x-rate-limit-*` headers, 401 code 14 for a dead token;
-the token endpoint answers failures with HTTP 200 and `{"error": …}`. Assumed where no sample
-settles it: a missing or wrong `organization_id` is 400 code 6041.
+Faithful to Zoho where TDS Core depends on it (docs/ZOHO_SETUP.md): envelopes and `page_context`;
+what each list does with modified times (facts.FACTS: the `last_modified_time` filter, inclusive to
+the second, and a modified-time sort honoured, ignored or refused, per module); list rows are
+summaries; `code` 1002 for a missing record, 44/45/1070 for the limits with `x-rate-limit-*`
+headers, 401 code 14 for a dead token and 57 for a missing scope; the token endpoint answers
+failures with HTTP 200 and `{"error": …}`, and exchanges self-client grant codes (`grant_code()`);
+bulk item details (`/inventory/v1/itemdetails`). `edit_after_page()` edits a record between two
+list pages, as a user does while a pull walks. Assumed where no sample settles it: a missing or
+wrong `organization_id` is 400 code 6041.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from sync.entities import ENTITIES, Entity
 from . import webhooks
 from .clock import Clock
 from .fabricate import LOCATIONS, UNTIMED, Fabricator, location, organization, template
+from .facts import Sort
 from .limits import Fault, Faults, Limits
-from .oauth import Tokens
+from .oauth import FULL_SCOPE, Tokens
 from .server import Server
 from .store import Store, clone, detail, stored_form
 
@@ -77,12 +81,13 @@ class ZohoSimulator:
         time_zone: str = "America/New_York",
         seed: int = 0,
         port: int = 0,
+        sort: dict[str, Sort] | None = None,
     ) -> None:
         """Outbound webhooks authenticate with every scheme given: `webhook_token` as X-TDS-Token,
         `webhook_secret` as X-TDS-Signature (HMAC of the body), `zoho_webhook_secret` as
-        X-Zoho-Webhook-Signature (with `org` and `event` query parameters signed too),
-        `standard_webhook_secret` (whsec_…) as Standard Webhooks headers.
-        `token_mint_limit=10` enforces Zoho's 10 access tokens per 10 minutes per refresh token."""
+        X-Zoho-Webhook-Signature, `standard_webhook_secret` (whsec_…) as Standard Webhooks headers.
+        `token_mint_limit=10` enforces Zoho's 10 access tokens per 10 minutes per refresh token.
+        `sort` answers a modified-time sort per entity slug otherwise than facts.FACTS says."""
         self.organization_id = organization_id
         self.daily_limit = daily_limit
         self.webhook_target = webhook_target
@@ -94,6 +99,10 @@ class ZohoSimulator:
         self._rng_lock = threading.Lock()
         self.clock = Clock(ZoneInfo(time_zone))
         self._store = Store()
+        for slug, behaviour in (sort or {}).items():
+            self._store.modified_sort[ENTITIES[slug].path] = Sort(behaviour)
+        self._edits: list[tuple[str, int, str, str, dict[str, Any]]] = []
+        self._edits_lock = threading.Lock()
         self._tokens = Tokens(
             self.clock,
             random.Random(seed + 1),
@@ -268,6 +277,30 @@ class ZohoSimulator:
         rows = [location(loc["location_id"], loc["location_name"], loc["is_primary"]) for loc in self.locations]
         return {"code": 0, "message": "success", "locations": rows}
 
+    def list_order(self, slug: str, column: str, order: str) -> None:
+        """List the entity's module in this order when no sort is asked for (Zoho's order is its own)."""
+        self._store.default_order[ENTITIES[slug].path] = (column, order)
+
+    def edit_after_page(self, slug: str, page: int, zoho_id: str, **fields: Any) -> None:
+        """Once list page `page` of the entity's module has next been answered, update the record,
+        as a user editing it while a pull walks the list does (its last_modified_time moves to now)."""
+        with self._edits_lock:
+            self._edits.append((ENTITIES[slug].path, page, slug, zoho_id, fields))
+
+    def _after_list(self, collection: str, page: int) -> None:
+        # One edit per answered page: several for one page apply at its successive requests.
+        with self._edits_lock:
+            due = next((e for e in self._edits if e[:2] == (collection, page)), None)
+            if due is not None:
+                self._edits.remove(due)
+        if due is not None:
+            _, _, slug, zoho_id, fields = due
+            self.update(slug, zoho_id, **fields)
+
+    def grant_code(self, scope: str = FULL_SCOPE, ttl_seconds: int = 180) -> str:
+        """A self-client grant code, as Zoho's API console generates it (3 minutes by default)."""
+        return self._tokens.grant_code(scope, ttl_seconds)
+
     # -- faults ---------------------------------------------------------------------------------
     def fail_next(self, status: int, count: int = 1, code: int | None = None, path_contains: str | None = None):
         """The next `count` matching requests answer `status` with Zoho's body for `code` (default by status).
@@ -322,20 +355,35 @@ class ZohoSimulator:
             self._requests.append(Request(method, path, params, self.now()))
 
     # -- webhooks -------------------------------------------------------------------------------
-    def push_webhook(self, slug: str, obj: dict[str, Any], method: str = "POST", **options: Any) -> httpx.Response:
-        """Deliver `obj` to webhook_target/webhooks/<slug> as a Zoho workflow webhook: by default the
-        record under its single key as JSON. Options: body_format (see webhooks.BODY_FORMATS), timeout."""
+    def push_webhook(
+        self,
+        slug: str,
+        obj: dict[str, Any],
+        method: str = "POST",
+        *,
+        body_format: str | None = None,
+        delete_via: str | None = None,
+        **options: Any,
+    ) -> httpx.Response:
+        """Deliver `obj` to webhook_target/webhooks/<slug> as a Zoho workflow webhook.
+
+        Like Zoho's: no query parameters but those a rule sets (Zoho sends no `org` or `event`);
+        the body as JSON under the record's single key, or (`body_format` unset: one delivery in
+        four) Zoho's default form payload, `JSONString=<that JSON>`. A delete (method DELETE)
+        goes as DELETE or, as a "Deleted" rule left on POST does, as POST with `operation=delete`
+        (`delete_via`: "DELETE" or "POST"; unset, either, half the time). Options: timeout."""
         if not self.webhook_target:
             raise RuntimeError("no webhook_target configured")
         entity = ENTITIES[slug]
         key = entity.single_key
-        if slug == "stock" and not obj.get("inventory_adjustment_id"):
-            key = "item"  # an item's stock snapshot
+        if entity.snapshots_of and not obj.get(entity.id_field):
+            key = ENTITIES[entity.snapshots_of].single_key  # an item's stock snapshot
         query = None
-        if self.webhook_auth.zoho_secret:
-            action = "deleted" if method == "DELETE" else "updated"
-            query = {"org": self.organization_id, "event": f"{key}.{action}"}
         with self._rng_lock:
+            if body_format is None:
+                body_format = "form-json" if self.rng.random() < 0.25 else "json"
+            if method == "DELETE" and (delete_via or self.rng.choice(("DELETE", "POST"))) == "POST":
+                method, query = "POST", {"operation": "delete"}
             delivery_id = f"msg_{self.rng.getrandbits(96):024x}"
             if self._webhook_client is None:
                 # One client for every delivery: a fresh one per call costs a TLS context each time.
@@ -350,6 +398,7 @@ class ZohoSimulator:
             delivery_id=delivery_id,
             method=method,
             query=query,
+            body_format=body_format,
             **options,
         )
 

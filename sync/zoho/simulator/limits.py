@@ -13,13 +13,12 @@ from .clock import Clock
 @dataclass(frozen=True)
 class Verdict:
     code: int | None  # None: the call may go ahead; 44 per minute, 45 per day, 1070 concurrency
-    limit: int  # x-rate-limit-limit
-    remaining: int  # x-rate-limit-remaining
+    # x-rate-limit-limit / -remaining; None when no daily limit is enforced. Zoho always sends its
+    # real numbers, and TDS Core believes them over its plan's cap: an unlimited simulator, which
+    # has no real numbers, sends none, so a test's ZOHO_PLAN decides.
+    limit: int | None
+    remaining: int | None
     reset: int  # x-rate-limit-reset: seconds to the daily reset
-
-
-# The daily cap shown in x-rate-limit-* when none is enforced: the highest plan's (Zoho always sends them).
-UNENFORCED_DAILY = 10_000
 
 
 class Limits:
@@ -42,7 +41,6 @@ class Limits:
                 used = 0
             while self._minute and self._minute[0] <= now - timedelta(minutes=1):
                 self._minute.popleft()
-            cap = self.daily or UNENFORCED_DAILY
             code = None
             if self.daily is not None and used >= self.daily:
                 code = 45
@@ -55,7 +53,7 @@ class Limits:
                 self._minute.append(now)
                 self.in_flight += 1
             self._day = (now.date(), used)
-            return Verdict(code, cap, max(0, cap - used), self.clock.seconds_to_midnight(now))
+            return self._verdict(code, used, now)
 
     def release(self) -> None:
         with self._lock:
@@ -66,8 +64,11 @@ class Limits:
         with self._lock:
             day, used = self._day
             used = used if day == now.date() else 0
-        cap = self.daily or UNENFORCED_DAILY
-        return Verdict(None, cap, max(0, cap - used), self.clock.seconds_to_midnight(now))
+        return self._verdict(None, used, now)
+
+    def _verdict(self, code: int | None, used: int, now: datetime) -> Verdict:
+        remaining = None if self.daily is None else max(0, self.daily - used)
+        return Verdict(code, self.daily, remaining, self.clock.seconds_to_midnight(now))
 
 
 @dataclass

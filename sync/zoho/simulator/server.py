@@ -2,7 +2,8 @@
 
 Order of checks per API request, as Zoho answers: injected faults, the OAuth token (401 code 14),
 the organisation, the limits (429 codes 45, 44, 1070), then the route. Every API answer carries
-`x-rate-limit-limit/remaining/reset` (books-get-item-response-headers.json).
+`x-rate-limit-limit/remaining/reset` (books-get-item-response-headers.json) when it enforces a daily
+limit (see limits.Verdict).
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sync.payloads import parse_zoho_time
 
+from .facts import MODIFIED_FILTER
 from .limits import Verdict
-from .store import COLLECTIONS, MODIFIED_FILTER, detail
+from .store import COLLECTIONS, SortRefused, detail
 
 if TYPE_CHECKING:
     from . import ZohoSimulator
 
 API_PREFIXES = {"books": "/books/v3/", "inventory": "/inventory/v1/"}
 MAX_PER_PAGE = 200
+# Zoho Inventory's bulk item details take up to 100 ids (https://www.zoho.com/inventory/api/v1/items/).
+ITEM_DETAILS_MAX = 100
+# The scope family an API needs of the token: without it Zoho answers 401 code 57.
+SCOPES = {"books": "ZohoBooks.", "inventory": "ZohoInventory."}
 
 # Zoho's messages (../shared/zoho/books-error-*.json and the Books API "Errors" page).
 MESSAGES = {
@@ -115,24 +121,29 @@ class Handler(BaseHTTPRequestHandler):
             if fault.kind == "fail":
                 sim._stopping.wait(delay)
                 code = fault.code if fault.code is not None else DEFAULT_CODE.get(fault.status, 1000)
-                what = str(sim._limits.headers().limit) if code == 45 else ""
+                what = str(sim._limits.headers().limit or "") if code == 45 else ""
                 return self._send(fault.status, error_body(code, what), sim._limits.headers() if api else None)
         if api is not None:
             return self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params, delay)
         sim._stopping.wait(delay)
         if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-            return self._send(*sim._tokens.refresh({**params, **form}, sim.url))
+            return self._send(*sim._tokens.token({**params, **form}, sim.url))
         self._send(404, error_body(5))
 
     def _api(self, method: str, api: str, parts: list[str], params: dict[str, str], delay: float) -> None:
         sim = self.server.sim
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme != "Zoho-oauthtoken" or not sim._tokens.valid(token.strip()):
+        scope = sim._tokens.scope(token.strip()) if scheme == "Zoho-oauthtoken" else None
+        if scope is None:
             return self._send(401, error_body(14), sim._limits.headers())
+        if SCOPES[api] not in scope:
+            return self._send(401, error_body(57), sim._limits.headers())
         org = params.get("organization_id", "")
-        if org != sim.organization_id:
+        if parts == ["organizations"]:
+            pass  # the one call that needs no organisation: it lists them
+        elif org != sim.organization_id:
             return self._send(400, error_body(6041, org), sim._limits.headers())
         verdict = sim._limits.admit()
         if verdict.code is not None:
@@ -154,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._only_get(method) or (200, sim.organizations())
         if parts == ["locations"]:
             return self._only_get(method) or (200, sim.location_list())
+        if api == "inventory" and parts == ["itemdetails"]:
+            return self._only_get(method) or self._item_details(params)
         if not parts or parts[0] not in COLLECTIONS or len(parts) > 2:
             return 404, error_body(5)
         collection = parts[0]
@@ -172,6 +185,14 @@ class Handler(BaseHTTPRequestHandler):
         single_key = COLLECTIONS[collection].single_key
         return 200, {"code": 0, "message": "success", single_key: detail(collection, obj)}
 
+    def _item_details(self, params: dict[str, str]) -> tuple[int, dict]:
+        ids = [i for i in params.get("item_ids", "").split(",") if i]
+        if not 0 < len(ids) <= ITEM_DETAILS_MAX:
+            return 400, error_body(2, "item_ids")
+        store = self.server.sim._store
+        found = [detail("items", obj) for obj in (store.raw("items", i) for i in ids) if obj is not None]
+        return 200, {"code": 0, "message": "success", "items": found}
+
     def _only_get(self, method: str) -> tuple[int, dict] | None:
         return None if method == "GET" else (405, error_body(37, method))
 
@@ -189,15 +210,20 @@ class Handler(BaseHTTPRequestHandler):
             modified_since = parse_zoho_time(params["last_modified_time"].replace(" ", "+"))
             if modified_since is None:
                 return 400, error_body(2, "last_modified_time")
-        result = self.server.sim._store.list_page(
-            collection,
-            page=page,
-            per_page=per_page,
-            modified_since=modified_since,
-            contact_type=params.get("contact_type") if collection == "contacts" else None,
-            sort_column=params.get("sort_column"),
-            sort_order=params.get("sort_order"),
-        )
+        sim = self.server.sim
+        try:
+            result = sim._store.list_page(
+                collection,
+                page=page,
+                per_page=per_page,
+                modified_since=modified_since,
+                contact_type=params.get("contact_type") if collection == "contacts" else None,
+                sort_column=params.get("sort_column"),
+                sort_order=params.get("sort_order"),
+            )
+        except SortRefused:
+            return 400, error_body(2, "sort_column")
+        sim._after_list(collection, page)
         page_context = {
             "page": page,
             "per_page": per_page,
@@ -218,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
-        if limits is not None:
+        if limits is not None and limits.limit is not None:
             self.send_header("x-rate-limit-limit", str(limits.limit))
             self.send_header("x-rate-limit-remaining", str(limits.remaining))
             self.send_header("x-rate-limit-reset", str(limits.reset))

@@ -11,24 +11,14 @@ from typing import Any
 from sync.entities import ENTITIES
 from sync.payloads import parse_zoho_time
 
-# Zoho's default order of each list (page_context.sort_column / sort_order) and its report name.
-_DEFAULT_SORT = {
-    "items": ("name", "A", "Items"),
-    "contacts": ("contact_name", "A", "Contacts"),
-    "invoices": ("created_time", "D", "Invoices"),
-    "bills": ("created_time", "D", "Bills"),
-    "creditnotes": ("created_time", "D", "Credit Notes"),
-    "salesorders": ("created_time", "D", "Sales Orders"),
-    "customerpayments": ("created_time", "D", "Customer Payments"),
-    "inventoryadjustments": ("created_time", "D", "Inventory Adjustments"),
-    "pricebooks": ("name", "A", "Price Lists"),
-    "users": ("name", "A", "Users"),
-}
-_TIME_COLUMNS = ("created_time", "last_modified_time")
+from .facts import ALWAYS_SORTABLE, FACTS, Sort
 
+MODIFIED = "last_modified_time"
 COLLECTIONS = {e.path: e for e in ENTITIES.values()}  # contacts: customers and vendors share one
-# Zoho filters these lists by last_modified_time; everywhere else the parameter is silently ignored.
-MODIFIED_FILTER = {(e.api, e.path) for e in ENTITIES.values() if e.modified_filter}
+
+
+class SortRefused(ValueError):
+    """sort_column=last_modified_time on a list that refuses it (Sort.REFUSED)."""
 
 
 @dataclass
@@ -102,6 +92,10 @@ class Store:
         self._version: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
         self._sorted: dict[tuple[str, str, str], tuple[int, list[Record]]] = {}
         self._seq = 0
+        # Per-collection changes to FACTS a test asks for: how a modified-time sort is answered,
+        # and the order when none is asked for.
+        self.modified_sort: dict[str, Sort] = {}
+        self.default_order: dict[str, tuple[str, str]] = {}
 
     def put(self, path: str, obj: dict[str, Any], *, owned: bool = False) -> None:
         """Store an object: a copy, unless the caller hands it over (owned=True) and never touches it again."""
@@ -144,9 +138,20 @@ class Store:
         sort_column: str | None = None,
         sort_order: str | None = None,
     ) -> ListPage:
-        default_column, default_order, report_name = _DEFAULT_SORT[path]
-        column = sort_column if sort_column in (default_column, *_TIME_COLUMNS) else default_column
-        order = sort_order if sort_order in ("A", "D") else (default_order if column == default_column else "D")
+        facts = FACTS[path]
+        default_column, default_order = self.default_order.get(path, facts.default_order)
+        column = default_column
+        if sort_column in (default_column, *ALWAYS_SORTABLE):
+            column = sort_column
+        elif sort_column == MODIFIED:
+            behaviour = self.modified_sort.get(path, facts.modified_sort)
+            if behaviour == Sort.REFUSED:
+                raise SortRefused(path)
+            if behaviour == Sort.HONOURED:
+                column = MODIFIED
+        asked = column == sort_column and sort_order in ("A", "D")
+        order = sort_order if asked else (default_order if column == default_column else "D")
+        report_name = facts.report_name
         records = self._in_order(path, column, order)
         if contact_type:
             records = [r for r in records if r.obj.get("contact_type") == contact_type]
@@ -175,6 +180,6 @@ class Store:
 def _sort_key(column: str):
     if column == "created_time":
         return lambda r: (r.created if r.created is not None else float("-inf"), r.seq)
-    if column == "last_modified_time":
+    if column == MODIFIED:
         return lambda r: (r.modified.timestamp() if r.modified else float("-inf"), r.seq)
     return lambda r: (str(r.obj.get(column, "")).lower(), r.seq)

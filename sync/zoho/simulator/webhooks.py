@@ -30,14 +30,23 @@ class WebhookAuth:
 
     token: str | None = None  # X-TDS-Token header
     secret: str | None = None  # X-TDS-Signature: sha256=<hex HMAC-SHA256 of the raw body>
-    zoho_secret: str | None = None  # X-Zoho-Webhook-Signature over sorted query pairs + form pairs or body
+    zoho_secret: str | None = None  # X-Zoho-Webhook-Signature: see zoho_signature()
     standard_secret: str | None = None  # whsec_…: Standard Webhooks headers, as a relay (Svix…) adds them
 
 
-def zoho_signature(secret: str, query: dict[str, str], body: bytes, form: dict[str, str] | None = None) -> str:
-    """Hex HMAC-SHA256 of the query's name+value pairs sorted by name, then the form's pairs
-    likewise, or the raw body when it is not a form (zoho/README.md, SPEC §6)."""
-    signed = _pairs(query) + (_pairs(form) if form is not None else body)
+def zoho_signature(
+    secret: str, query: dict[str, str], body: bytes, form: dict[str, str] | None = None, *, merged: bool = True
+) -> str:
+    """Hex HMAC-SHA256 of name+value pairs sorted by name, followed by the raw body when it is not
+    a form (SPEC §6). For a form, Zoho's documented recipe sorts the query's and the form's pairs
+    together (`merged`); `merged=False` signs the query's pairs, then the form's, as TDS Core's
+    first reading of it did (both are accepted)."""
+    if form is None:
+        signed = _pairs(query) + body
+    elif merged:
+        signed = _pairs({**query, **form})
+    else:
+        signed = _pairs(query) + _pairs(form)
     return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
