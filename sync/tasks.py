@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from sync import entities, pull, reconcile, schedules, worker
+from sync import entities, healing, pull, reconcile, schedules, worker
 from tdscore import config
 
 
@@ -93,3 +93,10 @@ def scheduled_reconcile() -> list[int]:
     started, _ = pull.start_runs(list(entities.ENTITIES), "reconciliation", now=timezone.now(), trigger="schedule")
     launch_runs(started, repair=True)
     return [run.pk for run in started]
+
+
+# --- Operations (issue 12): healing and retention ----------------------------------------------
+
+
+def heal_task() -> dict[str, int]:
+    return {str(problem): count for problem, count in healing.heal(now=timezone.now()).counts.items()}
