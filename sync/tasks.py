@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from sync import entities, healing, pull, reconcile, schedules, worker
+from sync import entities, healing, pull, reconcile, retention, schedules, worker
 from tdscore import config
 
 
@@ -100,3 +100,7 @@ def scheduled_reconcile() -> list[int]:
 
 def heal_task() -> dict[str, int]:
     return {str(problem): count for problem, count in healing.heal(now=timezone.now()).counts.items()}
+
+
+def cleanup_task() -> dict[str, int]:
+    return retention.cleanup(now=timezone.now()).counts

@@ -210,6 +210,7 @@ _KEYS = [
     ),
     Key("heal_interval_minutes", "int", 15, "heal", "How often heal runs.", 1, 1440),
     Key("queue_retention_days", "int", 7, "retention", "Days finished queue rows are kept.", 1, 3650),
+    Key("dead_letter_retention_days", "int", 90, "retention", "Days resolved dead letters are kept.", 1, 3650),
     Key("zoho_call_log_retention_days", "int", 2, "retention", "Days the Zoho call log is kept.", 1, 3650),
     Key("task_result_retention_days", "int", 7, "retention", "Days django-q2's stored task results are kept.", 1, 3650),
     Key("cleanup_schedule_cron", "cron", "30 3 * * *", "retention", "When cleanup runs (TIME_ZONE)."),
