@@ -104,3 +104,8 @@ def heal_task() -> dict[str, int]:
 
 def cleanup_task() -> dict[str, int]:
     return retention.cleanup(now=timezone.now()).counts
+
+
+def ensure_schedules() -> list[str]:
+    """Re-install the schedules when a schedule key or the budget's plan changed them (every minute)."""
+    return schedules.ensure_installed(timezone.now())
