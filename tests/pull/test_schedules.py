@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from sync import runs, schedules, tasks
+from sync import pull, runs, schedules, tasks
 from sync.models import SyncRun
 from sync.zoho.limiter import DAILY_CAPS
 
@@ -167,3 +169,21 @@ def test_cron_schedules_first_run_at_their_next_cron_time():
 
     nightly = Schedule.objects.get(name="tds-reconcile").next_run
     assert (nightly.hour, nightly.minute) == (2, 0)
+
+
+def test_a_reconciliation_refused_for_a_running_full_pull_tries_again_later():
+    full = pull.start_run("products", "full", now=timezone.now(), trigger="schedule")
+
+    tasks.scheduled_reconcile()
+
+    retry = Schedule.objects.get(func="sync.tasks.scheduled_reconcile", schedule_type=Schedule.ONCE)
+    assert retry.args == "(['products'], 1)"
+    assert timedelta(minutes=14) < retry.next_run - timezone.now() <= timedelta(minutes=15)
+    assert not SyncRun.objects.filter(entity="products", run_type=SyncRun.RunType.RECONCILIATION).exists()
+
+    runs.finish(full, SyncRun.Status.COMPLETED, now=timezone.now())
+    tasks.scheduled_reconcile(["products"], 1)  # as django-q2 runs the retry
+
+    assert SyncRun.objects.filter(entity="products", run_type=SyncRun.RunType.RECONCILIATION).count() == 1
+    # Only the first retry (django-q2 deletes it once run): the second call had nothing to retry.
+    assert Schedule.objects.filter(schedule_type=Schedule.ONCE).count() == 1
