@@ -28,26 +28,34 @@ class Command(BaseCommand):
             for name, count in retention.plan(now=now).items():
                 self.stdout.write(f"would delete {count} {name}")
             return
-        bars: dict[str, tqdm] = {}
-        progress = None
-        if self.stdout.isatty():
-            totals = retention.plan(now=now)
-
-            def progress(name: str, rows: int) -> None:
-                if name not in bars:
-                    bars[name] = tqdm(total=totals[name], desc=name, unit="rows", file=sys.stdout, leave=True)
-                bars[name].update(rows)
-
+        bars = Bars(retention.plan(now=now)) if self.stdout.isatty() else None
         try:
-            result = retention.cleanup(now=now, archive=archive, progress=progress)
+            result = retention.cleanup(now=now, archive=archive, progress=bars.update if bars else None)
         except retention.CleanupRunning as exc:
             raise CommandError(str(exc)) from None
         finally:
-            for bar in bars.values():
-                bar.close()
+            if bars:
+                bars.close()
         for name, count in result.counts.items():
             self.stdout.write(f"deleted {count} {name}")
         for name in result.interrupted:
             self.stderr.write(f"{name}: stopped at rows locked by others; the rest waits for the next run")
         if archive is not None:
             self.stdout.write(f"archived to {archive}")
+
+
+class Bars:
+    """One progress bar per target, on a terminal only (a scheduled run writes plain lines)."""
+
+    def __init__(self, totals: dict[str, int]):
+        self.totals = totals
+        self.bars: dict[str, tqdm] = {}
+
+    def update(self, name: str, rows: int) -> None:
+        if name not in self.bars:
+            self.bars[name] = tqdm(total=self.totals[name], desc=name, unit=" rows", file=sys.stdout)
+        self.bars[name].update(rows)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
