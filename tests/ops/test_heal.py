@@ -203,3 +203,11 @@ def test_heal_analyzes_the_queue_after_many_changes():
     with connection.cursor() as cursor:
         cursor.execute("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'tds_sync_queue'")
         assert cursor.fetchone()[0] < 50
+
+
+def test_the_ladder_is_set_as_a_list_or_as_text_and_nonsense_is_refused():
+    assert config.update("heal_redrive_ladder_minutes", "30, 120") == [30, 120]
+    assert config.update("heal_redrive_ladder_minutes", [5]) == [5]
+    for wrong in ([], "soon", [0], [15, True]):
+        with pytest.raises(config.ConfigError):
+            config.update("heal_redrive_ladder_minutes", wrong)
