@@ -4,14 +4,17 @@ queue rows on PostgreSQL while webhooks keep arriving at a steady rate.
 The bench database is filled with N finished webhook changes 30 days old (an inbox row and its
 completed queue row each, by INSERT … SELECT FROM generate_series) and given the VACUUM ANALYZE
 autovacuum would have run (it is off on this server). gunicorn serves the real webhook view on
-127.0.0.1; a paced client posts signed webhooks at R a second (open loop: each request is due at its
-time whatever the server does, and its latency counts from then). First R for B seconds with
-nothing else running: the baseline. Then the same R while `manage.py cleanup` runs, until it ends.
+127.0.0.1. Its capacity is probed first (closed loop, a few seconds); the steady rate R is a share of
+it (`--share`, 0.25) unless `--rate` fixes it, so the webhooks arrive at a rate the server keeps up
+with on this shared machine. A paced client posts signed webhooks at R a second (open loop: each
+request is due at its time whatever the server does, and its latency counts from then). First R for
+B seconds with nothing else running: the baseline. Then the same R while `manage.py cleanup` runs,
+until it ends.
 
 Targets: no webhook waits more than 1 s during cleanup, and the webhook rate during cleanup is at
 least 0.8 x the baseline rate of the same run; every old row is gone, every new one kept.
 
-    flock /tmp/bench.lock .venv/bin/python bench/cleanup.py                 # 1,000,000 rows, 100 webhooks/s
+    flock /tmp/bench.lock .venv/bin/python bench/cleanup.py                 # 1,000,000 rows, 0.25 x capacity
     flock /tmp/bench.lock .venv/bin/python bench/cleanup.py --smoke         # 2,000 rows, seconds
 
 Exit status: 0 when the old rows are gone, the new ones kept and no webhook failed; 1 otherwise (the
@@ -32,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest import Database, Payloads, Server, _send
+from ingest import Database, Payloads, Server, _send, closed_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore_bench_cleanup"
@@ -122,7 +125,8 @@ def paced(port: int, payloads: Payloads, rate: float, until: threading.Event, *,
                     result.failed += 1
         conn.close()
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(64, max(4, int(rate))))]
+    # Enough senders that one slow answer never holds back the next due request.
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(64, max(4, int(rate / 4))))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -156,8 +160,13 @@ def measure(args, server: Server, database: Database) -> bool:
     payloads = Payloads(f"{int(time.time()) % 100000:05d}")
     done, warm = threading.Event(), threading.Event()
     warm.set()  # the warm-up and the baseline stop at their minimum
-    warmup = paced(server.port, payloads, args.rate, warm, minimum=args.warmup)
-    baseline = paced(server.port, payloads, args.rate, warm, minimum=args.baseline)
+    capacity = closed_loop("capacity", server.port, WEBHOOK_PATH, payloads, args.connections, args.warmup)
+    rate = args.rate or max(1.0, round(capacity.rate * args.share))
+    print(
+        f"capacity {capacity.rate:.0f} webhooks/s closed-loop at {args.connections} connections; steady rate {rate:g}/s"
+    )
+    warmup = paced(server.port, payloads, rate, warm, minimum=args.warmup)
+    baseline = paced(server.port, payloads, rate, warm, minimum=args.baseline)
     print(baseline.line("baseline (no cleanup)"), flush=True)
 
     env = {**os.environ, "DATABASE_URL": database.url}
@@ -177,7 +186,7 @@ def measure(args, server: Server, database: Database) -> bool:
         done.set()
 
     threading.Thread(target=wait_for_cleanup, daemon=True).start()
-    during = paced(server.port, payloads, args.rate, done, minimum=1.0)
+    during = paced(server.port, payloads, rate, done, minimum=1.0)
     cleanup_seconds = time.perf_counter() - cleanup_started
     print(during.line("during cleanup"), flush=True)
     deleted = [line for line in output[0].splitlines() if line.startswith("deleted")]
@@ -185,7 +194,7 @@ def measure(args, server: Server, database: Database) -> bool:
 
     left = old_rows(database)
     kept = new_rows(database)
-    sent_ok = sum(len(phase.latencies) for phase in (warmup, baseline, during))
+    sent_ok = capacity.ok + sum(len(phase.latencies) for phase in (warmup, baseline, during))
     ratio = during.answered_rate / baseline.answered_rate if baseline.answered_rate else 0.0
     print(f"old rows left: inbox {left[0]}, queue {left[1]} (expected 0, 0)")
     print(f"new webhook rows kept: {kept} of {sent_ok} answered 2xx")
@@ -207,7 +216,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="its own database: dropped and created")
     parser.add_argument("--rows", type=int, default=1_000_000, help="old inbox rows (each with its queue row)")
-    parser.add_argument("--rate", type=float, default=100.0, help="webhooks a second, steady")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="webhooks a second, steady (default: a share of capacity)"
+    )
+    parser.add_argument("--share", type=float, default=0.25, help="the steady rate as a share of measured capacity")
+    parser.add_argument("--connections", type=int, default=8, help="connections of the capacity probe")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of webhooks without cleanup")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
@@ -215,7 +228,7 @@ def parse_args(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny and quick: checks the bench still works")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rows, args.rate, args.baseline, args.warmup, args.workers = 2000, 20.0, 1.5, 0.5, 2
+        args.rows, args.rate, args.baseline, args.warmup, args.workers = 2000, args.rate or 20.0, 1.5, 0.5, 2
     return args
 
 

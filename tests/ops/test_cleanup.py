@@ -74,7 +74,8 @@ def test_cleanup_keeps_what_is_unfinished_or_unresolved_and_deletes_the_rest_in_
     assert AuditTrail.objects.count() == audit_rows
     assert not Metric.objects.exists()
     assert result.counts["queue"] == 4 and result.counts["inbox"] == 4
-    assert [n for name, n in batches if name == "queue"] == [2, 2]
+    queue_batches = [n for name, n in batches if name == "queue"]
+    assert sum(queue_batches) == 4 and len(queue_batches) >= 2 and max(queue_batches) <= 2
 
 
 def test_logs_of_deleted_queue_rows_go_with_them_and_other_logs_stay_their_age(history):
