@@ -31,11 +31,12 @@ PRIORITY = -1  # below webhooks and pulls (0)
 
 
 def queue_rebuild(slug: str, *, now: datetime, progress: Callable[[int], None] | None = None) -> int:
-    """Queue a `replay` row for every live ERP row of the entity; the rows it queued share `now`."""
-    entity = entities.get(slug)
-    queued = 0
-    chunk: list[QueueItem] = []
-    for object_id, payload, version, is_summary in _stored(entity):
+    """Queue a `replay` row for every live ERP row of the entity; the rows it queued share `now`.
+
+    `progress(queued so far)` after each chunk of CHUNK rows.
+    """
+    queued, chunk = 0, []
+    for object_id, payload, version, is_summary in _stored(entities.get(slug)):
         chunk.append(
             QueueItem(
                 entity=slug,
@@ -48,16 +49,11 @@ def queue_rebuild(slug: str, *, now: datetime, progress: Callable[[int], None] |
             )
         )
         if len(chunk) == CHUNK:
-            queued += _flush(chunk, now, progress)
-    return queued + (_flush(chunk, now, progress) if chunk else 0)
-
-
-def _flush(chunk: list[QueueItem], now: datetime, progress) -> int:
-    done = enqueue_many(list(chunk), now=now)
-    chunk.clear()
-    if progress:
-        progress(done)
-    return done
+            queued += enqueue_many(chunk, now=now)
+            chunk = []
+            if progress:
+                progress(queued)
+    return queued + (enqueue_many(chunk, now=now) if chunk else 0)
 
 
 def _stored(entity: entities.Entity) -> Iterator[tuple[str, dict, datetime | None, bool]]:

@@ -11,8 +11,10 @@ total exceeds the plan's daily cap less the reserve, `plan()` stretches the sche
 to the next longer interval, again until it fits (the full pull, last, from daily to weekly);
 reconciliation is never stretched, as it is what catches deletes webhooks missed. Each stretch is
 reported with its reason by `setup_schedules`, `tds_status` and the django-q2 Schedule admin. On the
-Free plan an organisation of 2,000 items, 1,000 contacts and 5,000 documents gets stock hourly,
-the rest as configured (tests/pull/test_schedules.py).
+Free plan an organisation of 2,000 items, 1,000 contacts and 5,000 documents gets stock hourly and
+incremental pulls every two hours, the rest as configured (tests/pull/test_schedules.py); a fresh
+installation, which has counted nothing yet, starts as configured and is stretched by the watch
+once the first scans have measured it.
 
 Why the incremental pulls and stock runs are affordable at all:
 - incremental pulls only where they are cheap (a filtered or newest-first list: products, invoices,

@@ -36,16 +36,14 @@ class Command(BaseCommand):
                     stop.wait(config.get("queue_poll_interval_ms") / 1000)  # rows in flight elsewhere, or retrying
                 if time.monotonic() - last >= PROGRESS_EVERY_SECONDS:
                     last = time.monotonic()
-                    self.stdout.write(f"… {self._counts(entity, started)}")
-        self.stdout.write(f"{entity}: {self._counts(entity, started)}")
-        counts = rebuild.tally(entity, started)
+                    self.stdout.write(f"… {_listed(rebuild.tally(entity, started))}")
+        counts = {"applied": 0, "unchanged": 0, "stale": 0, **rebuild.tally(entity, started)}
+        self.stdout.write(f"{entity}: {_listed(counts)}")
         if stop.is_set():
             raise CommandError("stopped: the queued rows stay in the queue and drainers apply them")
         if counts.get("dead_letter"):
             raise CommandError(f"{counts['dead_letter']} row(s) dead-lettered: see replay_dlq --dry-run")
 
-    def _counts(self, entity: str, started) -> str:
-        counts = rebuild.tally(entity, started)
-        return ", ".join(f"{name} {counts.get(name, 0)}" for name in ("applied", "unchanged", "stale")) + "".join(
-            f", {name} {n}" for name, n in counts.items() if name not in ("applied", "unchanged", "stale")
-        )
+
+def _listed(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
