@@ -2,8 +2,10 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django_q.admin import ScheduleAdmin
+from django_q.models import Schedule
 
-from sync import queue
+from sync import queue, schedules
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
 from tdscore.admin import ReadOnlyAdmin
 
@@ -180,3 +182,17 @@ class AuditTrailAdmin(ReadOnlyAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["worker_id", "hostname", "pid", "started_at", "last_seen_at", "rows_processed"]
+
+
+# --- django-q2's schedules: which ones the Zoho budget stretched, and why (sync.schedules) ---------
+
+
+class FittedScheduleAdmin(ScheduleAdmin):
+    def changelist_view(self, request, extra_context=None):
+        for stretch in schedules.plan().stretches:
+            messages.warning(request, stretch.line())
+        return super().changelist_view(request, extra_context)
+
+
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, FittedScheduleAdmin)

@@ -10,9 +10,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
 
-from sync import entities, pull, reconcile, schedules, worker
+from sync import entities, healing, pull, reconcile, retention, schedules, worker
 from tdscore import config
 
 
@@ -80,16 +81,60 @@ def launch_runs(runs, *, repair: bool = True) -> None:
         )
 
 
-def scheduled_pull(mode: str) -> list[int]:
+def scheduled_pull(mode: str, slugs: list[str] | None = None, attempt: int = 0) -> list[int]:
     """A schedule tick: start a run per scheduled entity (each takes its lock) and launch them."""
-    started, _ = pull.start_runs(schedules.scheduled_slugs(mode), mode, now=timezone.now(), trigger="schedule")
+    started, refused = pull.start_runs(
+        slugs or schedules.scheduled_slugs(mode), mode, now=timezone.now(), trigger="schedule"
+    )
     launch_runs(started)
+    if mode == "full":  # daily: a skipped tick would be a day lost (the frequent ones just wait for the next)
+        _retry_overlaps("sync.tasks.scheduled_pull", (mode,), refused, attempt)
     return [run.pk for run in started]
 
 
-def scheduled_reconcile() -> list[int]:
+def scheduled_reconcile(slugs: list[str] | None = None, attempt: int = 0) -> list[int]:
     if not config.get("reconciliation_enabled"):
         return []
-    started, _ = pull.start_runs(list(entities.ENTITIES), "reconciliation", now=timezone.now(), trigger="schedule")
+    now = timezone.now()
+    started, refused = pull.start_runs(slugs or list(entities.ENTITIES), "reconciliation", now=now, trigger="schedule")
     launch_runs(started, repair=True)
+    _retry_overlaps("sync.tasks.scheduled_reconcile", (), refused, attempt)
     return [run.pk for run in started]
+
+
+# The nightly reconciliation and the daily full pull both default to 02:00 (SPEC §7, the seeds):
+# whichever starts an entity second is refused for overlap, and tries again a little later.
+OVERLAP_RETRY = timedelta(minutes=15)
+OVERLAP_RETRIES = 8
+
+
+def _retry_overlaps(func: str, args: tuple, refused: dict[str, str], attempt: int) -> None:
+    waiting = sorted(slug for slug, reason in refused.items() if reason.startswith("overlap"))
+    if not waiting or attempt >= OVERLAP_RETRIES:
+        return
+    now = timezone.now()
+    schedule(
+        func,
+        *args,
+        waiting,
+        attempt + 1,
+        name=f"retry {func.rsplit('.', 1)[-1]} {now:%Y-%m-%d %H:%M:%S.%f}",
+        schedule_type=Schedule.ONCE,  # deleted by django-q2 once it has run
+        next_run=now + OVERLAP_RETRY,
+    )
+
+
+# --- Operations (issue 12): healing and retention ----------------------------------------------
+
+
+def heal_task() -> dict[str, int]:
+    return {str(problem): count for problem, count in healing.heal(now=timezone.now()).counts.items()}
+
+
+def cleanup_task() -> dict[str, int]:
+    return retention.cleanup(now=timezone.now()).counts
+
+
+def ensure_schedules() -> list[str]:
+    """Re-install the schedules when a schedule key or the budget's plan changed them (every minute)."""
+    return schedules.ensure_installed(timezone.now())

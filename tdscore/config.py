@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Key:
     name: str
-    type: str  # int, float, bool, str, cron, slugs
+    type: str  # int, float, bool, str, cron, slugs, ints
     default: Any
     category: str
     description: str
@@ -38,6 +38,8 @@ class Key:
         """Return `value` in this key's type, or raise ConfigError saying what is wrong."""
         checker = getattr(self, f"_check_{self.type}")
         value = checker(value)
+        if self.type == "ints":
+            return value  # each item was checked against the range
         if self.min is not None and value < self.min:
             raise ConfigError(f"{self.name}: {value} is below the minimum {self.min:g}")
         if self.max is not None and value > self.max:
@@ -78,6 +80,15 @@ class Key:
         if not isinstance(value, str) or not croniter.is_valid(value):
             raise ConfigError(f"{self.name}: {value!r} is not a valid cron expression")
         return value
+
+    def _check_ints(self, value: Any) -> list[int]:
+        """A list of whole numbers (or "15,60,360"), each within min and max, which apply per item."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{self.name}: expected a list of whole numbers, got {value!r}")
+        each = Key(self.name, "int", 0, self.category, "", self.min, self.max)
+        return [each.validate(item) for item in value]
 
     def _check_slugs(self, value: Any) -> list[str]:
         from sync.entities import ENTITIES
@@ -149,8 +160,8 @@ _KEYS = [
     Key("zoho_rate_limit_max_wait_seconds", "int", 90, "zoho", "Longest a call waits for a rate slot.", 0, 3600),
     Key("zoho_call_retries", "int", 3, "zoho", "Retries of a call after a 429, 5xx or dropped connection.", 0, 10),
     Key("incremental_sync_interval_minutes", "int", 60, "sync", "How often incremental pulls run.", 1, 1440),
-    Key("full_sync_schedule_cron", "cron", "0 3 * * 0", "sync", "When the weekly full pull runs (TIME_ZONE)."),
-    Key("stock_sync_interval_minutes", "int", 240, "sync", "How often stock snapshots are pulled.", 5, 1440),
+    Key("full_sync_schedule_cron", "cron", "0 2 * * *", "sync", "When the full pull runs (TIME_ZONE)."),
+    Key("stock_sync_interval_minutes", "int", 15, "sync", "How often stock snapshots are pulled.", 1, 1440),
     Key("dlq_threshold", "int", 1, "alert", "Unresolved dead letters that raise an alert.", 1, 10**9),
     Key("heartbeat_period_seconds", "int", 30, "alert", "How often a worker records its heartbeat.", 1, 3600),
     Key(
@@ -293,6 +304,24 @@ _KEYS = [
         2,
         100,
     ),
+    # Operations (issue 12): healing, retention, schedules.
+    Key(
+        "heal_redrive_ladder_minutes",
+        "ints",
+        [15, 60, 360, 1440],
+        "heal",
+        "Minutes after a transient dead letter (retries_exhausted, lease_expired) that heal replays it: "
+        "the first, the second… time; past the last step it is left to an operator.",
+        1,
+        43200,
+    ),
+    Key("heal_interval_minutes", "int", 15, "heal", "How often heal runs.", 1, 1440),
+    Key("queue_retention_days", "int", 7, "retention", "Days finished queue rows are kept.", 1, 3650),
+    Key("dead_letter_retention_days", "int", 90, "retention", "Days resolved dead letters are kept.", 1, 3650),
+    Key("zoho_call_log_retention_days", "int", 2, "retention", "Days the Zoho call log is kept.", 1, 3650),
+    Key("task_result_retention_days", "int", 7, "retention", "Days django-q2's stored task results are kept.", 1, 3650),
+    Key("cleanup_schedule_cron", "cron", "30 3 * * *", "retention", "When cleanup runs (TIME_ZONE)."),
+    Key("cleanup_batch_size", "int", 5000, "retention", "Rows cleanup deletes per statement.", 1, 100000),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

@@ -120,6 +120,11 @@ class Change:
     def summary(self) -> bool:
         return self.item.is_summary and not self.delete
 
+    @property
+    def rebuild(self) -> bool:
+        """A stored payload re-applied (`rebuild_erp`, source `replay`) after the mapping changed."""
+        return self.item.source == QueueItem.Source.REPLAY
+
     def overtaken_by(self, later: Change) -> bool:
         """A strictly newer row of the same object in the batch makes this one stale without applying it.
 
@@ -168,7 +173,9 @@ def judge(record: Record, change: Change) -> Outcome:
         return Outcome.APPLIED if newer else Outcome.STALE
     if older:
         return Outcome.STALE
-    if change.item.content_hash == record.content_hash:
+    # A rebuild brings the very payload that is stored: its hash always matches, and the mapping
+    # is what may have changed, so it is mapped again (decide() then skips it if nothing differs).
+    if change.item.content_hash == record.content_hash and not change.rebuild:
         return Outcome.UNCHANGED
     if change.summary and record.exists and not record.is_summary and change.version == stored:
         return Outcome.SUMMARY
@@ -198,10 +205,14 @@ def decide(
                 outcome = Outcome.STALE
             else:
                 outcome = judge(record, change)
-            outcomes[change.item.pk] = outcome
             if outcome == Outcome.APPLIED:
-                audits.append(_apply(record, change, now))
-                touched[zoho_id] = record
+                audit = _apply(record, change, now)
+                if change.rebuild and not audit.changed_fields:
+                    outcome = Outcome.UNCHANGED  # mapped again, the same: no write, no audit row
+                else:
+                    audits.append(audit)
+                    touched[zoho_id] = record
+            outcomes[change.item.pk] = outcome
     return outcomes, audits, list(touched.values())
 
 

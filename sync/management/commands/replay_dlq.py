@@ -21,9 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
 
     def handle(self, *, dead_letter_id, entity, reason, every, dry_run, **options):
-        if dead_letter_id is None and not entity and not reason and not every:
+        # Listing is harmless: a dry run alone shows every unresolved dead letter.
+        if dead_letter_id is None and not entity and not reason and not every and not dry_run:
             raise CommandError(
-                "refusing to replay every dead letter without --all; filter with --id, --entity or --reason"
+                "refusing to replay every dead letter without --all; filter with --id, --entity or --reason "
+                "(or list them first with --dry-run)"
             )
         rows = DeadLetter.objects.order_by("pk")
         if dead_letter_id is not None:

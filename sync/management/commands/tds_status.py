@@ -1,70 +1,183 @@
-"""`manage.py tds_status [--json]`: a health summary in the terminal."""
+"""`manage.py tds_status [--json] [--host H]`: a health summary in the terminal."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db.models import Count
+from django.db.models import Count, Min
+from django.urls import reverse
 from django.utils import timezone
 
-from sync import budget
-from sync.models import QueueItem, SyncCursor, SyncRun
+from alerts.models import Alert
+from sync import budget, entities, schedules
+from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
+from sync.worker import fresh_heartbeats
 from tdscore import health
 
+# Zoho has no workflow-rule webhooks for price lists and users: pulls and reconciliation carry them.
+NO_WEBHOOKS = {"prices", "users"}
 
-def summary(now) -> dict:
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _age(now: datetime, value: datetime | None) -> float | None:
+    return round((now - value).total_seconds(), 1) if value else None
+
+
+def summary(now: datetime, *, host: str | None = None) -> dict:
     checks = {}
     for name, check in health.READINESS_CHECKS.items():
         status, detail = check(now)
         checks[name] = {"status": status, "detail": detail}
-    latest = {}
+    return {
+        "status": health.OK if all(c["status"] == health.OK for c in checks.values()) else health.DEGRADED,
+        "at": now.isoformat(),
+        "checks": checks,
+        "zoho_budget": budget.status(now).as_dict(),
+        "queue": _queue(now),
+        "dead_letters": dict(
+            DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
+        ),
+        "alerts": _alerts(),
+        "workers": _workers(now),
+        "runs": _latest_runs(),
+        "statistics": _statistics(),
+        "cursors": _cursors(now),
+        "schedules": {"stretched": [vars(s) for s in schedules.plan().stretches]},
+        "webhooks": _webhook_urls(host),
+    }
+
+
+def _queue(now: datetime) -> dict:
+    by_status = dict(QueueItem.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
+    oldest = QueueItem.objects.filter(status__in=QueueItem.WAITING).aggregate(at=Min("created_at"))["at"]
+    return {"by_status": by_status, "oldest_waiting_age_seconds": _age(now, oldest)}
+
+
+def _alerts() -> list[dict]:
+    unresolved = Alert.objects.exclude(status=Alert.Status.RESOLVED).order_by("-last_seen")
+    return [
+        {
+            "id": a.pk,
+            "rule": a.rule,
+            "severity": a.severity,
+            "status": a.status,
+            "title": a.title,
+            "occurrences": a.occurrences,
+            "last_seen": _iso(a.last_seen),
+        }
+        for a in unresolved
+    ]
+
+
+def _workers(now: datetime) -> list[dict]:
+    alive = set(fresh_heartbeats(now).values_list("pk", flat=True))
+    return [
+        {
+            "worker_id": w.worker_id,
+            "host": w.hostname,
+            "pid": w.pid,
+            "alive": w.pk in alive,
+            "last_seen": _iso(w.last_seen_at),
+            "age_seconds": _age(now, w.last_seen_at),
+            "rows_processed": w.rows_processed,
+        }
+        for w in WorkerHeartbeat.objects.order_by("-last_seen_at")
+    ]
+
+
+def _latest_runs() -> dict:
+    latest: dict[str, SyncRun] = {}
     for run in SyncRun.objects.order_by("entity", "-created_at"):
         latest.setdefault(run.entity, run)
     return {
-        "status": health.OK if all(c["status"] == health.OK for c in checks.values()) else health.DEGRADED,
-        "checks": checks,
-        "zoho_budget": budget.status(now).as_dict(),
-        "queue": dict(QueueItem.objects.values_list("status").annotate(n=Count("id"))),
-        "runs": {
-            slug: {
-                "id": run.pk,
-                "type": run.run_type,
-                "status": run.status,
-                "created_at": run.created_at.isoformat(),
-                "calls": run.calls,
-                "fetched": run.fetched,
-                "queued": run.queued,
-                "error": run.error,
-            }
-            for slug, run in sorted(latest.items())
-        },
-        "cursors": [
-            {
-                "entity": c.entity,
-                "run_type": c.run_type,
-                "watermark": c.watermark.isoformat() if c.watermark else None,
-                "last_success_at": c.last_success_at.isoformat() if c.last_success_at else None,
-            }
-            for c in SyncCursor.objects.order_by("entity", "run_type")
-        ],
+        slug: {
+            "id": run.pk,
+            "type": run.run_type,
+            "status": run.status,
+            "created_at": run.created_at.isoformat(),
+            "calls": run.calls,
+            "fetched": run.fetched,
+            "queued": run.queued,
+            "error": run.error,
+        }
+        for slug, run in sorted(latest.items())
+    }
+
+
+def _statistics() -> dict:
+    """The statistics comparison: Zoho's and the ERP's counts per entity, from the last reconciliation."""
+    out = {}
+    done = SyncRun.objects.filter(run_type=SyncRun.RunType.RECONCILIATION, status=SyncRun.Status.COMPLETED)
+    for run in done.order_by("entity", "-finished_at"):
+        if run.entity in out or not run.drift_report:
+            continue
+        report = run.drift_report
+        out[run.entity] = {
+            "zoho": report.get("zoho"),
+            "erp": report.get("erp"),
+            "drift": report.get("drift"),
+            "at": _iso(run.finished_at),
+        }
+    return dict(sorted(out.items()))
+
+
+def _cursors(now: datetime) -> list[dict]:
+    return [
+        {
+            "entity": c.entity,
+            "run_type": c.run_type,
+            "watermark": _iso(c.watermark),
+            "last_success_at": _iso(c.last_success_at),
+            "lag_seconds": _age(now, c.last_success_at),
+        }
+        for c in SyncCursor.objects.order_by("entity", "run_type")
+    ]
+
+
+def _webhook_urls(host: str | None) -> dict[str, str]:
+    host = host or next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h not in ("*", "")), "localhost")
+    return {
+        slug: f"https://{host}{reverse('webhook', kwargs={'entity': slug})}"
+        for slug in entities.ENTITIES
+        if slug not in NO_WEBHOOKS
     }
 
 
 class Command(BaseCommand):
-    help = "Health summary: readiness checks, Zoho budget, queue, latest run per entity."
+    help = (
+        "Health summary: readiness, Zoho budget, queue, dead letters, alerts, workers, runs, cursors, "
+        "stretched schedules and the webhook URLs to enter in Zoho."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--host", help="public host name for the webhook URLs (default: first ALLOWED_HOSTS)")
 
     def handle(self, *args, **options):
-        data = summary(timezone.now())
+        data = summary(timezone.now(), host=options["host"])
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
-        self.stdout.write(f"TDS Core: {data['status']}")
+        self.write_health(data)
+        self.write_pipeline(data)
+        self.write_sync(data)
+
+    def flag(self, status: str, text: str | None = None) -> str:
+        """Coloured by status on a terminal (Django leaves it plain when stdout is not a TTY)."""
+        style = {health.OK: self.style.SUCCESS, health.DEGRADED: self.style.WARNING}.get(status, self.style.ERROR)
+        return style(text or status)
+
+    def write_health(self, data: dict) -> None:
+        self.stdout.write(f"TDS Core: {self.flag(data['status'])}")
         for name, check in data["checks"].items():
-            self.stdout.write(f"  {name:<12} {check['status']:<9} {check['detail']}")
+            padded = f"{check['status']:<9}"
+            self.stdout.write(f"  {name:<12} {self.flag(check['status'], padded)} {check['detail']}")
         b = data["zoho_budget"]
         exhaustion = b["exhaustion_at"] or "not before the reset"
         self.stdout.write(
@@ -72,10 +185,44 @@ class Command(BaseCommand):
             f"{b['remaining_today']} left); this minute {b['minute_used']}/{b['minute_cap']}; "
             f"resets {b['reset_at']}; runs out {exhaustion}"
         )
-        self.stdout.write("Queue: " + (", ".join(f"{k} {v}" for k, v in sorted(data["queue"].items())) or "empty"))
+
+    def write_pipeline(self, data: dict) -> None:
+        q = data["queue"]
+        counts = ", ".join(f"{k} {v}" for k, v in q["by_status"].items()) or "empty"
+        oldest = q["oldest_waiting_age_seconds"]
+        self.stdout.write(f"Queue: {counts}" + (f"; oldest waiting {oldest:.0f} s" if oldest is not None else ""))
+        dead = ", ".join(f"{k} {v}" for k, v in data["dead_letters"].items())
+        self.stdout.write("Dead letters: " + (self.style.WARNING(dead) if dead else "none unresolved"))
+        self.stdout.write(f"Alerts: {len(data['alerts'])} open")
+        for a in data["alerts"]:
+            line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']}, last {a['last_seen']})"
+            self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
+        self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
+        for w in data["workers"]:
+            state = self.flag(health.OK, "alive") if w["alive"] else self.flag(health.DOWN, "silent")
+            self.stdout.write(f"  {w['worker_id']:<40} {state} last seen {w['age_seconds']:.0f} s ago")
+
+    def write_sync(self, data: dict) -> None:
+        self.stdout.write("Latest runs:")
         for slug, run in data["runs"].items():
             self.stdout.write(
                 f"  {slug:<13} {run['type']:<14} {run['status']:<9} #{run['id']} {run['created_at']} "
                 f"calls {run['calls']} fetched {run['fetched']} queued {run['queued']}"
                 + (f" — {run['error'][:80]}" if run["error"] else "")
             )
+        if data["statistics"]:
+            self.stdout.write("Statistics comparison (last reconciliation):")
+        for slug, counts in data["statistics"].items():
+            self.stdout.write(
+                f"  {slug:<13} Zoho {counts['zoho']} · ERP {counts['erp']} · drift {counts['drift']} ({counts['at']})"
+            )
+        for c in data["cursors"]:
+            lag = f"{c['lag_seconds']:.0f} s" if c["lag_seconds"] is not None else "never"
+            self.stdout.write(
+                f"  cursor {c['entity']}/{c['run_type']}: watermark {c['watermark']}, last success {lag} ago"
+            )
+        for stretch in data["schedules"]["stretched"]:
+            self.stdout.write(self.style.WARNING(schedules.Stretch(**stretch).line()))
+        self.stdout.write("Webhook URLs to enter in Zoho (workflow rules → webhooks):")
+        for slug, url in data["webhooks"].items():
+            self.stdout.write(f"  {slug:<13} {url}")

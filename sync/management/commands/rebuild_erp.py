@@ -1,0 +1,49 @@
+"""`manage.py rebuild_erp --entity E`: re-apply E's stored payloads through the apply path (sync.rebuild)."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from sync import entities, rebuild, worker
+from tdscore import config
+
+PROGRESS_EVERY_SECONDS = 5
+
+
+class Command(BaseCommand):
+    help = (
+        "Map E's stored payloads again after a mapping change: queued with source replay and applied here "
+        "(drainers help if running). No Zoho calls. Exits 1 if any row was dead-lettered."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--entity", required=True, choices=list(entities.ENTITIES))
+
+    def handle(self, *args, entity: str, **options):
+        if entity in config.get("paused_entities"):
+            raise CommandError(f"{entity} is paused: resume it first, or its rebuilt rows would wait")
+        started = timezone.now()
+        queued = rebuild.queue_rebuild(entity, now=started, progress=lambda n: self.stdout.write(f"… {n} queued"))
+        self.stdout.write(f"{entity}: {queued} stored payloads queued (source replay)")
+        worker_id = worker.new_worker_id("rebuild")
+        last = time.monotonic()
+        with worker.stop_on_signals() as stop:
+            while not stop.is_set() and rebuild.unfinished(entity, started):
+                if not worker.process_batch(worker_id, timezone.now()):
+                    stop.wait(config.get("queue_poll_interval_ms") / 1000)  # rows in flight elsewhere, or retrying
+                if time.monotonic() - last >= PROGRESS_EVERY_SECONDS:
+                    last = time.monotonic()
+                    self.stdout.write(f"… {_listed(rebuild.tally(entity, started))}")
+        counts = {"applied": 0, "unchanged": 0, "stale": 0, **rebuild.tally(entity, started)}
+        self.stdout.write(f"{entity}: {_listed(counts)}")
+        if stop.is_set():
+            raise CommandError("stopped: the queued rows stay in the queue and drainers apply them")
+        if counts.get("dead_letter"):
+            raise CommandError(f"{counts['dead_letter']} row(s) dead-lettered: see replay_dlq --dry-run")
+
+
+def _listed(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
