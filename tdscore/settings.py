@@ -139,6 +139,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per user, counted in the cache (Redis, when configured, shares the count between processes).
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.throttles.OperatorThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("TDS_API_RATE", default="3000/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TDS Core API",
