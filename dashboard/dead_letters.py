@@ -123,7 +123,9 @@ class BulkRetry(APIView):
     """Replay every unresolved dead letter the filters match; with no filter, `all` must be true."""
 
     @extend_schema(
-        request=serializers.BulkRetryRequest, responses={202: serializers.BulkRetried, 400: serializers.Error}
+        operation_id="dashboard_dead_letter_bulk_retry",
+        request=serializers.BulkRetryRequest,
+        responses={202: serializers.BulkRetried, 400: serializers.Error},
     )
     def post(self, request):
         if not isinstance(request.data, dict):
