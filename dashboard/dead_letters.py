@@ -87,7 +87,7 @@ class DeadLetterList(generics.ListAPIView):
 class Retry(APIView):
     """Send the dead letter's queue row back to pending (attempts reset); 409 if it cannot be."""
 
-    @extend_schema(request=None, responses={202: serializers.Retried, 409: serializers.Error, 404: serializers.Error})
+    @extend_schema(request=None, responses={202: serializers.Retried, 409: serializers.Error})
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
@@ -106,9 +106,7 @@ class Retry(APIView):
 class Discard(APIView):
     """Resolve the dead letter without applying it; 409 if already resolved."""
 
-    @extend_schema(
-        request=None, responses={200: serializers.DeadLetterRow, 409: serializers.Error, 404: serializers.Error}
-    )
+    @extend_schema(request=None, responses={200: serializers.DeadLetterRow, 409: serializers.Error})
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
