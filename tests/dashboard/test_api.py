@@ -102,19 +102,20 @@ def test_metrics_has_the_windows_queue_dlq_alerts_zoho_and_throughput(api_client
     assert body["dlq_size"] == 1
     assert body["open_alerts"] == 1
     assert body["zoho"]["daily_cap"] == 1000
-    assert body["throughput"]["step_seconds"] == 600
-    assert len(body["throughput"]["applied"]) == 145  # 24 hours of 10-minute steps, both ends
+    assert body["throughput"]["step_seconds"] == 3600
+    assert len(body["throughput"]["applied"]) == 25  # 24 hours, both ends
 
 
 def test_queue_stats_counts_by_status_and_entity(api_client, now):
     factories.queue_item("products", "1")
-    finished_row("invoices", "2", received=now, finished=now)
+    finished_row("invoices", "2", received=now - timedelta(hours=2), finished=now - timedelta(hours=2))
+    finished_row("invoices", "3", received=now - timedelta(days=2), finished=now - timedelta(days=2))
 
     body = api_client.get("/api/dashboard/queue-stats").json()
 
     assert body["by_status"]["pending"] == 1
     assert body["by_status"]["completed"] == 1
-    assert body["by_entity"] == {"invoices": {"completed": 1}, "products": {"pending": 1}}
+    assert body["by_entity"] == {"invoices": {"completed": 1}, "products": {"pending": 1}}  # finished: last 24 h
     assert body["depth"] == 1
 
 
