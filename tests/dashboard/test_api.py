@@ -428,3 +428,17 @@ def test_docs_are_served_without_a_cdn(client, staff_user):
     assert "swagger-ui" in page
     assert "cdn" not in page.lower()
     assert "/static/drf_spectacular_sidecar/" in page
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_as_utc(api_client, now):
+    row = factories.queue_item("products", "1", now=now)
+
+    found = api_client.get("/api/dashboard/recent-events", {"created_after": "1220-11-28T02:20:32-16:18"})
+
+    assert ids(found) == [row.pk]
+
+
+def test_a_time_that_cannot_exist_in_utc_is_400(api_client):
+    answer = api_client.get("/api/dashboard/recent-events", {"created_before": "0001-01-01T00:00:00+05:00"})
+
+    assert answer.status_code == 400
