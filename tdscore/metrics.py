@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from tdscore.models import MetricTotal
-from tdscore.rollups import Histogram, Series
+from tdscore.rollups import Histogram, Series, recent_dead_letters
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DatabaseCollector:
             "Seconds the oldest due row has waited",
             stats.oldest_pending_age(now) or 0,
         )
-        yield self._dead_letters()
+        yield self._dead_letters(now)
         yield from self._zoho(now)
         yield self._heartbeats(now)
         yield self._alerts()
@@ -87,13 +87,12 @@ class DatabaseCollector:
             family.add_metric([status, entity], n)
         return family
 
-    def _dead_letters(self):
-        from sync.models import DeadLetter
-
-        found = dict(DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by())
-        family = GaugeMetricFamily("tds_dead_letters_open", "Unresolved dead letters by reason", labels=["reason"])
-        for reason in sorted({*DeadLetter.Reason.values, *found}):
-            family.add_metric([reason], found.get(reason, 0))
+    def _dead_letters(self, now):
+        family = GaugeMetricFamily(
+            "tds_dead_letters_open", "Unresolved dead letters by reason (at most a minute old)", labels=["reason"]
+        )
+        for reason, n in recent_dead_letters(now).items():
+            family.add_metric([reason], n)
         return family
 
     def _zoho(self, now):

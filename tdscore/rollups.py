@@ -47,7 +47,7 @@ class Series(models.TextChoices):
     LATENCY_P95 = "tds_latency_p95_seconds"
     LATENCY_P99 = "tds_latency_p99_seconds"
     QUEUE_DEPTH = "tds_queue_depth"  # pending and retry rows when the minute was rolled up
-    DLQ_SIZE = "tds_dlq_size"  # unresolved dead letters, likewise
+    DLQ_SIZE = "tds_dlq_size"  # {reason}: unresolved dead letters, likewise
     ZOHO_CALLS = "tds_zoho_calls"  # Zoho API calls started in the minute
     ROLLED_UP = "tds_rollup_points"  # marks a minute as rolled up: the points written for it
     # The same sums per hour (at = the hour's start), kept up to date as its minutes are rolled up,
@@ -200,7 +200,7 @@ def minute_of(at: datetime) -> datetime:
 
 
 def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
-    from sync.models import DeadLetter, QueueItem
+    from sync.models import QueueItem
     from sync.zoho.models import ZohoCall
 
     points = [
@@ -224,9 +224,34 @@ def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
         # Gauges can only be read as they are now, so only the minute just ended gets them.
         depth = QueueItem.objects.filter(status__in=QueueItem.WAITING).count()
         points.append(Metric(name=Series.QUEUE_DEPTH, value=depth, labels={}, at=minute))
-        points.append(Metric(name=Series.DLQ_SIZE, value=DeadLetter.objects.unresolved().count(), labels={}, at=minute))
+        points += [
+            Metric(name=Series.DLQ_SIZE, value=n, labels={"reason": reason}, at=minute)
+            for reason, n in open_dead_letters().items()
+        ]
     points.append(Metric(name=Series.ROLLED_UP, value=len(points) + 1, labels={}, at=minute))
     return points
+
+
+def open_dead_letters() -> dict[str, int]:
+    """Unresolved dead letters by reason, every reason present (0 where none), counted now."""
+    from sync.models import DeadLetter
+
+    found = dict(DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by())
+    return {reason: found.get(reason, 0) for reason in sorted({*DeadLetter.Reason.values, *found})}
+
+
+def recent_dead_letters(now: datetime) -> dict[str, int]:
+    """The same, from the minute rolled up last when it is at most two minutes old, else counted.
+
+    Counting reads every open dead letter (100,000 rows in a bad week), which a Prometheus scrape
+    every 15 s need not repeat: it reads the roll-up's points instead, a minute old at most."""
+    newest = last_rolled_minute(since=minute_of(now) - 2 * MINUTE)
+    if newest is not None:
+        points = Metric.objects.filter(name=Series.DLQ_SIZE, at=newest).values_list("labels", "value")
+        found = {labels.get("reason", ""): int(value) for labels, value in points}
+        if found:
+            return found
+    return open_dead_letters()
 
 
 def rollup_minute(minute: datetime, *, live: bool = True) -> int:

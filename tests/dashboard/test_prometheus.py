@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -85,3 +86,15 @@ def test_zoho_budget_breaker_and_heartbeats(now, settings):
     assert samples[("tds_zoho_breaker_state", (("state", "open"),))] == 1
     assert samples[("tds_zoho_breaker_state", (("state", "closed"),))] == 0
     assert samples[("tds_worker_heartbeat_age_seconds", (("worker", "host:7"),))] == pytest.approx(45)
+
+
+def test_dead_letters_are_read_from_the_last_minute_rolled_up_when_it_is_fresh(now):
+    dead_lettered("products", "1", reason="validation")
+    rollups.rollup(now)
+    dead_lettered("products", "2", reason="validation")  # after the roll-up: seen at the next one
+
+    fresh = scrape()[("tds_dead_letters_open", (("reason", "validation"),))]
+    with time_machine.travel(now + timedelta(minutes=5), tick=False):
+        stale = scrape()[("tds_dead_letters_open", (("reason", "validation"),))]
+
+    assert (fresh, stale) == (1, 2)

@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 
 
 def points(name):
-    return {(m.labels.get("entity") or m.labels.get("le", "")): m.value for m in Metric.objects.filter(name=name)}
+    return {
+        (m.labels.get("entity") or m.labels.get("le") or m.labels.get("reason", "")): m.value
+        for m in Metric.objects.filter(name=name)
+        if m.value or name != Series.DLQ_SIZE
+    }
 
 
 def test_rollup_writes_the_minute_that_just_ended(now):
@@ -31,7 +35,7 @@ def test_rollup_writes_the_minute_that_just_ended(now):
     assert points(Series.APPLIED) == {"products": 1, "invoices": 1}
     assert points(Series.FAILED) == {"products": 1}
     assert points(Series.QUEUE_DEPTH) == {"": 1}
-    assert points(Series.DLQ_SIZE) == {"": 1}
+    assert points(Series.DLQ_SIZE) == {"retries_exhausted": 1}
     assert sum(points(Series.LATENCY_BUCKET).values()) == 2
     assert set(Metric.objects.filter(name__in=rollups.PER_MINUTE).values_list("at", flat=True)) == {minute}
 
