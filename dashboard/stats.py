@@ -56,13 +56,13 @@ def _stored(spans: list[tuple[datetime, datetime, bool]]) -> Tally:
     return tally
 
 
-def _ceil(at: datetime, floor) -> datetime:
-    down = floor(at)
-    return down if down == at else down + (MINUTE if floor is minute_of else HOUR)
+def _ceil(at: datetime, unit: timedelta) -> datetime:
+    down = minute_of(at) if unit == MINUTE else hour_of(at)
+    return down if down == at else down + unit
 
 
 def _spans(first: datetime, edge: datetime) -> list[tuple[datetime, datetime, bool]]:
-    hours_from, hours_to = _ceil(first, hour_of), hour_of(edge)
+    hours_from, hours_to = _ceil(first, HOUR), hour_of(edge)
     if hours_from < hours_to:
         return [(first, hours_from, False), (hours_from, hours_to, True), (hours_to, edge, False)]
     return [(first, edge, False)]
@@ -72,7 +72,7 @@ def windows(now: datetime, spans: list[timedelta]) -> list[Tally]:
     """What happened in the last `span` up to `now`, for each span: from its first whole minute to
     the last minute rolled up, read from tds_metrics by hours and minutes; after that, counted live
     from the tables, once for all the spans."""
-    firsts = [_ceil(now - span, minute_of) for span in spans]
+    firsts = [_ceil(now - span, MINUTE) for span in spans]
     last = last_rolled_minute(since=min(firsts))
     if last is None:
         return [measure(first, now) for first in firsts]
