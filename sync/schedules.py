@@ -76,6 +76,7 @@ def declared() -> list[Declared]:
             "tds-pull-full", "sync.tasks.scheduled_pull", args="('full',)", cron=config.get("full_sync_schedule_cron")
         ),
         Declared("tds-reconcile", "sync.tasks.scheduled_reconcile", cron=config.get("reconciliation_schedule_cron")),
+        Declared("tds-metric-rollup", "tdscore.tasks.rollup_metrics", minutes=1),
     ]
 
 

@@ -40,6 +40,10 @@ class Metric(models.Model):
             # Retention: WHERE at < cutoff.
             models.Index(fields=["at"], name="tds_metric_at"),
         ]
+        constraints = [
+            # One point per series, minute and labels: a roll-up run twice replaces, never doubles.
+            models.UniqueConstraint(fields=["name", "at", "labels"], name="tds_metric_one_point"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}={self.value} @ {self.at:%Y-%m-%d %H:%M:%S}"

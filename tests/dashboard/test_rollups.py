@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tdscore import rollups
+from tdscore.models import Metric
+from tdscore.rollups import Series
+from tests import factories
+
+from .conftest import dead_lettered, finished_row
+
+pytestmark = pytest.mark.django_db
+
+
+def points(name):
+    return {(m.labels.get("entity") or m.labels.get("le", "")): m.value for m in Metric.objects.filter(name=name)}
+
+
+def test_rollup_writes_the_minute_that_just_ended(now):
+    minute = rollups.minute_of(now) - timedelta(minutes=1)
+    finished_row("products", "1", received=minute + timedelta(seconds=1), finished=minute + timedelta(seconds=2))
+    finished_row("invoices", "2", received=minute + timedelta(seconds=5), finished=minute + timedelta(seconds=50))
+    dead_lettered("products", "3", at=minute + timedelta(seconds=30))
+    factories.queue_item(object_id="4", now=now)
+
+    rollups.rollup(now)
+
+    assert points(Series.RECEIVED) == {"products": 2, "invoices": 1}
+    assert points(Series.APPLIED) == {"products": 1, "invoices": 1}
+    assert points(Series.FAILED) == {"products": 1}
+    assert points(Series.QUEUE_DEPTH) == {"": 1}
+    assert points(Series.DLQ_SIZE) == {"": 1}
+    assert sum(points(Series.LATENCY_BUCKET).values()) == 2
+    assert set(Metric.objects.values_list("at", flat=True)) == {minute}
+
+
+def test_rolling_up_a_minute_twice_does_not_count_it_twice(now):
+    minute = rollups.minute_of(now) - timedelta(minutes=1)
+    finished_row(received=minute, finished=minute + timedelta(seconds=1))
+
+    rollups.rollup(now)
+    rollups.rollup(now)
+
+    assert points(Series.APPLIED) == {"products": 1}
+    assert Metric.objects.filter(name=Series.ROLLED_UP).count() == 1
+
+
+def test_missed_minutes_are_caught_up(now):
+    minute = rollups.minute_of(now)
+    rollups.rollup(now - timedelta(minutes=5))
+    finished_row(received=minute - timedelta(minutes=3), finished=minute - timedelta(minutes=3))
+
+    rollups.rollup(now)
+
+    assert Metric.objects.filter(name=Series.ROLLED_UP).count() == 6  # 11:54, then 11:55 to 11:59
+    assert points(Series.APPLIED) == {"products": 1}
