@@ -9,4 +9,5 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("webhooks/", include("sync.urls")),
     path("api/", include("dashboard.urls")),
+    path("dashboard/", include("dashboard.html_urls")),
 ]
