@@ -31,9 +31,9 @@ STYLE = Style(
     foreground_subtle="#cbd5e1",
     colors=("#2563eb", "#16a34a", "#dc2626", "#d97706"),
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-    label_font_size=11,
-    major_label_font_size=11,
-    legend_font_size=12,
+    label_font_size=12,
+    major_label_font_size=12,
+    legend_font_size=13,
     title_font_size=14,
 )
 
@@ -53,21 +53,36 @@ def _without_scripts(root):
     return root
 
 
-def _line(title: str, lines: dict[str, list[dict]], *, unit: str, scale: float = 1.0) -> Chart:
+def _hour_marks(since: datetime, now: datetime) -> list[datetime]:
+    """Every fourth whole hour in the span: even, readable x labels instead of pygal's own picks."""
+    mark = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    marks = []
+    while mark <= now:
+        if mark.hour % 4 == 0:
+            marks.append(mark)
+        mark += timedelta(hours=1)
+    return marks
+
+
+def _line(
+    title: str, lines: dict[str, list[dict]], *, unit: str, since: datetime, now: datetime, scale: float = 1.0
+) -> Chart:
     chart = pygal.DateTimeLine(
         js=[],
         style=STYLE,
-        width=640,
-        height=280,
+        # A viewBox this size reads at a phone's width and at half a wide screen alike.
+        width=520,
+        height=270,
         explicit_size=False,
         disable_xml_declaration=True,
         show_dots=False,
         stroke_style={"width": 2},
         show_x_guides=False,
-        x_label_rotation=0,
-        x_labels_major_count=7,
-        show_minor_x_labels=False,
+        x_labels=_hour_marks(since, now),
         x_value_formatter=lambda at: at.strftime("%H:%M"),
+        # At most about six y labels, so a gauge's axis never turns into a ruler.
+        max_scale=6,
+        min_scale=3,
         value_formatter=lambda value: f"{value:,.3g} {unit}".strip(),
         legend_at_bottom=True,
         legend_at_bottom_columns=len(lines),
@@ -99,21 +114,26 @@ def day_charts(now: datetime) -> list[Chart]:
         {"at": a["at"], "value": f["value"] / (a["value"] + f["value"]) if a["value"] + f["value"] else None}
         for a, f in zip(applied, failed, strict=True)
     ]  # as stats.failure_rate_series, without reading both series a second time
-    per_minute = 1 / PER_MINUTE
+    span = {"since": since, "now": now}
     return [
         _line(
             "Throughput (changes per minute)",
             {"received": received, "applied": applied, "failed": failed},
             unit="/min",
-            scale=per_minute,
+            scale=1 / PER_MINUTE,
+            **span,
         ),
         _line(
-            "Queue depth", {"queue depth": series(Series.QUEUE_DEPTH), "dead letters": series(Series.DLQ_SIZE)}, unit=""
+            "Queue depth",
+            {"queue depth": series(Series.QUEUE_DEPTH), "dead letters": series(Series.DLQ_SIZE)},
+            unit="",
+            **span,
         ),
         _line(
             "End-to-end latency",
             {"p95": series(Series.LATENCY_P95), "p50": series(Series.LATENCY_P50)},
             unit="s",
+            **span,
         ),
-        _line("Failure rate", {"failed / finished": rate}, unit="%", scale=100),
+        _line("Failure rate", {"failed / finished": rate}, unit="%", scale=100, **span),
     ]

@@ -20,9 +20,9 @@ from alerts.models import Alert, AlertStateError
 from dashboard import charts, stats
 from sync import queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
+from tdscore import config
 
 TABLE_ROWS = 15
-REFRESH_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def context(now: datetime) -> dict:
     overview = stats.overview(now)
     return {
         "now": now,
-        "refresh_seconds": REFRESH_SECONDS,
+        "refresh_seconds": config.get("dashboard_refresh_seconds"),
         "tiles": tiles(overview),
         "freshness": [(entity, _latency(seconds)) for entity, seconds in stats.freshness_p95_by_entity(now).items()],
         "charts": charts.day_charts(now),
@@ -122,7 +122,7 @@ def context(now: datetime) -> dict:
 @require_GET
 @staff_member_required
 def dashboard(request):
-    # htmx asks for the panels alone every REFRESH_SECONDS; a browser gets the whole page.
+    # htmx asks for the panels alone every `dashboard_refresh_seconds`; a browser gets the whole page.
     template = "dashboard/_panels.html" if request.htmx else "dashboard/index.html"
     return render(request, template, context(timezone.now()))
 

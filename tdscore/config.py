@@ -186,6 +186,8 @@ _KEYS = [
         1,
         86400,
     ),
+    # --- HTML dashboard (issue 11) ---
+    Key("dashboard_refresh_seconds", "int", 15, "dashboard", "How often /dashboard/ refreshes its panels.", 1, 3600),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

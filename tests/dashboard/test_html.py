@@ -38,7 +38,9 @@ def seed_a_day_of_rollups(now: datetime) -> None:
             Metric(name=Series.DLQ_SIZE, value=minute // 360, labels={}, at=at),
             Metric(name=Series.LATENCY_P95, value=0.8 + (minute % 60) / 40, labels={}, at=at),
             Metric(name=Series.LATENCY_P50, value=0.3, labels={}, at=at),
-            Metric(name=Series.ROLLED_UP, value=8, labels={}, at=at),
+            Metric(name=Series.ROLLED_UP, value=10, labels={}, at=at),
+            Metric(name=Series.LATENCY_BUCKET, value=wave - 3, labels={"le": "1"}, at=at),
+            Metric(name=Series.LATENCY_BUCKET, value=2, labels={"le": "5"}, at=at),
         ]
     Metric.objects.bulk_create(points)
 
