@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pygal
+from django.core.cache import cache
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
 from dashboard import stats
-from tdscore.rollups import Series, last_rolled_minute
+from tdscore.models import Metric
+from tdscore.rollups import MINUTE, Series
 
 SPAN = timedelta(hours=24)
 # Ten-minute steps: 144 points a line reads well at phone and desktop widths and keeps the page small.
 STEP = timedelta(minutes=10)
 PER_MINUTE = STEP / timedelta(minutes=1)
+CACHE_SECONDS = 180  # a drawing outlives its minute a little, for a roll-up that runs late
 
 STYLE = Style(
     background="transparent",
@@ -102,10 +105,19 @@ def _line(
 
 
 def day_charts(now: datetime) -> list[Chart]:
-    since = now - SPAN
-    # Before the first roll-up the counts would draw as a flat zero: say "no data" instead.
-    rolled = last_rolled_minute(since=since) is not None
+    """The four charts up to the last rolled-up minute. They change only when a minute is rolled up,
+    so each minute's drawing is cached and shared by every refresh and every process (with Redis)."""
+    mark = Metric.objects.filter(name=Series.ROLLED_UP, at__gte=now - SPAN).order_by("-at").values("pk", "at").first()
+    if mark is None:
+        # Before the first roll-up the counts would draw as a flat zero: say "no data" instead.
+        return _draw(now - SPAN, now, rolled=False)
+    # The mark's id too: a minute rolled up again gets a new mark, so its drawing is not reused.
+    last = mark["at"]
+    key = f"tds:dashboard:charts:{last:%Y%m%dT%H%M}:{mark['pk']}"
+    return cache.get_or_set(key, lambda: _draw(last - SPAN + MINUTE, last, rolled=True), CACHE_SECONDS)
 
+
+def _draw(since: datetime, now: datetime, *, rolled: bool) -> list[Chart]:
     def series(name: str) -> list[dict]:
         return stats.series(name, since, now, step=STEP) if rolled else []
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -24,7 +25,7 @@ from tdscore import config
 from tests import factories
 
 from .conftest import dead_lettered
-from .test_html import seed_a_day_of_rollups
+from .test_html import _no_cached_charts, seed_a_day_of_rollups  # noqa: F401 - an autouse fixture
 
 CHROMIUM = os.environ.get("TDS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TDS_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts"))
@@ -33,7 +34,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def browser(monkeypatch):
+def browser(live_server, monkeypatch):
+    """Chromium, closed before the live server stops so no request of its is cut off mid-way."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM):
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
@@ -46,6 +48,9 @@ def browser(monkeypatch):
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
         launched.close()
+        # The ORM calls made while Playwright's loop ran opened a connection in its context, where the
+        # test database's teardown would not find it; closed here it cannot hold the database open.
+        connections.close_all()
 
 
 def screenshot(page, name: str) -> Path:

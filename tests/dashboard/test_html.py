@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -43,6 +44,14 @@ def seed_a_day_of_rollups(now: datetime) -> None:
             Metric(name=Series.LATENCY_BUCKET, value=2, labels={"le": "5"}, at=at),
         ]
     Metric.objects.bulk_create(points)
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_charts():
+    # Drawings are cached per rolled-up minute; each test's minute holds different points.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
@@ -126,6 +135,27 @@ def test_the_four_charts_are_inline_svg_drawn_from_the_rollups(staff, now):
 
 def test_charts_say_no_data_before_the_first_rollup(staff, now):
     assert page(staff).count("No data yet") == 4
+
+
+def test_a_new_rollup_redraws_the_charts(staff, now):
+    seed_a_day_of_rollups(now - timedelta(minutes=1))
+    before = page(staff)
+    Metric.objects.bulk_create(
+        [
+            Metric(name=Series.QUEUE_DEPTH, value=900, labels={}, at=minute_of(now)),
+            Metric(name=Series.ROLLED_UP, value=2, labels={}, at=minute_of(now)),
+        ]
+    )
+    after = page(staff)
+    assert max(y_labels(before, "Queue depth")) < 100
+    assert max(y_labels(after, "Queue depth")) >= 800
+
+
+def y_labels(html: str, title: str) -> list[float]:
+    start = html.index(f"<figcaption>{title} ")
+    chart = html[start : html.index("</figure>", start)]
+    axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', chart).group(1)
+    return [float(label.replace(",", "")) for label in re.findall(r"<title>([\d,.]+)</title>", axis)]
 
 
 def test_nothing_on_the_page_is_fetched_from_another_host(staff, now):
