@@ -26,7 +26,6 @@ from tdscore.rollups import (
     last_rolled_minute,
     measure,
     minute_of,
-    percentile,
 )
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -38,14 +37,20 @@ ADDITIVE = {*COUNTED, Series.ZOHO_CALLS}
 def _stored(since: datetime, until: datetime) -> Tally:
     tally = Tally()
     rows = (
-        Metric.objects.filter(name__in=[*COUNTED, Series.LATENCY_BUCKET], at__gte=since, at__lt=until)
+        Metric.objects.filter(
+            name__in=[*COUNTED, Series.LATENCY_BUCKET, Series.LATENCY_SUM], at__gte=since, at__lt=until
+        )
         .values("name", label=Coalesce(KT("labels__entity"), KT("labels__le")))
         .annotate(total=Sum("value"))
         .order_by()
     )
     for row in rows:
-        target = tally.buckets if row["name"] == Series.LATENCY_BUCKET else tally.counts[row["name"]]
-        target[row["label"]] += int(row["total"])
+        if row["name"] == Series.LATENCY_SUM:
+            tally.latency.sum_seconds += row["total"]
+        elif row["name"] == Series.LATENCY_BUCKET:
+            tally.latency.buckets[row["label"]] += int(row["total"])
+        else:
+            tally.counts[row["name"]][row["label"]] += int(row["total"])
     return tally
 
 
@@ -148,7 +153,7 @@ def freshness_p95_by_entity(now: datetime, *, span: timedelta = HOUR) -> dict[st
         status=QueueItem.Status.COMPLETED, finished_at__gte=now - span, version__isnull=False
     )
     found = histograms(applied, freshness(), by="entity")
-    return {entity: percentile(buckets, 0.95) for entity, buckets in sorted(found.items())}
+    return {entity: histogram.percentile(0.95) for entity, histogram in sorted(found.items())}
 
 
 def series(name: str, since: datetime, now: datetime, *, step: timedelta = MINUTE) -> list[dict]:

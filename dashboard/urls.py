@@ -1,12 +1,29 @@
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard import runs
+from dashboard import config_api, dead_letters, metrics_api, runs
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # A person opens the docs in a browser: without a session they get the login page, not a bare 401.
+    path(
+        "docs/",
+        staff_member_required(SpectacularSwaggerView.as_view(url_name="schema"), login_url=settings.LOGIN_URL),
+        name="swagger-ui",
+    ),
     path("dashboard/runs", runs.RunList.as_view(), name="dashboard-runs"),
     path("dashboard/cursors", runs.CursorList.as_view(), name="dashboard-cursors"),
     path("dashboard/sync", runs.StartSync.as_view(), name="dashboard-sync"),
+    path("dashboard/metrics", metrics_api.Metrics.as_view(), name="dashboard-metrics"),
+    path("dashboard/queue-stats", metrics_api.QueueStats.as_view(), name="dashboard-queue-stats"),
+    path("dashboard/recent-events", metrics_api.RecentEvents.as_view(), name="dashboard-recent-events"),
+    path("dashboard/dead-letter", dead_letters.DeadLetterList.as_view(), name="dashboard-dead-letters"),
+    path("dashboard/dead-letter/retry", dead_letters.BulkRetry.as_view(), name="dashboard-dead-letter-bulk-retry"),
+    path("dashboard/dead-letter/<int:pk>/retry", dead_letters.Retry.as_view(), name="dashboard-dead-letter-retry"),
+    path(
+        "dashboard/dead-letter/<int:pk>/discard", dead_letters.Discard.as_view(), name="dashboard-dead-letter-discard"
+    ),
+    path("dashboard/config", config_api.ConfigRows.as_view(), name="dashboard-config"),
 ]

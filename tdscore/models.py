@@ -47,3 +47,23 @@ class Metric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class MetricTotal(models.Model):
+    """The running total of a counted roll-up series per label set, since installation.
+
+    /metrics exposes these as Prometheus counters. They live apart from tds_metrics because
+    retention trims that table, and a counter that goes back looks to Prometheus like a restart.
+    """
+
+    name = models.CharField(max_length=100)
+    labels = models.JSONField(default=dict, blank=True)
+    value = models.FloatField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_metric_totals"
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="tds_metric_total_one")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.labels or ''} = {self.value:g}"

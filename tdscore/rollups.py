@@ -8,6 +8,9 @@ charts; the queue depth, the open dead letters and the Zoho calls. Re-running a 
 points (delete and insert in one transaction; a unique key on name, minute and labels backs it up),
 so a retried or doubled schedule never counts a minute twice. Every query reads one minute through
 an index (`received_at`, `finished_at`, `started_at`), so the cost does not grow with the tables.
+
+Series that add up also keep running totals (tds_metric_totals), which /metrics exposes as
+Prometheus counters: retention trims tds_metrics, and a counter must never go back.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import models, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
+from django.db import connection, models, transaction
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
 
-from tdscore.models import Metric
+from tdscore.models import Metric, MetricTotal
 
 MINUTE = timedelta(minutes=1)
 # How far back a late or missed schedule is caught up; older minutes stay as they are.
@@ -39,6 +42,7 @@ class Series(models.TextChoices):
     FAILED = "tds_failed"  # {entity}: queue rows dead-lettered in the minute
     SKIPPED = "tds_skipped"  # {entity}: queue rows skipped (stale, unchanged, superseded…)
     LATENCY_BUCKET = "tds_latency_bucket"  # {le}: applied rows whose latency fell in the bucket
+    LATENCY_SUM = "tds_latency_sum_seconds"  # the latencies of the minute's applied rows, added up
     LATENCY_P50 = "tds_latency_p50_seconds"
     LATENCY_P95 = "tds_latency_p95_seconds"
     LATENCY_P99 = "tds_latency_p99_seconds"
@@ -49,6 +53,8 @@ class Series(models.TextChoices):
 
 
 COUNTED = (Series.RECEIVED, Series.APPLIED, Series.FAILED, Series.SKIPPED)
+TOTALLED = (*COUNTED, Series.LATENCY_BUCKET, Series.LATENCY_SUM, Series.ZOHO_CALLS)
+GAUGES = (Series.QUEUE_DEPTH, Series.DLQ_SIZE)
 
 
 def bucket_labels() -> list[str]:
@@ -56,11 +62,48 @@ def bucket_labels() -> list[str]:
 
 
 @dataclass
+class Histogram:
+    """Counts of durations per bucket (not cumulative) and their sum: adds up across minutes."""
+
+    buckets: Counter = field(default_factory=Counter)  # bucket label → how many fell in it
+    sum_seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets.values())
+
+    def add(self, other: Histogram) -> Histogram:
+        self.buckets.update(other.buckets)
+        self.sum_seconds += other.sum_seconds
+        return self
+
+    def percentile(self, q: float) -> float | None:
+        """The q-quantile, interpolated inside its bucket (as Prometheus' histogram_quantile does)."""
+        if not self.count:
+            return None
+        rank, seen, lower = q * self.count, 0, 0.0
+        for label, upper in zip(bucket_labels(), [*LATENCY_BUCKETS, math.inf], strict=True):
+            n = self.buckets.get(label, 0)
+            if n and seen + n >= rank:
+                return lower if upper == math.inf else lower + (upper - lower) * (rank - seen) / n
+            seen, lower = seen + n, upper
+        return lower
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, rows at or below it) for every bound and +Inf: Prometheus' bucket samples."""
+        running, out = 0, []
+        for label in bucket_labels():
+            running += self.buckets.get(label, 0)
+            out.append((label, running))
+        return out
+
+
+@dataclass
 class Tally:
     """What happened in a span of time: counts per series and entity, and the latency histogram."""
 
     counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    buckets: Counter = field(default_factory=Counter)  # bucket label → applied rows in it
+    latency: Histogram = field(default_factory=Histogram)
 
     def total(self, series: str) -> int:
         return sum(self.counts[series].values())
@@ -68,27 +111,11 @@ class Tally:
     def add(self, other: Tally) -> Tally:
         for series, per_entity in other.counts.items():
             self.counts[series].update(per_entity)
-        self.buckets.update(other.buckets)
+        self.latency.add(other.latency)
         return self
 
     def percentile(self, q: float) -> float | None:
-        return percentile(self.buckets, q)
-
-
-def percentile(buckets: Counter, q: float) -> float | None:
-    """The q-quantile of a bucketed histogram, interpolated inside its bucket (as Prometheus does)."""
-    total = sum(buckets.values())
-    if not total:
-        return None
-    rank, seen, lower = q * total, 0, 0.0
-    for label, upper in zip(bucket_labels(), [*LATENCY_BUCKETS, math.inf], strict=True):
-        count = buckets.get(label, 0)
-        if count and seen + count >= rank:
-            if upper == math.inf:
-                return lower  # beyond the last bound: the bound is all we know
-            return lower + (upper - lower) * (rank - seen) / count
-        seen, lower = seen + count, upper
-    return lower
+        return self.latency.percentile(q)
 
 
 def end_to_end_latency() -> ExpressionWrapper:
@@ -103,27 +130,28 @@ def freshness() -> ExpressionWrapper:
     return ExpressionWrapper(F("finished_at") - F("version"), output_field=DurationField())
 
 
-def histograms(rows, duration: ExpressionWrapper, *, by: str | None = None) -> dict[str | None, Counter]:
+def histograms(rows, duration: ExpressionWrapper, *, by: str | None = None) -> dict[str | None, Histogram]:
     """Histograms of `duration` over `rows` (one per value of `by`, else one under None), in one query."""
     rows = rows.annotate(duration=duration)
-    below = {
-        f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(LATENCY_BUCKETS)
+    measures = {
+        "total": Count("id"),
+        "sum": Sum("duration"),
+        **{
+            f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
+            for i, bound in enumerate(LATENCY_BUCKETS)
+        },
     }
-    found = (
-        rows.values(by).annotate(total=Count("id"), **below).order_by()
-        if by
-        else [rows.aggregate(total=Count("id"), **below)]
-    )
+    found = rows.values(by).annotate(**measures).order_by() if by else [rows.aggregate(**measures)]
     result = {}
-    for cumulative in found:
-        buckets, previous = Counter(), 0
+    for row in found:
+        histogram = Histogram(sum_seconds=row["sum"].total_seconds() if row["sum"] else 0.0)
+        previous = 0
         for i, label in enumerate(bucket_labels()):
-            upto = cumulative[f"le{i}"] if i < len(LATENCY_BUCKETS) else cumulative["total"]
+            upto = row[f"le{i}"] if i < len(LATENCY_BUCKETS) else row["total"]
             if upto - previous:
-                buckets[label] = upto - previous
+                histogram.buckets[label] = upto - previous
             previous = upto
-        result[cumulative[by] if by else None] = buckets
+        result[row[by] if by else None] = histogram
     return result
 
 
@@ -146,7 +174,7 @@ def measure(start: datetime, end: datetime) -> Tally:
             tally.counts[by_status[row["status"]]][row["entity"]] = row["n"]
     if tally.total(Series.APPLIED):
         applied = finished.filter(status=QueueItem.Status.COMPLETED)
-        tally.buckets = histograms(applied, end_to_end_latency())[None]
+        tally.latency = histograms(applied, end_to_end_latency())[None]
     return tally
 
 
@@ -164,8 +192,11 @@ def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
         for entity, n in sorted(tally.counts[series].items())
     ]
     points += [
-        Metric(name=Series.LATENCY_BUCKET, value=n, labels={"le": le}, at=minute) for le, n in tally.buckets.items()
+        Metric(name=Series.LATENCY_BUCKET, value=n, labels={"le": le}, at=minute)
+        for le, n in tally.latency.buckets.items()
     ]
+    if tally.latency.count:
+        points.append(Metric(name=Series.LATENCY_SUM, value=tally.latency.sum_seconds, labels={}, at=minute))
     for series, q in ((Series.LATENCY_P50, 0.5), (Series.LATENCY_P95, 0.95), (Series.LATENCY_P99, 0.99)):
         value = tally.percentile(q)
         if value is not None:
@@ -182,15 +213,55 @@ def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
 
 
 def rollup_minute(minute: datetime, *, live: bool = True) -> int:
-    """Write the points of the minute starting at `minute`, replacing any it had. Returns how many."""
+    """Write the points of the minute starting at `minute`, replacing any it had. Returns how many.
+
+    The running totals move by the difference between the new points and those they replace, so
+    rolling a minute up again (a retried task, a catch-up) leaves them as right as the first time.
+    """
     points = _points(minute, measure(minute, minute + MINUTE), live=live)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two roll-ups at once (a doubled schedule) would both read the same totals: take turns.
+            # (SQLite's IMMEDIATE transactions already do.)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tds-metric-rollup'))")
         replaced = Metric.objects.filter(at=minute, name__in=Series.values)
         if not live:
-            replaced = replaced.exclude(name__in=[Series.QUEUE_DEPTH, Series.DLQ_SIZE])
+            replaced = replaced.exclude(name__in=GAUGES)
+        change = _sums(points)
+        change.subtract(_sums(replaced.filter(name__in=TOTALLED)))
         replaced.delete()
         Metric.objects.bulk_create(points)
+        _add_to_totals(change, minute)
     return len(points)
+
+
+def _label_key(labels: dict) -> tuple:
+    return tuple(sorted(labels.items()))
+
+
+def _sums(points) -> Counter:
+    sums = Counter()
+    for point in points:
+        if point.name in TOTALLED:
+            sums[(point.name, _label_key(point.labels))] += point.value
+    return sums
+
+
+def _add_to_totals(change: Counter, at: datetime) -> None:
+    change = {key: value for key, value in change.items() if value}
+    if not change:
+        return
+    totals = {
+        (row.name, _label_key(row.labels)): row
+        for row in MetricTotal.objects.select_for_update().filter(name__in={name for name, _ in change})
+    }
+    for (name, labels), value in change.items():
+        row = totals.setdefault((name, labels), MetricTotal(name=name, labels=dict(labels)))
+        row.value += value
+        row.updated_at = at
+    MetricTotal.objects.bulk_create([row for row in totals.values() if row.pk is None])
+    MetricTotal.objects.bulk_update([row for row in totals.values() if row.pk is not None], ["value", "updated_at"])
 
 
 def last_rolled_minute(since: datetime | None = None) -> datetime | None:

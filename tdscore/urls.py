@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from tdscore import health
+from tdscore import health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("webhooks/", include("sync.urls")),
     path("api/", include("dashboard.urls")),
     path("dashboard/", include("dashboard.html_urls")),

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from tdscore import rollups
-from tdscore.models import Metric
+from tdscore.models import Metric, MetricTotal
 from tdscore.rollups import Series
 from tests import factories
 
@@ -56,3 +56,17 @@ def test_missed_minutes_are_caught_up(now):
 
     assert Metric.objects.filter(name=Series.ROLLED_UP).count() == 6  # 11:54, then 11:55 to 11:59
     assert points(Series.APPLIED) == {"products": 1}
+
+
+def test_running_totals_survive_a_rerun_and_the_trimming_of_old_points(now):
+    minute = rollups.minute_of(now) - timedelta(minutes=1)
+    finished_row(received=minute, finished=minute + timedelta(seconds=1))
+    rollups.rollup(now)
+    rollups.rollup(now)
+    Metric.objects.all().delete()  # retention
+
+    totals = {(t.name, t.labels.get("entity") or t.labels.get("le", "")): t.value for t in MetricTotal.objects.all()}
+
+    assert totals[(Series.APPLIED, "products")] == 1
+    assert totals[(Series.RECEIVED, "products")] == 1
+    assert totals[(Series.LATENCY_BUCKET, "1")] == 1

@@ -1,0 +1,57 @@
+"""GET /api/dashboard/metrics, /queue-stats and /recent-events (SPEC §5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard import serializers, stats
+from dashboard.filters import RecentEventFilter
+from sync.models import QueueItem
+from tdscore.rollups import Series
+
+THROUGHPUT_STEP = timedelta(minutes=10)
+
+
+class Metrics(APIView):
+    """The console's headline figures; 24-hour throughput per 10 minutes from the roll-ups."""
+
+    @extend_schema(responses={200: serializers.Overview})
+    def get(self, request):
+        now = timezone.now()
+        since = now - stats.DAY
+        body = stats.overview(now)
+        body["throughput"] = {
+            "step_seconds": int(THROUGHPUT_STEP.total_seconds()),
+            **{
+                name: stats.series(series, since, now, step=THROUGHPUT_STEP)
+                for name, series in (
+                    ("received", Series.RECEIVED),
+                    ("applied", Series.APPLIED),
+                    ("failed", Series.FAILED),
+                )
+            },
+        }
+        return Response(serializers.Overview(body).data)
+
+
+class QueueStats(APIView):
+    """Queue rows by status and by entity, the depth and the oldest pending age."""
+
+    @extend_schema(responses={200: serializers.QueueStats})
+    def get(self, request):
+        return Response(serializers.QueueStats(stats.queue_stats(timezone.now())).data)
+
+
+class RecentEvents(generics.ListAPIView):
+    """Queue rows, newest first, each with the inbox row (webhook) it came from, if any."""
+
+    serializer_class = serializers.RecentEvent
+    # The raw body (up to a megabyte) is the admin's to show; a page of fifty needs only the fields.
+    queryset = QueueItem.objects.select_related("inbox_event").defer("inbox_event__raw_body").order_by("-id")
+    filterset_class = RecentEventFilter

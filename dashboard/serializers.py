@@ -1,0 +1,232 @@
+"""Shapes of the dashboard API's answers and requests, which the OpenAPI schema is drawn from."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from sync.models import DeadLetter, InboxEvent, QueueItem
+from tdscore import config
+from tdscore.models import Configuration
+
+
+class Error(serializers.Serializer):
+    """SPEC §5 error body."""
+
+    status = serializers.CharField(default="error")
+    error = serializers.CharField()
+    detail = serializers.CharField()
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+class WindowSummary(serializers.Serializer):
+    received = serializers.IntegerField()
+    applied = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True, help_text="applied / (applied + failed)")
+    latency_p50_seconds = serializers.FloatField(allow_null=True, help_text="end to end: received → committed")
+    latency_p95_seconds = serializers.FloatField(allow_null=True)
+    latency_p99_seconds = serializers.FloatField(allow_null=True)
+
+
+class ZohoBudget(serializers.Serializer):
+    calls_today = serializers.IntegerField()
+    daily_cap = serializers.IntegerField()
+    remaining_today = serializers.IntegerField()
+
+
+class Point(serializers.Serializer):
+    at = serializers.DateTimeField()
+    value = serializers.FloatField(allow_null=True)
+
+
+class Throughput(serializers.Serializer):
+    step_seconds = serializers.IntegerField()
+    received = Point(many=True)
+    applied = Point(many=True)
+    failed = Point(many=True)
+
+
+class Overview(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    last_hour = WindowSummary()
+    last_day = WindowSummary()
+    queue_depth = serializers.IntegerField(help_text="pending and retry rows")
+    oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
+    dlq_size = serializers.IntegerField(help_text="unresolved dead letters")
+    open_alerts = serializers.IntegerField(help_text="alerts not resolved (open or acknowledged)")
+    zoho = ZohoBudget()
+    throughput = Throughput(help_text="per step over the last 24 hours")
+
+
+class QueueStats(serializers.Serializer):
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_entity = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+    depth = serializers.IntegerField()
+    oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
+
+
+# --- Recent events ---------------------------------------------------------------------------
+
+
+class InboxRow(serializers.ModelSerializer):
+    class Meta:
+        model = InboxEvent
+        fields = [
+            "id",
+            "entity",
+            "object_id",
+            "source",
+            "method",
+            "content_type",
+            "idempotency_key",
+            "content_hash",
+            "duplicate_count",
+            "last_duplicate_at",
+            "status",
+            "error",
+            "received_at",
+        ]
+
+
+class RecentEvent(serializers.ModelSerializer):
+    inbox_event = InboxRow(allow_null=True, read_only=True)
+
+    class Meta:
+        model = QueueItem
+        fields = [
+            "id",
+            "entity",
+            "object_id",
+            "version",
+            "content_hash",
+            "operation",
+            "source",
+            "status",
+            "skip_reason",
+            "priority",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "sync_run",
+            "created_at",
+            "updated_at",
+            "finished_at",
+            "payload",
+            "inbox_event",
+        ]
+
+
+# --- Dead letters ----------------------------------------------------------------------------
+
+
+class DeadLetterRow(serializers.ModelSerializer):
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "queue_item",
+            "inbox_event",
+            "entity",
+            "object_id",
+            "reason",
+            "error_class",
+            "error",
+            "attempts",
+            "first_failed_at",
+            "last_failed_at",
+            "redrive_count",
+            "resolved_at",
+            "resolved_by",
+            "resolution",
+            "payload",
+        ]
+
+
+class DeadLetterSample(serializers.Serializer):
+    id = serializers.IntegerField()
+    object_id = serializers.CharField()
+    error = serializers.CharField()
+    last_failed_at = serializers.DateTimeField()
+
+
+class DeadLetterGroup(serializers.Serializer):
+    entity = serializers.CharField()
+    reason = serializers.ChoiceField(choices=DeadLetter.Reason.choices)
+    error_class = serializers.CharField(help_text="the exception's type, e.g. ZohoError")
+    count = serializers.IntegerField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+    sample = DeadLetterSample(help_text="the newest dead letter of the group")
+
+
+class Retried(serializers.Serializer):
+    """The dead letter's queue row, back to pending."""
+
+    dead_letter = DeadLetterRow()
+    queue_item = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class BulkRetryRequest(serializers.Serializer):
+    entity = serializers.CharField(required=False)
+    reason = serializers.ChoiceField(choices=DeadLetter.Reason.choices, required=False)
+    all = serializers.BooleanField(default=False, help_text="needed when no filter is given")
+
+
+class BulkRetried(serializers.Serializer):
+    count = serializers.IntegerField(help_text="dead letters replayed")
+    not_replayed = serializers.IntegerField(help_text="matched but refused (no queue row, resolved meanwhile)")
+
+
+# --- Configuration ---------------------------------------------------------------------------
+
+
+class ConfigRow(serializers.ModelSerializer):
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    default = serializers.SerializerMethodField()
+    min = serializers.SerializerMethodField()
+    max = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Configuration
+        fields = [
+            "key",
+            "value",
+            "value_type",
+            "category",
+            "description",
+            "default",
+            "min",
+            "max",
+            "updated_at",
+            "updated_by",
+        ]
+
+    def _key(self, row: Configuration) -> config.Key | None:
+        return config.REGISTRY.get(row.key)
+
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_default(self, row: Configuration):
+        key = self._key(row)
+        return key.default if key else None
+
+    def get_min(self, row: Configuration) -> float | None:
+        key = self._key(row)
+        return key.min if key else None
+
+    def get_max(self, row: Configuration) -> float | None:
+        key = self._key(row)
+        return key.max if key else None
+
+
+class ConfigUpdated(serializers.Serializer):
+    updated = serializers.DictField(child=serializers.JSONField(), help_text="key → value as stored")
+
+
+class ConfigError(Error):
+    key = serializers.CharField(allow_null=True, help_text="the key that was refused")

@@ -1,0 +1,146 @@
+"""GET /metrics: Prometheus text, read from the database at scrape time (SPEC §5).
+
+A collector, not counters in process memory: the numbers are the same whichever of many gunicorn
+workers answers, and whichever qcluster process did the work. Counters come from the roll-ups'
+running totals (tdscore.rollups), so they trail the present by at most a minute and never go back;
+gauges are indexed reads of the tables as they are now.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError
+from django.db.models import Count
+from django.http import HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from tdscore.models import MetricTotal
+from tdscore.rollups import Histogram, Series
+
+logger = logging.getLogger(__name__)
+
+COUNTERS = {
+    Series.RECEIVED: ("tds_received", "Webhooks received and stored"),
+    Series.APPLIED: ("tds_applied", "Queue rows applied to the ERP"),
+    Series.FAILED: ("tds_failed", "Queue rows dead-lettered"),
+    Series.SKIPPED: ("tds_skipped", "Queue rows skipped (stale, unchanged, superseded, summary)"),
+}
+
+
+class DatabaseCollector:
+    """Everything an operator graphs or alerts on, from the tables."""
+
+    def collect(self):
+        from dashboard import stats
+
+        now = timezone.now()
+        yield from self._counters()
+        yield self._queue_rows()
+        yield _gauge(
+            "tds_queue_oldest_pending_age_seconds",
+            "Seconds the oldest due row has waited",
+            stats.oldest_pending_age(now) or 0,
+        )
+        yield self._dead_letters()
+        yield from self._zoho(now)
+        yield self._heartbeats(now)
+        yield self._alerts()
+
+    def _counters(self):
+        totals = MetricTotal.objects.filter(name__in=[*COUNTERS, Series.LATENCY_BUCKET, Series.LATENCY_SUM])
+        families = {
+            series: CounterMetricFamily(name, doc, labels=["entity"]) for series, (name, doc) in COUNTERS.items()
+        }
+        latency = Histogram()
+        for total in totals:
+            if total.name in families:
+                families[total.name].add_metric([total.labels.get("entity", "")], total.value)
+            elif total.name == Series.LATENCY_BUCKET:
+                latency.buckets[total.labels.get("le", "")] = int(total.value)
+            else:
+                latency.sum_seconds = total.value
+        yield from families.values()
+        histogram = HistogramMetricFamily(
+            "tds_end_to_end_latency_seconds", "Webhook (or pull) arrival to ERP commit, of applied rows"
+        )
+        # Bounds written as Prometheus writes them (2.0, +Inf), so they join with other exporters' series.
+        buckets = [(floatToGoString(float(le)), n) for le, n in latency.cumulative()]
+        histogram.add_metric([], buckets, latency.sum_seconds)
+        yield histogram
+        calls = MetricTotal.objects.filter(name=Series.ZOHO_CALLS).first()
+        yield CounterMetricFamily("tds_zoho_calls", "Zoho API calls made", value=calls.value if calls else 0)
+
+    def _queue_rows(self):
+        from sync.models import QueueItem
+
+        family = GaugeMetricFamily("tds_queue_rows", "Queue rows by status and entity", labels=["status", "entity"])
+        rows = QueueItem.objects.values_list("status", "entity").annotate(n=Count("id")).order_by("status", "entity")
+        for status, entity, n in rows:
+            family.add_metric([status, entity], n)
+        return family
+
+    def _dead_letters(self):
+        from sync.models import DeadLetter
+
+        found = dict(DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by())
+        family = GaugeMetricFamily("tds_dead_letters_open", "Unresolved dead letters by reason", labels=["reason"])
+        for reason in sorted({*DeadLetter.Reason.values, *found}):
+            family.add_metric([reason], found.get(reason, 0))
+        return family
+
+    def _zoho(self, now):
+        from sync import budget
+        from sync.zoho import breaker
+
+        status = budget.status(now)
+        yield _gauge(
+            "tds_zoho_calls_today", "Zoho API calls counted today (the organisation's day)", status.calls_today
+        )
+        yield _gauge("tds_zoho_daily_cap", "The organisation's daily Zoho call cap", status.daily_cap)
+        current = breaker.state(now)
+        family = GaugeMetricFamily("tds_zoho_breaker_state", "1 for the Zoho circuit breaker's state", labels=["state"])
+        for state in (breaker.CLOSED, breaker.OPEN, breaker.HALF_OPEN, breaker.AUTH):
+            family.add_metric([state], 1 if state == current else 0)
+        yield family
+
+    def _heartbeats(self, now):
+        from sync.models import WorkerHeartbeat
+
+        family = GaugeMetricFamily(
+            "tds_worker_heartbeat_age_seconds", "Seconds since each drainer's last heartbeat", labels=["worker"]
+        )
+        for worker_id, seen in WorkerHeartbeat.objects.values_list("worker_id", "last_seen_at").order_by("worker_id"):
+            family.add_metric([worker_id], max((now - seen).total_seconds(), 0.0))
+        return family
+
+    def _alerts(self):
+        from alerts.models import Alert
+
+        unresolved = Alert.objects.exclude(status=Alert.Status.RESOLVED)
+        found = dict(unresolved.values_list("severity").annotate(n=Count("id")).order_by())
+        family = GaugeMetricFamily("tds_alerts_open", "Alerts not resolved, by severity", labels=["severity"])
+        for severity in Alert.Severity.values:
+            family.add_metric([severity], found.get(severity, 0))
+        return family
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+@require_GET
+def metrics(request):
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector())
+    try:
+        body = generate_latest(registry)
+    except DatabaseError:
+        # SPEC §5: a database outage is 503 everywhere, never 500.
+        logger.exception("metrics: the database does not answer")
+        return HttpResponse("# the database does not answer\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
