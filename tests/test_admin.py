@@ -283,3 +283,27 @@ def test_an_audit_row_whose_queue_row_was_removed_says_so(operator):
     audit = factories.audit_row(queue_item_id=987654)
     page = operator.get(admin_url(AuditTrail, "change", audit.pk)).content.decode()
     assert "#987654 (removed by retention)" in page
+
+
+def test_an_open_dead_letters_page_offers_its_actions_and_they_work(operator):
+    dead = factories.dead_letter(queue_item=dead_lettered_row())
+    page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+    form = page[page.index('class="tds-actions"') :]
+    assert 'value="replay_selected"' in form and 'value="discard_selected"' in form
+    assert f'name="_selected_action" value="{dead.pk}"' in form
+
+    changelist_action(operator, DeadLetter, "replay_selected", [dead])
+
+    dead.refresh_from_db()
+    assert dead.resolution == "replayed"
+    assert 'class="tds-actions"' not in operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+
+
+def test_a_dead_lettered_rows_page_offers_requeue(operator):
+    item = dead_lettered_row()
+    page = operator.get(admin_url(QueueItem, "change", item.pk)).content.decode()
+    assert 'value="requeue_selected"' in page
+    assert (
+        'value="requeue_selected"'
+        not in operator.get(admin_url(QueueItem, "change", factories.queue_item(object_id="2").pk)).content.decode()
+    )

@@ -117,6 +117,11 @@ def test_an_operator_works_the_dashboard_in_a_browser(browser, live_server, staf
     assert payload.evaluate("e => getComputedStyle(e).whiteSpace") == "pre-wrap"
     screenshot(page, "admin-dead-letter")
 
+    page.click(".tds-actions button[value=replay_selected]")
+    page.wait_for_selector("text=1 dead letter(s) replayed")
+    late.refresh_from_db()
+    assert (late.resolution, late.resolved_by) == (DeadLetter.Resolution.REPLAYED, "operator")
+
 
 def test_the_dashboard_fits_a_phone_screen(browser, live_server, staff_user):
     now = timezone.now()
