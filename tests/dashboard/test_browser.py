@@ -136,5 +136,9 @@ def test_the_dashboard_fits_a_phone_screen(browser, live_server, staff_user):
     # Nothing but the tables' own scroll boxes may be wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("figure.chart svg").first.bounding_box()["width"] <= 390
+    for button in ("#dead-letters button >> text=Retry", "#alerts button >> text=Acknowledge"):
+        box = page.locator(button).bounding_box()
+        assert box["x"] + box["width"] <= 390, f"{button} is off the screen"
     screenshot(page, "phone")
+    page.locator("#dead-letters").screenshot(path=str(ARTIFACTS / "dashboard-phone-dead-letters.png"))
     context.close()
