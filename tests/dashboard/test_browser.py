@@ -70,7 +70,7 @@ def log_in(page, base_url: str) -> None:
 
 
 def test_an_operator_works_the_dashboard_in_a_browser(browser, live_server, staff_user):
-    staff_user.user_permissions.add(Permission.objects.get(codename="view_deadletter"))
+    staff_user.user_permissions.add(*Permission.objects.filter(codename__in=["view_deadletter", "view_queueitem"]))
     now = timezone.now()
     seed_a_day_of_rollups(now)
     for object_id in ("4815000000044208", "4815000000044209"):
@@ -109,6 +109,12 @@ def test_an_operator_works_the_dashboard_in_a_browser(browser, live_server, staf
     page.reload()
     late = dead_lettered("customers", "4815000000060001", at=timezone.now())
     page.wait_for_selector(f"#dead-letters a[href$='/deadletter/{late.pk}/change/']", timeout=10_000)
+
+    # The console's lists fit a 1,366 px screen without scrolling sideways.
+    for changelist in ("deadletter", "queueitem"):
+        page.goto(f"{live_server.url}/admin/sync/{changelist}/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1366, changelist
+    screenshot(page, "admin-queue")
 
     page.goto(f"{live_server.url}/admin/sync/deadletter/{late.pk}/change/")
     assert page.locator("h1").inner_text().startswith("View dead letter")
