@@ -64,8 +64,12 @@ class Overview(serializers.Serializer):
 
 
 class QueueStats(serializers.Serializer):
-    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="pending, retry, processing: rows now; completed, skipped, dead_letter: finished since finished_since",
+    )
     by_entity = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+    finished_since = serializers.DateTimeField()
     depth = serializers.IntegerField()
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
 

@@ -1,8 +1,8 @@
 """The figures the operations console shows, read the same way by the API and the HTML dashboard.
 
 Window figures (received, applied, failed over an hour or a day, latency percentiles) come from the
-per-minute roll-ups in tds_metrics (tdscore.rollups) plus a live count of the minutes not yet rolled
-up, so they are right to the second and still cost a few index reads at millions of queue rows.
+per-minute and hourly roll-ups in tds_metrics (tdscore.rollups) plus a live count of the minutes not yet rolled
+up, so they are current to the second and cost a few index reads however many queue rows there are.
 Live figures (queue depth, oldest pending, open dead letters, alerts, Zoho budget) are indexed counts.
 """
 
@@ -11,57 +11,78 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Sum
-from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Min, Q, Sum
 
 from tdscore.models import Metric
 from tdscore.rollups import (
     COUNTED,
+    HOUR,
+    HOURLY,
     MINUTE,
     Series,
     Tally,
     freshness,
     histograms,
+    hour_of,
     last_rolled_minute,
     measure,
     minute_of,
 )
 
-HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+DAY = timedelta(days=1)
 # Series whose per-minute points add up over a longer step; the others (gauges, percentiles) take
 # the step's highest point, which is what an operator looks for on a chart of queue depth or p95.
-ADDITIVE = {*COUNTED, Series.ZOHO_CALLS}
+ADDITIVE = {*COUNTED, *HOURLY.values(), Series.ZOHO_CALLS}
 
 
-def _stored(since: datetime, until: datetime) -> Tally:
+def _stored(spans: list[tuple[datetime, datetime, bool]]) -> Tally:
+    """Sum the stored points of each span [start, end): per hour where `hourly`, else per minute.
+    One query for all spans, grouped in the database, so a day is a few thousand index entries."""
     tally = Tally()
-    rows = (
-        Metric.objects.filter(
-            name__in=[*COUNTED, Series.LATENCY_BUCKET, Series.LATENCY_SUM], at__gte=since, at__lt=until
-        )
-        .values("name", label=Coalesce(KT("labels__entity"), KT("labels__le")))
-        .annotate(total=Sum("value"))
-        .order_by()
-    )
+    condition = Q(pk__in=[])
+    for start, end, hourly in spans:
+        names = list(HOURLY.values()) if hourly else list(HOURLY)
+        condition |= Q(name__in=names, at__gte=start, at__lt=end)
+    rows = Metric.objects.filter(condition).values("name", "labels").annotate(total=Sum("value")).order_by()
+    minute_name = {hourly: minute for minute, hourly in HOURLY.items()}
     for row in rows:
-        if row["name"] == Series.LATENCY_SUM:
+        name, labels = minute_name.get(row["name"], row["name"]), row["labels"]
+        if name == Series.LATENCY_SUM:
             tally.latency.sum_seconds += row["total"]
-        elif row["name"] == Series.LATENCY_BUCKET:
-            tally.latency.buckets[row["label"]] += int(row["total"])
+        elif name == Series.LATENCY_BUCKET:
+            tally.latency.buckets[labels.get("le", "")] += int(row["total"])
         else:
-            tally.counts[row["name"]][row["label"]] += int(row["total"])
+            tally.counts[name][labels.get("entity", "")] += int(row["total"])
     return tally
 
 
-def window(since: datetime, now: datetime) -> Tally:
-    """What happened in [since, now]: rolled-up minutes from tds_metrics, the rest counted live."""
-    first = minute_of(since) + (MINUTE if since != minute_of(since) else timedelta(0))
-    last = last_rolled_minute(since=first)
+def _ceil(at: datetime, floor) -> datetime:
+    down = floor(at)
+    return down if down == at else down + (MINUTE if floor is minute_of else HOUR)
+
+
+def _spans(first: datetime, edge: datetime) -> list[tuple[datetime, datetime, bool]]:
+    hours_from, hours_to = _ceil(first, hour_of), hour_of(edge)
+    if hours_from < hours_to:
+        return [(first, hours_from, False), (hours_from, hours_to, True), (hours_to, edge, False)]
+    return [(first, edge, False)]
+
+
+def windows(now: datetime, spans: list[timedelta]) -> list[Tally]:
+    """What happened in the last `span` up to `now`, for each span: from its first whole minute to
+    the last minute rolled up, read from tds_metrics by hours and minutes; after that, counted live
+    from the tables, once for all the spans."""
+    firsts = [_ceil(now - span, minute_of) for span in spans]
+    last = last_rolled_minute(since=min(firsts))
     if last is None:
-        return measure(since, now)
+        return [measure(first, now) for first in firsts]
     edge = last + MINUTE
-    return measure(since, first).add(_stored(first, edge)).add(measure(edge, now))
+    live = measure(edge, now)
+    return [measure(first, now) if first >= edge else _stored(_spans(first, edge)).add(live) for first in firsts]
+
+
+def window(since: datetime, now: datetime) -> Tally:
+    return windows(now, [now - since])[0]
 
 
 def _summary(tally: Tally) -> dict:
@@ -116,10 +137,11 @@ def zoho_calls(now: datetime) -> dict:
 
 def overview(now: datetime) -> dict:
     """The tiles: the last hour and day, latency, queue, dead letters, alerts and the Zoho budget."""
+    hour, day = windows(now, [HOUR, DAY])
     return {
         "generated_at": now,
-        "last_hour": _summary(window(now - HOUR, now)),
-        "last_day": _summary(window(now - DAY, now)),
+        "last_hour": _summary(hour),
+        "last_day": _summary(day),
         "queue_depth": queue_depth(),
         "oldest_pending_age_seconds": oldest_pending_age(now),
         "dlq_size": dlq_size(),
@@ -128,18 +150,40 @@ def overview(now: datetime) -> dict:
     }
 
 
+def active_rows() -> list[tuple[str, str, int]]:
+    """(status, entity, rows) of the unfinished statuses, read exactly: the index on (status,
+    entity) holds few of them, where a count of every status would read the whole table."""
+    from sync.models import QueueItem
+
+    active = [QueueItem.Status.PENDING, QueueItem.Status.RETRY, QueueItem.Status.PROCESSING]
+    rows = QueueItem.objects.filter(status__in=active).values_list("status", "entity").annotate(n=Count("id"))
+    return list(rows.order_by("status", "entity"))
+
+
+FINISHED_AS = {Series.APPLIED: "completed", Series.SKIPPED: "skipped", Series.FAILED: "dead_letter"}
+
+
 def queue_stats(now: datetime) -> dict:
-    """Queue rows by status, and by entity and status; the depth and the oldest pending age."""
+    """Queue rows by status, and by entity and status; the depth and the oldest pending age.
+
+    Pending, retry and processing rows are counted as they are now; completed, skipped and
+    dead_letter are the rows that finished so in the last 24 hours (from the roll-ups), which is
+    what an operator compares, rather than whatever retention has not yet deleted."""
     from sync.models import QueueItem
 
     by_status = Counter({status: 0 for status in QueueItem.Status.values})
     by_entity: dict[str, dict[str, int]] = {}
-    for row in QueueItem.objects.values("entity", "status").annotate(n=Count("id")).order_by():
-        by_status[row["status"]] += row["n"]
-        by_entity.setdefault(row["entity"], {})[row["status"]] = row["n"]
+    finished = window(now - DAY, now)
+    rows = active_rows() + [
+        (status, entity, n) for series, status in FINISHED_AS.items() for entity, n in finished.counts[series].items()
+    ]
+    for status, entity, n in rows:
+        by_status[status] += n
+        by_entity.setdefault(entity, {})[status] = n
     return {
         "by_status": dict(by_status),
         "by_entity": dict(sorted(by_entity.items())),
+        "finished_since": now - DAY,
         "depth": by_status[QueueItem.Status.PENDING] + by_status[QueueItem.Status.RETRY],
         "oldest_pending_age_seconds": oldest_pending_age(now),
     }
@@ -160,35 +204,40 @@ def series(name: str, since: datetime, now: datetime, *, step: timedelta = MINUT
     """A chart's points: one per `step` from `since` to `now`, summed over labels (counts add up
     within a step, gauges and percentiles take the step's highest point). Steps with no point are
     0 for counts and None for the others."""
-    additive = name in ADDITIVE
+    return many_series([name], since, now, step=step)[name]
+
+
+def many_series(names: list[str], since: datetime, now: datetime, *, step: timedelta = MINUTE) -> dict[str, list]:
+    """`series` of several names in one query (hourly names want a step of whole hours)."""
+    start = minute_of(since) if step < HOUR else hour_of(since)
     per_minute = (
-        Metric.objects.filter(name=name, at__gte=since, at__lte=now)
-        .values("at")
+        Metric.objects.filter(name__in=names, at__gte=start, at__lte=now)
+        .values("name", "at")
         .annotate(value=Sum("value"))
-        .order_by("at")
+        .order_by()
     )
-    start = minute_of(since)
-    steps: dict[datetime, float | None] = {}
-    at = start
-    while at <= now:
-        steps[at] = 0.0 if additive else None
-        at += step
+    steps = {name: {} for name in names}
+    for name in names:
+        at = start
+        while at <= now:
+            steps[name][at] = 0.0 if name in ADDITIVE else None
+            at += step
     for point in per_minute:
-        key = start + step * ((point["at"] - start) // step)
-        if key not in steps:
+        name, key = point["name"], start + step * ((point["at"] - start) // step)
+        current = steps[name].get(key, 0.0)
+        if key not in steps[name]:
             continue
-        current = steps[key]
-        if additive:
-            steps[key] = current + point["value"]
+        if name in ADDITIVE:
+            steps[name][key] = current + point["value"]
         else:
-            steps[key] = point["value"] if current is None else max(current, point["value"])
-    return [{"at": at, "value": value} for at, value in steps.items()]
+            steps[name][key] = point["value"] if current is None else max(current, point["value"])
+    return {name: [{"at": at, "value": value} for at, value in points.items()] for name, points in steps.items()}
 
 
 def failure_rate_series(since: datetime, now: datetime, *, step: timedelta = MINUTE) -> list[dict]:
     """Failed / (applied + failed) per step; None where nothing finished."""
-    applied = series(Series.APPLIED, since, now, step=step)
-    failed = series(Series.FAILED, since, now, step=step)
+    found = many_series([Series.APPLIED, Series.FAILED], since, now, step=step)
+    applied, failed = found[Series.APPLIED], found[Series.FAILED]
     return [
         {"at": a["at"], "value": f["value"] / (a["value"] + f["value"]) if a["value"] + f["value"] else None}
         for a, f in zip(applied, failed, strict=True)

@@ -76,11 +76,14 @@ class DatabaseCollector:
         yield CounterMetricFamily("tds_zoho_calls", "Zoho API calls made", value=calls.value if calls else 0)
 
     def _queue_rows(self):
-        from sync.models import QueueItem
+        from dashboard import stats
 
-        family = GaugeMetricFamily("tds_queue_rows", "Queue rows by status and entity", labels=["status", "entity"])
-        rows = QueueItem.objects.values_list("status", "entity").annotate(n=Count("id")).order_by("status", "entity")
-        for status, entity, n in rows:
+        family = GaugeMetricFamily(
+            "tds_queue_rows",
+            "Unfinished queue rows (pending, retry, processing) by status and entity; finished ones are the counters",
+            labels=["status", "entity"],
+        )
+        for status, entity, n in stats.active_rows():
             family.add_metric([status, entity], n)
         return family
 

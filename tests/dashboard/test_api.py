@@ -102,19 +102,20 @@ def test_metrics_has_the_windows_queue_dlq_alerts_zoho_and_throughput(api_client
     assert body["dlq_size"] == 1
     assert body["open_alerts"] == 1
     assert body["zoho"]["daily_cap"] == 1000
-    assert body["throughput"]["step_seconds"] == 600
-    assert len(body["throughput"]["applied"]) == 145  # 24 hours of 10-minute steps, both ends
+    assert body["throughput"]["step_seconds"] == 3600
+    assert len(body["throughput"]["applied"]) == 25  # 24 hours, both ends
 
 
 def test_queue_stats_counts_by_status_and_entity(api_client, now):
     factories.queue_item("products", "1")
-    finished_row("invoices", "2", received=now, finished=now)
+    finished_row("invoices", "2", received=now - timedelta(hours=2), finished=now - timedelta(hours=2))
+    finished_row("invoices", "3", received=now - timedelta(days=2), finished=now - timedelta(days=2))
 
     body = api_client.get("/api/dashboard/queue-stats").json()
 
     assert body["by_status"]["pending"] == 1
     assert body["by_status"]["completed"] == 1
-    assert body["by_entity"] == {"invoices": {"completed": 1}, "products": {"pending": 1}}
+    assert body["by_entity"] == {"invoices": {"completed": 1}, "products": {"pending": 1}}  # finished: last 24 h
     assert body["depth"] == 1
 
 
@@ -427,3 +428,17 @@ def test_docs_are_served_without_a_cdn(client, staff_user):
     assert "swagger-ui" in page
     assert "cdn" not in page.lower()
     assert "/static/drf_spectacular_sidecar/" in page
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_as_utc(api_client, now):
+    row = factories.queue_item("products", "1", now=now)
+
+    found = api_client.get("/api/dashboard/recent-events", {"created_after": "1220-11-28T02:20:32-16:18"})
+
+    assert ids(found) == [row.pk]
+
+
+def test_a_time_that_cannot_exist_in_utc_is_400(api_client):
+    answer = api_client.get("/api/dashboard/recent-events", {"created_before": "0001-01-01T00:00:00+05:00"})
+
+    assert answer.status_code == 400

@@ -33,7 +33,7 @@ def test_rollup_writes_the_minute_that_just_ended(now):
     assert points(Series.QUEUE_DEPTH) == {"": 1}
     assert points(Series.DLQ_SIZE) == {"": 1}
     assert sum(points(Series.LATENCY_BUCKET).values()) == 2
-    assert set(Metric.objects.values_list("at", flat=True)) == {minute}
+    assert set(Metric.objects.filter(name__in=rollups.PER_MINUTE).values_list("at", flat=True)) == {minute}
 
 
 def test_rolling_up_a_minute_twice_does_not_count_it_twice(now):
@@ -70,3 +70,14 @@ def test_running_totals_survive_a_rerun_and_the_trimming_of_old_points(now):
     assert totals[(Series.APPLIED, "products")] == 1
     assert totals[(Series.RECEIVED, "products")] == 1
     assert totals[(Series.LATENCY_BUCKET, "1")] == 1
+
+
+def test_each_hour_keeps_the_sums_of_its_minutes_rolled_up_so_far(now):
+    hour = rollups.hour_of(now)
+    for offset, object_id in ((1, "1"), (2, "2")):
+        at = hour + timedelta(minutes=offset)
+        finished_row(received=at, finished=at, object_id=object_id)
+        rollups.rollup_minute(at)
+
+    assert points(Series.APPLIED_HOURLY) == {"products": 2}
+    assert Metric.objects.get(name=Series.APPLIED_HOURLY).at == hour

@@ -106,3 +106,28 @@ def test_series_sums_labels_per_step_and_fills_gaps(now):
     points = stats.series(rollups.Series.APPLIED, start, now, step=timedelta(minutes=5))
 
     assert [p["value"] for p in points] == [11, 0, 0]
+
+
+def test_a_day_reads_whole_hours_from_the_hourly_points_and_the_edges_per_minute(now):
+    # Rows three hours ago, 30 minutes ago and now; every minute up to the last rolled up.
+    times = [now - timedelta(hours=3), now - timedelta(minutes=30), now - timedelta(seconds=5)]
+    for i, at in enumerate(times):
+        finished_row(received=at, finished=at, object_id=str(i))
+    for at in times[:2]:
+        rollups.rollup_minute(rollups.minute_of(at))
+    rollups.rollup_minute(rollups.minute_of(now) - timedelta(minutes=1))  # the mark: rolled up to here
+
+    assert stats.overview(now)["last_day"]["applied"] == 3
+    assert stats.overview(now)["last_hour"]["applied"] == 2
+
+
+def test_throughput_series_by_hour_reads_the_hourly_points(now):
+    at = now - timedelta(hours=2)
+    finished_row(received=at, finished=at)
+    rollups.rollup_minute(rollups.minute_of(at))
+
+    points = stats.series(rollups.Series.APPLIED_HOURLY, now - stats.DAY, now, step=timedelta(hours=1))
+
+    assert len(points) == 25
+    assert [p["value"] for p in points if p["value"]] == [1]
+    assert next(p for p in points if p["value"])["at"] == rollups.hour_of(at)
