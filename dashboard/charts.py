@@ -118,10 +118,17 @@ def day_charts(now: datetime) -> list[Chart]:
 
 
 def _draw(since: datetime, now: datetime, *, rolled: bool) -> list[Chart]:
-    def series(name: str) -> list[dict]:
-        return stats.series(name, since, now, step=STEP) if rolled else []
-
-    received, applied, failed = series(Series.RECEIVED), series(Series.APPLIED), series(Series.FAILED)
+    names = [
+        Series.RECEIVED,
+        Series.APPLIED,
+        Series.FAILED,
+        Series.QUEUE_DEPTH,
+        Series.DLQ_SIZE,
+        Series.LATENCY_P95,
+        Series.LATENCY_P50,
+    ]
+    found = stats.many_series(names, since, now, step=STEP) if rolled else dict.fromkeys(names, [])
+    applied, failed = found[Series.APPLIED], found[Series.FAILED]
     rate = [
         {"at": a["at"], "value": f["value"] / (a["value"] + f["value"]) if a["value"] + f["value"] else None}
         for a, f in zip(applied, failed, strict=True)
@@ -130,20 +137,20 @@ def _draw(since: datetime, now: datetime, *, rolled: bool) -> list[Chart]:
     return [
         _line(
             "Throughput (changes per minute)",
-            {"received": received, "applied": applied, "failed": failed},
+            {"received": found[Series.RECEIVED], "applied": applied, "failed": failed},
             unit="/min",
             scale=1 / PER_MINUTE,
             **span,
         ),
         _line(
             "Queue depth",
-            {"queue depth": series(Series.QUEUE_DEPTH), "dead letters": series(Series.DLQ_SIZE)},
+            {"queue depth": found[Series.QUEUE_DEPTH], "dead letters": found[Series.DLQ_SIZE]},
             unit="",
             **span,
         ),
         _line(
             "End-to-end latency",
-            {"p95": series(Series.LATENCY_P95), "p50": series(Series.LATENCY_P50)},
+            {"p95": found[Series.LATENCY_P95], "p50": found[Series.LATENCY_P50]},
             unit="s",
             **span,
         ),
