@@ -1,26 +1,49 @@
-"""The ERP tables are written only by sync: the admin shows them, read-only, with their lines."""
+"""The ERP tables are written only by sync: the admin shows them, read-only, with their lines,
+amounts as money and the raw Zoho payload as wrapped JSON."""
 
 from django.apps import apps
 from django.contrib import admin
+from django.db.models import DecimalField, Model
 
 from erp.models import ZohoRecord
-from tdscore.admin import ReadOnlyAdmin
+from tdscore.admin import ReadOnlyAdmin, money, pretty_json, shown_as
+
+SHOWN = "_shown"  # suffix of the admin method that shows a field readably
+
+
+def _readable(model: type[Model]) -> tuple[list[str], dict]:
+    """The model's fields in order, amounts and JSON swapped for methods that show them readably."""
+    names, methods = [], {}
+    for field in model._meta.fields:
+        if field.auto_created:
+            continue
+        if isinstance(field, DecimalField):
+            methods[field.name + SHOWN] = shown_as(money, field.name, field.verbose_name)
+        elif field.get_internal_type() == "JSONField":
+            methods[field.name + SHOWN] = shown_as(pretty_json, field.name, field.verbose_name)
+        names.append(field.name + SHOWN if field.name + SHOWN in methods else field.name)
+    return names, methods
 
 
 def _lines_inline(model):
     relation = next((r for r in model._meta.related_objects if r.get_accessor_name() == "lines"), None)
     if relation is None:
         return []
+    line_model = relation.related_model
+    names, methods = _readable(line_model)
+    names = [name for name in names if name not in (relation.field.name, "raw")]
     inline = type(
-        f"{relation.related_model.__name__}Inline",
+        f"{line_model.__name__}Inline",
         (admin.TabularInline,),
         {
-            "model": relation.related_model,
+            "model": line_model,
             "extra": 0,
             "can_delete": False,
-            "raw_id_fields": [f.name for f in relation.related_model._meta.fields if f.is_relation],
+            "fields": names,
+            "readonly_fields": names,
             "has_add_permission": lambda self, request, obj=None: False,
             "has_change_permission": lambda self, request, obj=None: False,
+            **methods,
         },
     )
     return [inline]
@@ -35,15 +58,30 @@ class ZohoRecordAdmin(ReadOnlyAdmin):
 COMMON = {f.name for f in ZohoRecord._meta.fields} | {"id"}
 
 
+def _columns(names: list[str]) -> list[str]:
+    """Five of the model's own columns fit beside the common ones at 1,366 px: three that name the
+    record (name, number, SKU first), two amounts (rate, total, balance first)."""
+    own = [name for name in names if name.removesuffix(SHOWN) not in COMMON and not name.endswith("_ref")]
+    texts = sorted((name for name in own if not name.endswith(SHOWN)), key=lambda name: not name.endswith(NAMING))
+    amounts = sorted((name for name in own if name.endswith(SHOWN)), key=lambda name: name not in HEADLINE)
+    return [*texts[:3], *amounts[:2]]
+
+
+NAMING = ("name", "_number", "sku")
+HEADLINE = {f"{name}{SHOWN}" for name in ("rate", "total", "balance")}
+
+
 def _register_all() -> None:
     for model in apps.get_app_config("erp").get_models():
         if not issubclass(model, ZohoRecord):
             continue
-        own = [f.name for f in model._meta.fields if f.name not in COMMON and not f.is_relation]
+        names, methods = _readable(model)
         attrs = {
-            "list_display": ["zoho_id", *own[:4], "zoho_last_modified", "synced_at", "deleted_at"],
+            "list_display": ["zoho_id", *_columns(names), "zoho_last_modified", "synced_at", "deleted_at"],
+            "fields": names,
+            "readonly_fields": [name for name in names if name in methods],
             "inlines": _lines_inline(model),
-            "raw_id_fields": [f.name for f in model._meta.fields if f.is_relation],
+            **methods,
         }
         admin.site.register(model, type(f"{model.__name__}Admin", (ZohoRecordAdmin,), attrs))
 

@@ -1,13 +1,20 @@
+"""The pipeline's tables in the console: read-only pages linked to each other, and the actions that
+move rows through the queue's state machine (the same functions as the CLI and the dashboard)."""
+
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.admin import ScheduleAdmin
 from django_q.models import Schedule
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from sync import queue, schedules
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
-from tdscore.admin import ReadOnlyAdmin
+from tdscore.admin import ReadOnlyAdmin, change_link, changelist_link, link_list, pretty_json, pretty_text, shown_as
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -26,39 +33,147 @@ class HasErrorFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ErrorFilter(HasErrorFilter):
+    field = "error"
+
+
+def _short(text: str, width: int = 60) -> str:
+    return Truncator(text.splitlines()[0] if text else "").chars(width) or "—"
+
+
+def _audit_rows(**filters) -> QuerySet:
+    return AuditTrail.objects.filter(**filters).order_by("at")[:20]
+
+
+def _audit_links(**filters) -> str:
+    rows = list(_audit_rows(**filters))
+    if not rows:
+        return "—"
+    return format_html(
+        "{}<br>{}",
+        link_list(rows),
+        changelist_link(AuditTrail, "all audit rows of this object →", **filters),
+    )
+
+
+def _history_link(obj) -> str:
+    if not obj.object_id:
+        return "—"
+    return format_html(
+        "{} · {} · {}",
+        changelist_link(QueueItem, "queue rows", entity=obj.entity, object_id=obj.object_id),
+        changelist_link(DeadLetter, "dead letters", entity=obj.entity, object_id=obj.object_id),
+        changelist_link(AuditTrail, "audit trail", entity=obj.entity, object_id=obj.object_id),
+    )
+
+
 @admin.register(InboxEvent)
 class InboxEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "entity", "object_id", "status", "source", "method", "duplicate_count", "received_at"]
-    list_filter = ["status", "entity", "source"]
+    list_display = ["id", "entity", "object_id", "status", "source", "duplicate_count", "received_at"]
+    list_filter = ["status", "entity", "source", ErrorFilter]
     search_fields = ["object_id", "idempotency_key", "content_hash"]
     date_hierarchy = "received_at"
-    exclude = ["raw_body"]
-    readonly_fields = ["body_text"]
+    fields = [
+        ("entity", "object_id", "status"),
+        ("source", "method", "content_type"),
+        ("received_at", "remote_addr"),
+        ("duplicate_count", "last_duplicate_at"),
+        "idempotency_key",
+        "content_hash",
+        "error",
+        "queue_rows",
+        "dead_letters",
+        "audit_rows",
+        "history",
+        "headers_shown",
+        "body_shown",
+    ]
+    readonly_fields = ["queue_rows", "dead_letters", "audit_rows", "history", "headers_shown", "body_shown"]
+
+    headers_shown = shown_as(pretty_json, "headers", "headers")
+
+    @admin.display(description="body")
+    def body_shown(self, obj: InboxEvent) -> str:
+        return pretty_text(obj.body_text)
+
+    @admin.display(description="queue rows")
+    def queue_rows(self, obj: InboxEvent) -> str:
+        return link_list(obj.queue_items.order_by("pk"))
+
+    @admin.display(description="dead letters")
+    def dead_letters(self, obj: InboxEvent) -> str:
+        return link_list(obj.dead_letters.order_by("pk"))
+
+    @admin.display(description="audit rows")
+    def audit_rows(self, obj: InboxEvent) -> str:
+        return _audit_links(inbox_event_id=obj.pk)
+
+    @admin.display(description="this object's history")
+    def history(self, obj: InboxEvent) -> str:
+        return _history_link(obj)
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "entity",
-        "object_id",
-        "operation",
-        "status",
-        "skip_reason",
-        "source",
-        "attempts",
-        "version",
-        "created_at",
-    ]
+class QueueItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "entity", "object_id", "operation", "state", "source", "attempts", "created_at", "error"]
     list_filter = ["status", "entity", "source", "operation", "skip_reason", HasErrorFilter]
     list_select_related = ["inbox_event", "sync_run"]
     search_fields = ["object_id"]
-    raw_id_fields = ["inbox_event", "sync_run"]
     date_hierarchy = "created_at"
-    actions = ["pause_entities", "resume_entities"]
+    fields = [
+        ("entity", "object_id", "operation"),
+        ("status", "skip_reason", "source"),
+        ("version", "is_summary", "priority"),
+        ("attempts", "lease_expiries", "next_attempt_at"),
+        ("locked_by", "locked_until", "lease_token"),
+        ("created_at", "updated_at", "finished_at"),
+        "failing_since",
+        "inbox_event",
+        "sync_run",
+        "dead_letters",
+        "audit_rows",
+        "history",
+        "last_error_shown",
+        "payload_shown",
+        "content_hash",
+    ]
+    readonly_fields = ["dead_letters", "audit_rows", "history", "last_error_shown", "payload_shown"]
+    actions = ["requeue_selected", "pause_entities", "resume_entities"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    payload_shown = shown_as(pretty_json, "payload", "payload")
+    last_error_shown = shown_as(pretty_text, "last_error", "last error")
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: QueueItem) -> str:
+        return f"{obj.status} ({obj.skip_reason})" if obj.skip_reason else obj.status
+
+    @admin.display(description="last error")
+    def error(self, obj: QueueItem) -> str:
+        return _short(obj.last_error, 40)
+
+    @admin.display(description="dead letters")
+    def dead_letters(self, obj: QueueItem) -> str:
+        return link_list(obj.dead_letters.order_by("pk"))
+
+    @admin.display(description="audit rows")
+    def audit_rows(self, obj: QueueItem) -> str:
+        return _audit_links(queue_item_id=obj.pk)
+
+    @admin.display(description="this object's history")
+    def history(self, obj: QueueItem) -> str:
+        return _history_link(obj)
+
+    @admin.action(description="Requeue the selected dead-lettered rows (replays their dead letters)")
+    def requeue_selected(self, request, queryset):
+        # A row leaves dead_letter only by replaying its open dead letter: that resets it, logs who
+        # did it and resolves the episode, exactly as the DLQ's replay does.
+        open_letters = DeadLetter.objects.unresolved().filter(queue_item__in=queryset)
+        stuck = queryset.exclude(pk__in=open_letters.values("queue_item_id")).order_by("pk")
+        problems = [
+            f"queue row #{item.pk} is {item.status} with no open dead letter: only a dead-lettered row can be requeued"
+            for item in stuck
+        ]
+        _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
 
     @admin.action(description="Pause the entities of the selected rows (queued, not applied)")
     def pause_entities(self, request, queryset):
@@ -75,93 +190,126 @@ def _entities(queryset) -> list[str]:
     return sorted(set(queryset.values_list("entity", flat=True)))
 
 
-class DeadLetterHasErrorFilter(HasErrorFilter):
-    field = "error"
+def _resolve_each(
+    model_admin: admin.ModelAdmin, request, dead_letters, action: Callable, done: str, problems=()
+) -> None:
+    """One dead letter at a time: one that cannot take the action is reported, the others go on."""
+    now, ok, problems = timezone.now(), 0, list(problems)
+    for dead_letter in dead_letters.order_by("pk"):
+        try:
+            action(dead_letter, by=request.user.get_username(), now=now)
+        except queue.DeadLetterError as exc:
+            problems.append(str(exc))
+        else:
+            ok += 1
+    if ok:
+        model_admin.message_user(request, f"{ok} dead letter(s) {done}.", messages.SUCCESS)
+    for problem in problems:
+        model_admin.message_user(request, problem, messages.ERROR)
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "resolved"
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Open"), ("yes", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "no")
+        return queryset
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "entity",
-        "object_id",
-        "reason",
-        "error_class",
-        "attempts",
-        "last_failed_at",
-        "resolution",
-        "resolved_at",
-    ]
-    list_filter = [
-        "reason",
-        "entity",
-        "resolution",
-        ("resolved_at", admin.EmptyFieldListFilter),
-        DeadLetterHasErrorFilter,
-    ]
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["id", "entity", "object_id", "reason", "error_summary", "attempts", "last_failed_at", "state"]
+    list_filter = [ResolvedFilter, "reason", "entity", "resolution", "error_class", ErrorFilter]
     list_select_related = ["queue_item", "inbox_event"]
     search_fields = ["object_id", "error"]
-    raw_id_fields = ["queue_item", "inbox_event"]
     date_hierarchy = "last_failed_at"
+    fields = [
+        ("entity", "object_id", "reason"),
+        ("error_class", "attempts", "redrive_count"),
+        ("first_failed_at", "last_failed_at", "next_redrive_at"),
+        ("resolution", "resolved_by", "resolved_at"),
+        "queue_item",
+        "inbox_event",
+        "audit_rows",
+        "history",
+        "error_shown",
+        "payload_shown",
+        "traceback_shown",
+    ]
+    readonly_fields = ["audit_rows", "history", "error_shown", "payload_shown", "traceback_shown"]
     actions = ["replay_selected", "discard_selected", "mark_fixed_selected"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    payload_shown = shown_as(pretty_json, "payload", "payload")
+    error_shown = shown_as(pretty_text, "error", "error")
+    traceback_shown = shown_as(pretty_text, "traceback", "traceback")
+
+    @admin.display(description="error")
+    def error_summary(self, obj: DeadLetter) -> str:
+        return _short(f"{obj.error_class}: {obj.error}" if obj.error_class else obj.error)
+
+    @admin.display(description="state", ordering="resolved_at")
+    def state(self, obj: DeadLetter) -> str:
+        if obj.resolved_at is None:
+            return mark_safe('<strong class="tds-open">open</strong>')
+        return f"{obj.resolution} by {obj.resolved_by or '?'}"
+
+    @admin.display(description="audit rows of its queue row")
+    def audit_rows(self, obj: DeadLetter) -> str:
+        return _audit_links(queue_item_id=obj.queue_item_id) if obj.queue_item_id else "—"
+
+    @admin.display(description="this object's history")
+    def history(self, obj: DeadLetter) -> str:
+        return _history_link(obj)
 
     @admin.action(description="Replay the selected dead letters")
     def replay_selected(self, request, queryset):
-        self._resolve_each(request, queryset, queue.replay, "replayed")
+        _resolve_each(self, request, queryset, queue.replay, "replayed")
 
     @admin.action(description="Discard the selected dead letters")
     def discard_selected(self, request, queryset):
-        self._resolve_each(request, queryset, queue.discard, "discarded")
+        _resolve_each(self, request, queryset, queue.discard, "discarded")
 
     @admin.action(description="Mark the selected dead letters fixed")
     def mark_fixed_selected(self, request, queryset):
-        self._resolve_each(request, queryset, queue.mark_fixed, "marked fixed")
-
-    def _resolve_each(self, request, queryset, action: Callable, done: str) -> None:
-        """One row at a time: a row that cannot take the action is reported, the others go on."""
-        now, ok, problems = timezone.now(), 0, []
-        for dead_letter in queryset.order_by("pk"):
-            try:
-                action(dead_letter, by=request.user.get_username(), now=now)
-            except queue.DeadLetterError as exc:
-                problems.append(str(exc))
-            else:
-                ok += 1
-        if ok:
-            self.message_user(request, f"{ok} dead letter(s) {done}.", messages.SUCCESS)
-        for problem in problems:
-            self.message_user(request, problem, messages.ERROR)
+        _resolve_each(self, request, queryset, queue.mark_fixed, "marked fixed")
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "run_type",
-        "entity",
-        "status",
-        "started_at",
-        "duration",
-        "calls",
-        "fetched",
-        "queued",
-        "failed",
-    ]
-    list_filter = ["status", "run_type", "entity"]
+    list_display = ["id", "run_type", "entity", "status", "started_at", "duration", "calls", "fetched", "queued"]
+    list_filter = ["status", "run_type", "entity", ErrorFilter]
     date_hierarchy = "created_at"
+    exclude = ["checkpoint", "drift_report"]
+    readonly_fields = ["queue_rows", "checkpoint_shown", "drift_report_shown"]
+
+    checkpoint_shown = shown_as(pretty_json, "checkpoint", "checkpoint")
+    drift_report_shown = shown_as(pretty_json, "drift_report", "drift report")
+
+    @admin.display(description="queue rows")
+    def queue_rows(self, obj: SyncRun) -> str:
+        return changelist_link(QueueItem, "queue rows of this run →", sync_run=obj.pk)
 
 
 @admin.register(SyncLog)
 class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = ["at", "level", "message", "sync_run", "queue_item"]
+    list_display = ["at", "level", "summary", "sync_run", "queue_item"]
     list_filter = ["level"]
     list_select_related = ["sync_run", "queue_item"]
-    raw_id_fields = ["sync_run", "queue_item"]
     search_fields = ["message"]
     date_hierarchy = "at"
+    exclude = ["context"]
+    readonly_fields = ["context_shown"]
+
+    context_shown = shown_as(pretty_json, "context", "context")
+
+    @admin.display(description="message")
+    def summary(self, obj: SyncLog) -> str:
+        return _short(obj.message, 80)
 
 
 @admin.register(SyncCursor)
@@ -173,10 +321,65 @@ class SyncCursorAdmin(admin.ModelAdmin):
 
 @admin.register(AuditTrail)
 class AuditTrailAdmin(ReadOnlyAdmin):
-    list_display = ["at", "entity", "object_id", "operation", "version", "source", "queue_item_id"]
+    list_display = ["at", "entity", "object_id", "operation", "fields_changed", "version", "source", "queue_item_id"]
     list_filter = ["operation", "entity", "source"]
     search_fields = ["object_id"]
     date_hierarchy = "at"
+    fields = [
+        ("entity", "object_id", "operation"),
+        ("version", "source", "at"),
+        "queue_row",
+        "inbox_row",
+        "history",
+        "diff",
+        "before_shown",
+        "after_shown",
+    ]
+    readonly_fields = ["queue_row", "inbox_row", "history", "diff", "before_shown", "after_shown"]
+
+    before_shown = shown_as(pretty_json, "before", "before")
+    after_shown = shown_as(pretty_json, "after", "after")
+
+    @admin.display(description="changed")
+    def fields_changed(self, obj: AuditTrail) -> str:
+        return Truncator(", ".join(obj.changed_fields or [])).chars(40) or "—"
+
+    @admin.display(description="queue row", ordering="queue_item_id")
+    def queue_row(self, obj: AuditTrail) -> str:
+        return _row_link(QueueItem, obj.queue_item_id)
+
+    @admin.display(description="inbox event")
+    def inbox_row(self, obj: AuditTrail) -> str:
+        return _row_link(InboxEvent, obj.inbox_event_id)
+
+    @admin.display(description="this object's history")
+    def history(self, obj: AuditTrail) -> str:
+        return _history_link(obj)
+
+    @admin.display(description="changes")
+    def diff(self, obj: AuditTrail) -> str:
+        before, after = obj.before or {}, obj.after or {}
+        names = obj.changed_fields or sorted(set(before) | set(after))
+        if not names:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            ((name, pretty_json(before.get(name)), pretty_json(after.get(name))) for name in names),
+        )
+        return format_html(
+            '<table class="tds-diff"><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+
+def _row_link(model, pk: int | None) -> str:
+    """A plain id (the audit trail keeps no foreign keys): a link while the row exists."""
+    if pk is None:
+        return "—"
+    row = model.objects.filter(pk=pk).first()
+    return change_link(row) if row else f"#{pk} (removed by retention)"
 
 
 @admin.register(WorkerHeartbeat)

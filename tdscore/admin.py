@@ -1,5 +1,15 @@
+"""The console's shared pieces: read-only pages, and how JSON, money and links between rows look."""
+
+import json
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.db.models import Model
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from tdscore import config
 from tdscore.models import Configuration, Metric
@@ -7,10 +17,12 @@ from tdscore.models import Configuration, Metric
 admin.site.site_header = "TDS Core operations console"
 admin.site.site_title = "TDS Core"
 admin.site.index_title = "Sync, ERP tables, alerts and configuration"
+admin.site.site_url = "/dashboard/"  # "View site" opens the dashboard
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """For records that are facts (inbox, audit trail, runs): viewable, never edited by hand."""
+    """For records that are facts (inbox, audit trail, runs) or that only their state machine moves
+    (queue rows, dead letters): viewable, never edited or deleted by hand; actions do the moving."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -20,6 +32,72 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- How values look ------------------------------------------------------------------------------
+
+
+def pretty_json(value) -> str:
+    """Indented, wrapped JSON: long strings break instead of running off the page."""
+    if value in (None, "", {}, []):
+        return "—"
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return _pre(text)
+
+
+def _pre(text: str) -> str:
+    # The style inline too, so the text wraps wherever it is shown (admin, dashboard, a saved page).
+    return format_html('<pre class="tds-pre" style="white-space:pre-wrap">{}</pre>', text)
+
+
+def pretty_text(text: str) -> str:
+    """A body or traceback as it is, wrapped; shown as JSON when it parses as JSON."""
+    if not text:
+        return "—"
+    try:
+        return pretty_json(json.loads(text))
+    except ValueError:
+        return _pre(text)
+
+
+def money(value: Decimal | None) -> str:
+    """552.600000 → 552.60, 1234.5 → 1,234.50, 0.125000 → 0.125: two places at least, no padding."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    places = max(2, -value.normalize().as_tuple().exponent)
+    return f"{value:,.{places}f}"
+
+
+def shown_as(render: Callable, field_name: str, label: str = "") -> Callable:
+    """An admin method showing a field through `render` (pretty_json, money…), sortable by the field."""
+
+    @admin.display(description=label or field_name.replace("_", " "), ordering=field_name)
+    def show(model_admin, obj) -> str:
+        return render(getattr(obj, field_name))
+
+    return show
+
+
+def change_link(obj: Model | None, text: str = "") -> str:
+    if obj is None:
+        return "—"
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
+    return format_html('<a href="{}">{}</a>', url, text or str(obj))
+
+
+def changelist_link(model: type[Model], text: str, **filters) -> str:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    query = "&".join(f"{key}={quote(str(value))}" for key, value in filters.items())
+    return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+def link_list(objects: Iterable[Model]) -> str:
+    links = [(change_link(obj),) for obj in objects]
+    return format_html_join(", ", "{}", links) if links else "—"
+
+
+# --- Configuration and metrics ----------------------------------------------------------------------
 
 
 class ConfigurationForm(forms.ModelForm):

@@ -322,6 +322,8 @@ _KEYS = [
     Key("task_result_retention_days", "int", 7, "retention", "Days django-q2's stored task results are kept.", 1, 3650),
     Key("cleanup_schedule_cron", "cron", "30 3 * * *", "retention", "When cleanup runs (TIME_ZONE)."),
     Key("cleanup_batch_size", "int", 5000, "retention", "Rows cleanup deletes per statement.", 1, 100000),
+    # --- HTML dashboard (issue 11) ---
+    Key("dashboard_refresh_seconds", "int", 15, "dashboard", "How often /dashboard/ refreshes its panels.", 1, 3600),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

@@ -1,12 +1,18 @@
 """The admin is the operations console: every page of every registered model loads, with a row to show."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.urls import reverse
+from django.utils import timezone
 
-from sync.models import InboxEvent
+from erp.models import Invoice, Product
+from sync import queue
+from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem
 from tdscore import config
+from tdscore.admin import money
 from tdscore.models import Configuration
 from tests import factories
 
@@ -102,3 +108,202 @@ def test_the_console_is_branded_and_lists_the_sync_tables(operator):
     page = operator.get(reverse("admin:index")).content.decode()
     assert "TDS Core operations console" in page
     assert "Inbox events" in page
+
+
+# --- Queue rows and dead letters move only through their actions (issue 9, defect 10) ------------
+
+
+def changelist_action(client, model, action: str, rows) -> str:
+    response = client.post(
+        admin_url(model, "changelist"), {"action": action, "_selected_action": [str(r.pk) for r in rows]}, follow=True
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("model", [QueueItem, DeadLetter], ids=lambda model: model.__name__)
+def test_queue_rows_and_dead_letters_have_no_edit_form_and_cannot_be_deleted(operator, model):
+    row = build_row(model)
+    before = model.objects.values().get(pk=row.pk)
+
+    page = operator.get(admin_url(model, "change", row.pk))
+    assert b'name="_save"' not in page.content and b"<textarea" not in page.content
+    assert operator.post(admin_url(model, "change", row.pk), {"status": "completed"}).status_code == 403
+    assert operator.post(admin_url(model, "delete", row.pk), {"post": "yes"}).status_code == 403
+    assert model.objects.values().get(pk=row.pk) == before
+
+
+@pytest.mark.parametrize("model", [QueueItem, DeadLetter], ids=lambda model: model.__name__)
+def test_delete_selected_is_not_offered_for_queue_rows_or_dead_letters(operator, model):
+    row = build_row(model)
+    changelist = operator.get(admin_url(model, "changelist"))
+    assert "delete_selected" not in changelist.context["action_form"].fields["action"].choices.__repr__()
+    operator.post(admin_url(model, "changelist"), {"action": "delete_selected", "_selected_action": [row.pk]})
+    assert model.objects.filter(pk=row.pk).exists()
+
+
+def test_a_processing_row_cannot_be_changed_by_posting_its_form(operator):
+    factories.queue_item()
+    batch = queue.claim_batch(worker_id="host:1", now=timezone.now())
+    item = batch.items[0]
+    response = operator.post(admin_url(QueueItem, "change", item.pk), {"status": "pending", "locked_by": ""})
+    assert response.status_code == 403
+    item.refresh_from_db()
+    assert (item.status, item.locked_by) == (QueueItem.Status.PROCESSING, "host:1")
+
+
+def test_requeue_replays_the_open_dead_letter_of_a_dead_lettered_row(operator):
+    dead = factories.dead_letter(queue_item=dead_lettered_row())
+    page = changelist_action(operator, QueueItem, "requeue_selected", [dead.queue_item])
+    assert "1 dead letter(s) requeued" in page
+    dead.refresh_from_db()
+    assert (dead.resolution, dead.resolved_by) == ("replayed", "root")
+    assert QueueItem.objects.get(pk=dead.queue_item_id).status == QueueItem.Status.PENDING
+
+
+def test_requeue_refuses_a_row_that_is_not_dead_lettered(operator):
+    factories.queue_item()
+    item = queue.claim_batch(worker_id="host:1", now=timezone.now()).items[0]
+    page = changelist_action(operator, QueueItem, "requeue_selected", [item])
+    assert f"Queue row #{item.pk} is processing with no open dead letter" in page
+    item.refresh_from_db()
+    assert item.status == QueueItem.Status.PROCESSING
+
+
+def dead_lettered_row(object_id: str = "1001") -> QueueItem:
+    item = factories.queue_item(object_id=object_id)
+    QueueItem.objects.filter(pk=item.pk).update(status=QueueItem.Status.DEAD_LETTER, last_error="Zoho answered 500")
+    item.refresh_from_db()
+    return item
+
+
+@pytest.mark.parametrize(
+    ("action", "resolution"),
+    [("replay_selected", "replayed"), ("discard_selected", "discarded"), ("mark_fixed_selected", "fixed")],
+)
+def test_each_dead_letter_action_resolves_through_the_changelist(operator, action, resolution):
+    dead = factories.dead_letter(queue_item=dead_lettered_row())
+    changelist_action(operator, DeadLetter, action, [dead])
+    dead.refresh_from_db()
+    assert (dead.resolution, dead.resolved_by) == (resolution, "root")
+    assert dead.resolved_at is not None
+
+
+def test_dead_letters_filter_open_from_resolved(operator):
+    open_one, done = factories.dead_letter(), factories.dead_letter()
+    queue.discard(done, by="ops")
+    listed = operator.get(admin_url(DeadLetter, "changelist"), {"resolved": "no"}).context["cl"].result_list
+    assert [row.pk for row in listed] == [open_one.pk]
+
+
+def test_queue_rows_filter_by_having_an_error(operator):
+    failed, fine = dead_lettered_row("1"), factories.queue_item(object_id="2")
+    listed = operator.get(admin_url(QueueItem, "changelist"), {"has_error": "yes"}).context["cl"].result_list
+    assert [row.pk for row in listed] == [failed.pk]
+    assert fine.pk not in [row.pk for row in listed]
+
+
+# --- Readable pages ------------------------------------------------------------------------------------
+
+
+def test_a_dead_letter_shows_its_payload_as_wrapped_indented_json(operator):
+    dead = factories.dead_letter(payload={"item_id": "1001", "description": "x" * 400})
+    page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+    assert '<pre class="tds-pre" style="white-space:pre-wrap">{\n  &quot;item_id&quot;: &quot;1001&quot;,' in page
+    assert "x" * 400 in page
+
+
+def test_a_webhook_body_is_shown_as_indented_json(operator):
+    row = factories.inbox_event(raw_body=b'{"item_id":"1001","rate":552.6}')
+    page = operator.get(admin_url(InboxEvent, "change", row.pk)).content.decode()
+    assert "{\n  &quot;item_id&quot;: &quot;1001&quot;,\n  &quot;rate&quot;: 552.6\n}" in page
+
+
+def test_rates_are_shown_as_money(operator):
+    product = factories.erp_row(Product, rate=Decimal("552.600000"), purchase_rate=Decimal("1234.5"))
+    changelist = operator.get(admin_url(Product, "changelist")).content.decode()
+    change = operator.get(admin_url(Product, "change", product.pk)).content.decode()
+    for page in (changelist, change):
+        assert "552.60" in page and "552.600000" not in page
+    assert "1,234.50" in change
+
+
+def test_invoice_lines_show_amounts_as_money(operator):
+    invoice = factories.erp_row(Invoice)
+    page = operator.get(admin_url(Invoice, "change", invoice.pk)).content.decode()
+    quantity = page[page.index('<td class="field-quantity_shown">') :]
+    assert quantity[: quantity.index("</td>")].split("<p>")[1].startswith("1.00</p>")
+
+
+def test_money_keeps_significant_places():
+    assert money(Decimal("0.125000")) == "0.125"
+    assert money(Decimal("1000000")) == "1,000,000.00"
+    assert money(None) == "—"
+
+
+def test_an_event_links_to_its_queue_row_dead_letter_and_audit_rows(operator):
+    event = factories.inbox_event()
+    item = factories.queue_item(inbox_event=event)
+    dead = factories.dead_letter(queue_item=item)
+    audit = factories.audit_row(queue_item_id=item.pk, inbox_event_id=event.pk)
+
+    event_page = operator.get(admin_url(InboxEvent, "change", event.pk)).content.decode()
+    for row in (item, dead, audit):
+        assert admin_url(type(row), "change", row.pk) in event_page
+    dead_page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+    for row in (item, event, audit):
+        assert admin_url(type(row), "change", row.pk) in dead_page
+    audit_page = operator.get(admin_url(AuditTrail, "change", audit.pk)).content.decode()
+    for row in (item, event):
+        assert admin_url(type(row), "change", row.pk) in audit_page
+
+
+def test_the_audit_list_linked_from_a_queue_row_holds_only_its_rows(operator):
+    item = factories.queue_item()
+    mine, other = factories.audit_row(queue_item_id=item.pk), factories.audit_row(queue_item_id=item.pk + 1)
+    listed = operator.get(admin_url(AuditTrail, "changelist"), {"queue_item_id": item.pk}).context["cl"].result_list
+    assert [row.pk for row in listed] == [mine.pk]
+    assert other.pk not in [row.pk for row in listed]
+
+
+def test_an_audit_row_shows_each_changed_field_before_and_after(operator):
+    audit = factories.audit_row(
+        operation=AuditTrail.Operation.UPDATE,
+        before={"name": "Old name", "rate": 1},
+        after={"name": "New name", "rate": 1},
+        changed_fields=["name"],
+    )
+    page = operator.get(admin_url(AuditTrail, "change", audit.pk)).content.decode()
+    diff = page[page.index('class="tds-diff"') :]
+    assert diff.index("Old name") < diff.index("New name")
+    assert "<th>rate</th>" not in diff[: diff.index("</table>")]
+
+
+def test_an_audit_row_whose_queue_row_was_removed_says_so(operator):
+    audit = factories.audit_row(queue_item_id=987654)
+    page = operator.get(admin_url(AuditTrail, "change", audit.pk)).content.decode()
+    assert "#987654 (removed by retention)" in page
+
+
+def test_an_open_dead_letters_page_offers_its_actions_and_they_work(operator):
+    dead = factories.dead_letter(queue_item=dead_lettered_row())
+    page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+    form = page[page.index('class="tds-actions"') :]
+    assert 'value="replay_selected"' in form and 'value="discard_selected"' in form
+    assert f'name="_selected_action" value="{dead.pk}"' in form
+
+    changelist_action(operator, DeadLetter, "replay_selected", [dead])
+
+    dead.refresh_from_db()
+    assert dead.resolution == "replayed"
+    assert 'class="tds-actions"' not in operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+
+
+def test_a_dead_lettered_rows_page_offers_requeue(operator):
+    item = dead_lettered_row()
+    page = operator.get(admin_url(QueueItem, "change", item.pk)).content.decode()
+    assert 'value="requeue_selected"' in page
+    assert (
+        'value="requeue_selected"'
+        not in operator.get(admin_url(QueueItem, "change", factories.queue_item(object_id="2").pk)).content.decode()
+    )

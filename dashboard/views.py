@@ -1,0 +1,175 @@
+"""The HTML dashboard at /dashboard/: tiles, 24-hour charts, what is stuck and the buttons to fix it.
+
+Reads come from `dashboard.stats` (the same figures as the API); every button posts to a small view
+here that calls the same function as the admin, the API and the CLI (`sync.queue.replay` / `discard`,
+`Alert.acknowledge`). The page refreshes its panels itself through htmx (bundled with django-htmx).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from alerts.models import Alert, AlertStateError
+from dashboard import charts, stats
+from sync import queue
+from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
+from tdscore import config
+
+TABLE_ROWS = 15
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    detail: str = ""
+    tone: str = ""  # "", "good", "warn" or "bad": the tile's colour
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def _latency(seconds: float | None) -> str:
+    return "—" if seconds is None else (f"{seconds:.2f} s" if seconds < 120 else _duration(seconds))
+
+
+def _success_tone(rate: float | None) -> str:
+    if rate is None:
+        return ""
+    return "good" if rate >= 0.99 else "warn" if rate >= 0.9 else "bad"
+
+
+def tiles(overview: dict) -> list[Tile]:
+    hour, day, zoho = overview["last_hour"], overview["last_day"], overview["zoho"]
+    cap = zoho["daily_cap"]
+    used = zoho["calls_today"] / cap if cap else 0
+    return [
+        Tile("Received", _count(hour["received"]), f"last hour · {_count(day['received'])} today"),
+        Tile("Applied", _count(hour["applied"]), f"last hour · {_count(day['applied'])} today"),
+        Tile(
+            "Failed",
+            _count(hour["failed"]),
+            f"last hour · {_count(day['failed'])} today",
+            "bad" if hour["failed"] else "",
+        ),
+        Tile(
+            "Success rate",
+            _percent(hour["success_rate"]),
+            f"last hour · {_percent(day['success_rate'])} today",
+            _success_tone(hour["success_rate"]),
+        ),
+        Tile("Latency p95", _latency(hour["latency_p95_seconds"]), f"p50 {_latency(hour['latency_p50_seconds'])}"),
+        Tile("Queue depth", _count(overview["queue_depth"]), "pending and retry rows"),
+        Tile("Oldest pending", _duration(overview["oldest_pending_age_seconds"]), "waiting to be applied"),
+        Tile("Dead letters", _count(overview["dlq_size"]), "unresolved", "bad" if overview["dlq_size"] else "good"),
+        Tile(
+            "Open alerts",
+            _count(overview["open_alerts"]),
+            "open or acknowledged",
+            "warn" if overview["open_alerts"] else "good",
+        ),
+        Tile(
+            "Zoho calls today",
+            _count(zoho["calls_today"]),
+            f"of {_count(cap)} · {_percent(used)} used",
+            "bad" if used >= 0.9 else "warn" if used >= 0.7 else "",
+        ),
+    ]
+
+
+def context(now: datetime) -> dict:
+    overview = stats.overview(now)
+    return {
+        "now": now,
+        "refresh_seconds": config.get("dashboard_refresh_seconds"),
+        "tiles": tiles(overview),
+        "freshness": [(entity, _latency(seconds)) for entity, seconds in stats.freshness_p95_by_entity(now).items()],
+        "charts": charts.day_charts(now),
+        # Newest first by id, which follows arrival: the primary key answers it at any table size,
+        # where ordering by a timestamp would sort a million queue rows (or 100,000 dead letters).
+        "events": QueueItem.objects.order_by("-id")[:TABLE_ROWS],
+        "dead_letters": DeadLetter.objects.unresolved().order_by("-id")[:TABLE_ROWS],
+        "dlq_size": overview["dlq_size"],
+        "alerts": Alert.objects.exclude(status=Alert.Status.RESOLVED).order_by("-last_seen")[:TABLE_ROWS],
+        "runs": SyncRun.objects.order_by("-id")[:TABLE_ROWS],
+        "cursors": SyncCursor.objects.order_by("entity", "run_type"),
+    }
+
+
+@require_GET
+@staff_member_required
+def dashboard(request):
+    # htmx asks for the panels alone every `dashboard_refresh_seconds`; a browser gets the whole page.
+    template = "dashboard/_panels.html" if request.htmx else "dashboard/index.html"
+    return render(request, template, context(timezone.now()))
+
+
+def _act(request, action, done: str, refused: type[Exception]):
+    try:
+        action()
+    except refused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("dashboard")
+
+
+@require_POST
+@staff_member_required
+def retry_dead_letter(request, pk: int):
+    dead_letter = get_object_or_404(DeadLetter, pk=pk)
+    by = request.user.get_username()
+    return _act(
+        request,
+        lambda: queue.replay(dead_letter, by=by),
+        f"Dead letter #{pk} replayed: its queue row is pending again.",
+        queue.DeadLetterError,
+    )
+
+
+@require_POST
+@staff_member_required
+def discard_dead_letter(request, pk: int):
+    dead_letter = get_object_or_404(DeadLetter, pk=pk)
+    by = request.user.get_username()
+    return _act(
+        request, lambda: queue.discard(dead_letter, by=by), f"Dead letter #{pk} discarded.", queue.DeadLetterError
+    )
+
+
+@require_POST
+@staff_member_required
+def acknowledge_alert(request, pk: int):
+    alert = get_object_or_404(Alert, pk=pk)
+    by = request.user.get_username()
+    return _act(
+        request,
+        lambda: alert.acknowledge(by=by, now=timezone.now()),
+        f"Alert #{pk} acknowledged.",
+        AlertStateError,
+    )
