@@ -6,11 +6,11 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
-from django_q.admin import ScheduleAdmin
-from django_q.models import Schedule
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
+from django_q.admin import ScheduleAdmin
+from django_q.models import Schedule
 
 from sync import queue, schedules
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
