@@ -16,6 +16,7 @@ import logging
 import random
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -276,7 +277,7 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
     Attempts are counted here, at claim. None means nothing is due. A row that cannot be claimed
     or read is dead-lettered on its own (SPEC §6), and the claim goes on with the others.
     """
-    paused = config.get("paused_entities")
+    paused = config.get(PAUSED)
     waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
     for _ in range(CLAIM_TRIES):
         entity = waiting.values_list("entity", flat=True).first()
@@ -728,8 +729,27 @@ def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -
 
 def pause(entities: list[str], *, by=None) -> list[str]:
     """Stop applying these entities; their webhooks are still received and queued (SPEC §6)."""
-    return config.update("paused_entities", sorted(set(config.get("paused_entities")) | set(entities)), by=by)
+    return _change_paused(lambda paused: paused | set(entities), by=by)
 
 
 def resume(entities: list[str], *, by=None) -> list[str]:
-    return config.update("paused_entities", sorted(set(config.get("paused_entities")) - set(entities)), by=by)
+    return _change_paused(lambda paused: paused - set(entities), by=by)
+
+
+def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
+    """Read, change and store `paused_entities` as one update under the row's lock.
+
+    So two pauses at once both hold: computed from config.get(), a copy read before the write, the
+    later of two concurrent writes dropped the other's entity. (SQLite takes the database's write
+    lock at BEGIN here: transaction_mode IMMEDIATE.)
+    """
+    from tdscore.models import Configuration
+
+    with transaction.atomic():
+        locked = Configuration.objects.select_for_update().filter(key=PAUSED)
+        if not locked.exists():
+            config.ensure_rows()
+        return config.update(PAUSED, sorted(change(set(locked.get().value))), by=by)
+
+
+PAUSED = "paused_entities"
