@@ -186,6 +186,16 @@ _KEYS = [
         1,
         86400,
     ),
+    # Queue and readiness (issue 9: the queue shows degraded when its oldest due row stops moving).
+    Key(
+        "queue_stall_seconds",
+        "int",
+        300,
+        "alert",
+        "The oldest due row waiting this long while no row finished in that time: the queue is not moving.",
+        1,
+        86400,
+    ),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

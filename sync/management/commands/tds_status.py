@@ -22,7 +22,7 @@ def summary(now) -> dict:
     for run in SyncRun.objects.order_by("entity", "-created_at"):
         latest.setdefault(run.entity, run)
     return {
-        "status": health.OK if all(c["status"] == health.OK for c in checks.values()) else health.DEGRADED,
+        "status": health.overall(checks),
         "checks": checks,
         "zoho_budget": budget.status(now).as_dict(),
         "queue": dict(QueueItem.objects.values_list("status").annotate(n=Count("id"))),
