@@ -45,8 +45,6 @@ class Estimate:
 class Decision:
     action: str
     reason: str
-    # Detail fetches this run may spend after its list pages (documents with lines only).
-    detail_allowance: int = 0
 
 
 def page_size() -> int:
@@ -99,7 +97,7 @@ def decide(plan: Estimate, usage: limiter.Usage) -> Decision:
             f"{max(spendable, 0)} left today above the reserve of {kept}; the cap resets at "
             f"{usage.reset_at:%Y-%m-%d %H:%M} UTC",
         )
-    return Decision(Action.RUN, "fits the budget", detail_allowance=spendable - plan.list_calls)
+    return Decision(Action.RUN, "fits the budget")
 
 
 def minute_allowance(usage: limiter.Usage) -> int:

@@ -1,7 +1,8 @@
 """The eleven entities (SPEC §4), declared once.
 
-The webhook view uses this registry to find the object in a body and its id, the handlers to know
-which ERP model an entity writes, and the Zoho client to know where to fetch it.
+The webhook view uses this registry to find the object in a body and its id, pulls and
+reconciliation to know which ERP model holds an entity's rows (`erp_model`), and the Zoho client to
+know where to fetch it. The handlers name their model themselves (sync/handlers/declarations.py).
 """
 
 from __future__ import annotations
