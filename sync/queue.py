@@ -3,10 +3,13 @@
 pending ─claim─► processing ─► completed | skipped | retry | dead_letter
 retry ─(next_attempt_at)─► claim again;  dead_letter ─replay─► pending
 processing ─(lease expired)─► pending, or dead_letter `lease_expired` past `lease_expiry_limit`
+processing ─(released by a stopping worker)─► pending (retry within a failure episode)
 Waiting rows of an object are skipped as `superseded` when a strictly newer version arrives.
 
 Every transition out of `processing` is a conditional update on the batch's lease token, so a
-worker whose lease expired (and whose rows another worker took) changes nothing.
+worker whose lease expired (and whose rows another worker took) changes nothing. A row that cannot
+be claimed or read is dead-lettered alone (`validation`); the statements written by hand are in
+sync.queue_sql.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """The drain loop: claim a batch, apply it in one transaction, finish its rows; repeat (DESIGN "Drainers").
 
-`process_batch` is one unit of work (tests call it directly); `drain` is the loop around it, with
-a deadline, a poll interval, heartbeats and a clean stop.
+`process_batch` is one unit of work (tests call it directly), with a LeaseKeeper beside it that
+renews the batch's lease while it applies and cuts the apply short on a stop; `drain` is the loop
+around it, with a deadline, a poll interval, heartbeats and a clean stop.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 import signal
@@ -272,4 +274,6 @@ def listen_for_cluster_stop(**kwargs) -> None:
     task handed to it afterwards returns at once (sync.tasks.drain_task). SIGTERM stays django-q2's
     "timed out, die" for a worker, whose default action must remain.
     """
+    if multiprocessing.parent_process() is None:
+        return  # django-q2's sync mode runs the worker loop inside the caller: not a cluster worker
     signal.signal(signal.SIGINT, lambda signum, frame: cluster_stopping.set())
