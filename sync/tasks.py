@@ -62,7 +62,8 @@ RUN_TASK_TIMEOUT_SECONDS = 6 * 3600
 
 
 def pull_task(run_id: int) -> str:
-    return pull.execute(run_id).status
+    # A stopping cluster stops the run after its page (checkpoint kept: the next run resumes there).
+    return pull.execute(run_id, should_stop=worker.cluster_stopping.is_set).status
 
 
 def reconcile_task(run_id: int, repair: bool = True) -> str:
