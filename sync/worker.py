@@ -60,7 +60,15 @@ def process_batch(
         return 0
     tally = tally if tally is not None else Counter()
     with LeaseKeeper(batch, stop=stop) as keeper:
-        _apply(batch, batch.items, now=now, rng=rng or _rng, tally=tally, keeper=keeper)
+        try:
+            _apply(batch, batch.items, now=now, rng=rng or _rng, tally=tally, keeper=keeper)
+        except Exception:
+            if not keeper.interrupted:
+                raise  # the interrupt may land on any statement, recording a failure too
+    if keeper.interrupted:
+        # After the keeper is done, so no cancel can reach this statement.
+        tally["released"] += queue.release(batch, now=timezone.now())
+        logger.info("%s: stopping; gave back the rest of lease %s", batch.worker_id, batch.token)
     return len(batch.items)
 
 
@@ -82,7 +90,7 @@ def _apply(
     from sync.handlers import apply_batch  # the handlers import the ERP models; keep this module light
 
     if keeper.interrupted:
-        return  # stopping: the batch's rows are released already
+        return  # stopping: process_batch gives the rest back
     try:
         with transaction.atomic():
             outcomes = apply_batch(items, now=now)
@@ -93,9 +101,7 @@ def _apply(
         return
     except Exception as exc:
         if keeper.interrupted:
-            tally["released"] += queue.release(batch, now=timezone.now())
-            logger.info("%s: stopping; released the rest of lease %s", batch.worker_id, batch.token)
-            return
+            return  # the stop cut the apply short: not the rows' failure
         kind, _ = queue.classify(exc)
         if len(items) == 1 or kind is queue.FailureKind.INFRASTRUCTURE:
             for item in items:
@@ -121,7 +127,7 @@ class LeaseKeeper:
     come too late. It renews every third of `lock_timeout_seconds` on a connection of its own, opened
     only if the batch outlives that, so a batch of usual speed costs no query. Once `stop` is set it
     gives the apply FINISH_GRACE_SECONDS, then cancels the statement the apply is running: the
-    transaction rolls back and _apply releases the batch, so another worker takes it at once.
+    transaction rolls back and process_batch releases the batch, so another worker takes it at once.
     """
 
     def __init__(self, batch: queue.Batch, *, stop: threading.Event | None):
