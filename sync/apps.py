@@ -1,6 +1,17 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class SyncConfig(AppConfig):
     name = "sync"
     verbose_name = "Sync pipeline"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from sync import timestamps, worker
+
+        # No row, whatever it holds, may make a read fail (SPEC §6): see sync.timestamps.
+        connection_created.connect(timestamps.install, dispatch_uid="sync.timestamps")
+        # A cluster worker hears the cluster's stop from the moment it starts (sync.worker).
+        post_spawn.connect(worker.listen_for_cluster_stop, dispatch_uid="sync.worker.cluster_stop")

@@ -1,33 +1,28 @@
-"""How an apply can fail, and what the queue does about it (SPEC §6 "Attempts").
+"""How an apply can fail, and what the queue does about it (SPEC §6 "Attempts", sync.queue.classify).
 
-- permanent (validation, unknown entity, Zoho 400/404): dead-letter at once with `reason`;
-- transient (data): retry with backoff until max_retry_attempts, then `retries_exhausted`;
-- infrastructure wait (Zoho 429/5xx/auth, breaker open, quota spent, deadlock): retry until it
-  clears, the attempt refunded.
+- permanent: an ApplyError (validation, unknown entity), or a value the column cannot hold
+  (DataError): dead-letter at once with its reason;
+- infrastructure wait (the database: deadlock, lock timeout, lost connection): retry until it
+  clears, the attempt refunded;
+- anything else (data that may clear, a bug a deploy fixes): retry with backoff until
+  max_retry_attempts, then `retries_exhausted`.
+
+The apply path makes no call to Zoho (pulls fetch before they queue), so no ZohoError reaches the
+queue; an apply that ever calls Zoho must map ZohoError.permanent onto these kinds in classify().
 """
+
+from sync.models import DeadLetter
 
 
 class ApplyError(Exception):
-    permanent = False
-    infrastructure = False
-    reason = "retries_exhausted"
+    """A row the apply refuses for good: dead-lettered at once with `reason`."""
+
+    reason = DeadLetter.Reason.VALIDATION
 
 
 class ValidationFailed(ApplyError):
-    permanent = True
-    reason = "validation"
+    reason = DeadLetter.Reason.VALIDATION
 
 
 class UnknownEntityError(ApplyError):
-    permanent = True
-    reason = "unknown_entity"
-
-
-class TransientError(ApplyError):
-    """A data problem that may clear on its own (a parent not there yet, a lock timeout)."""
-
-
-class InfrastructureWait(ApplyError):
-    """Something outside the row is down; the row is fine and must not use up its attempts."""
-
-    infrastructure = True
+    reason = DeadLetter.Reason.UNKNOWN_ENTITY

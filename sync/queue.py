@@ -3,30 +3,37 @@
 pending ─claim─► processing ─► completed | skipped | retry | dead_letter
 retry ─(next_attempt_at)─► claim again;  dead_letter ─replay─► pending
 processing ─(lease expired)─► pending, or dead_letter `lease_expired` past `lease_expiry_limit`
+processing ─(released by a stopping worker)─► pending (retry within a failure episode)
 Waiting rows of an object are skipped as `superseded` when a strictly newer version arrives.
 
 Every transition out of `processing` is a conditional update on the batch's lease token, so a
-worker whose lease expired (and whose rows another worker took) changes nothing.
+worker whose lease expired (and whose rows another worker took) changes nothing. A row that cannot
+be claimed or read is dead-lettered alone (`validation`); the statements written by hand are in
+sync.queue_sql.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from django.db import DataError, OperationalError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
-from sync import payloads
+from sync import payloads, queue_sql
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
+
+logger = logging.getLogger(__name__)
 
 
 def pending_row(
@@ -115,31 +122,11 @@ def enqueue_many(items: list[QueueItem], *, now: datetime) -> int:
 
 
 def _crowded(keys: set[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (entity, object_id) of `keys` that have more than one waiting row.
-
-    One probe of tds_queue_waiting_object per key, stopping at the second row. Written so because
-    the plain `entity IN … AND object_id IN … GROUP BY` form is planned from statistics, and in a
-    full sync the queue grows by thousands of rows between ANALYZEs: the planner then scanned every
-    waiting row of the entity for each page (19 ms a page at 50,000 rows, growing with the backlog).
-    """
+    """The (entity, object_id) of `keys` that have more than one waiting row (queue_sql.crowded)."""
     if not keys:
         return []
-    values = ", ".join(["(%s, %s)"] * len(keys))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH k(entity, object_id) AS (VALUES {values})
-            SELECT k.entity, k.object_id FROM k
-            WHERE (
-                SELECT count(*) FROM (
-                    SELECT 1 FROM tds_sync_queue q
-                    WHERE q.entity = k.entity AND q.object_id = k.object_id AND q.status IN (%s, %s)
-                    LIMIT 2
-                ) AS waiting
-            ) > 1
-            """,
-            [value for key in keys for value in key] + list(QueueItem.WAITING),
-        )
+        cursor.execute(queue_sql.crowded(len(keys)), [value for key in keys for value in key] + list(QueueItem.WAITING))
         return cursor.fetchall()
 
 
@@ -188,16 +175,7 @@ def _superseding(item: QueueItem, *, now: datetime, only_if: str = "") -> tuple[
     summary does not, so it is applied first and the summary then updates the header.
     """
     ops = connection.ops
-    conditions = ["entity = %s", "object_id = %s", "status IN (%s, %s)", "version < %s"]
-    if item.is_summary:
-        conditions.append("is_summary")
-    if only_if:
-        conditions.append(only_if)
-    sql = (
-        f"UPDATE {ops.quote_name(QueueItem._meta.db_table)}"
-        " SET status = %s, skip_reason = %s, finished_at = %s, updated_at = %s"
-        f" WHERE {' AND '.join(conditions)} RETURNING inbox_event_id"
-    )
+    sql = queue_sql.supersede(summaries_only=item.is_summary, only_if=only_if)
     params = [
         QueueItem.Status.SKIPPED,
         QueueItem.SkipReason.SUPERSEDED,
@@ -213,7 +191,7 @@ def _superseding(item: QueueItem, *, now: datetime, only_if: str = "") -> tuple[
 
 def _processed(inbox_ids: str) -> str:
     # A superseded row is finished, so the inbox row it came from is too (as finish() marks them).
-    return f"UPDATE {connection.ops.quote_name(InboxEvent._meta.db_table)} SET status = %s WHERE id IN ({inbox_ids})"
+    return queue_sql.mark_inbox_processed(inbox_ids)
 
 
 def dead_letter_at_ingest(
@@ -261,9 +239,10 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
 
     Paused entities are never claimed. `due_by` (default `now`) lets `process_queue --once` take
     only rows that were due when it started, so a row it retries is left for later, not spun on.
-    Attempts are counted here, at claim. None means nothing is due.
+    Attempts are counted here, at claim. None means nothing is due. A row that cannot be claimed
+    or read is dead-lettered on its own (SPEC §6), and the claim goes on with the others.
     """
-    paused = config.get("paused_entities")
+    paused = config.get(PAUSED)
     waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
     for _ in range(CLAIM_TRIES):
         entity = waiting.values_list("entity", flat=True).first()
@@ -273,8 +252,9 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
         items = _lease(waiting.filter(entity=entity), worker_id=worker_id, token=token, now=now)
         if items:
             return Batch(entity=entity, token=token, worker_id=worker_id, items=items)
-        # Other workers' claims in flight held every row we picked: look again rather than report
-        # an empty queue, which would end a `--once` run early.
+        # Other workers' claims in flight held every row we picked (or every row we picked was
+        # dead-lettered): look again rather than report an empty queue, which would end a `--once`
+        # run early.
     return None
 
 
@@ -285,8 +265,8 @@ CLAIM_TRIES = 5
 def _lease(rows: QuerySet, *, worker_id: str, token: uuid.UUID, now: datetime) -> list[QueueItem]:
     """Lease the first `batch_size` of `rows` and return them, in claim order, in one statement.
 
-    `UPDATE … WHERE id IN (the picked rows) RETURNING` every column: the claimed rows come back with
-    the claim, instead of a second query reading them again by their lease token.
+    If the statement fails, or a row it returns cannot be loaded, the lease is rolled back and the
+    rows are leased one at a time, so only the row at fault is dead-lettered (_lease_each).
     """
     picked = rows.values("pk")[: config.get("batch_size")]
     inner, inner_params = picked.query.get_compiler(connection=connection).as_sql()
@@ -294,29 +274,112 @@ def _lease(rows: QuerySet, *, worker_id: str, token: uuid.UUID, now: datetime) -
         # Concurrent workers each get different rows instead of queueing on the same ones.
         # SQLite serialises writers, so the plain conditional update is enough there.
         inner += " FOR UPDATE SKIP LOCKED"
+    try:
+        items = _leased_rows(inner, inner_params, worker_id=worker_id, token=token, now=now)
+    except OperationalError:
+        raise  # the database, not a row: the drain tries again after a poll
+    except Exception:
+        items = _lease_each(list(picked.values_list("pk", flat=True)), worker_id=worker_id, token=token, now=now)
+    items.sort(key=lambda item: (-item.priority, item.next_attempt_at or _EARLIEST, item.pk))
+    return _without_unreadable_versions(items, token, now=now)
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _leased_rows(picked: str, params: list[Any], *, worker_id: str, token: uuid.UUID, now: datetime) -> list[QueueItem]:
+    """Run queue_sql.lease over `picked` and load the rows it returns, all or nothing.
+
+    The transaction is what makes "nothing": a row that fails to load after the UPDATE ran would
+    otherwise leave the whole batch leased to a worker that never got it.
+    """
     ops = connection.ops
-    columns = ", ".join(ops.quote_name(f.column) for f in QueueItem._meta.concrete_fields)
-    claimed = QueueItem.objects.raw(
-        f"""
-        UPDATE tds_sync_queue
-        SET status = %s, attempts = attempts + 1, locked_by = %s, locked_until = %s, lease_token = %s,
-            updated_at = %s
-        WHERE id IN ({inner}) AND status IN (%s, %s)
-        RETURNING {columns}
-        """,
-        [
-            QueueItem.Status.PROCESSING,
-            worker_id,
-            ops.adapt_datetimefield_value(lease_until(now)),
-            QueueItem._meta.get_field("lease_token").get_db_prep_value(token, connection),
-            ops.adapt_datetimefield_value(now),
-            *inner_params,
-            *QueueItem.WAITING,
-        ],
-    )
-    items = list(claimed)  # one statement: atomic on its own, no transaction around it
-    items.sort(key=lambda item: (-item.priority, item.next_attempt_at, item.pk))
+    with transaction.atomic():
+        return list(
+            QueueItem.objects.raw(
+                queue_sql.lease(picked),
+                [
+                    QueueItem.Status.PROCESSING,
+                    worker_id,
+                    ops.adapt_datetimefield_value(lease_until(now)),
+                    QueueItem._meta.get_field("lease_token").get_db_prep_value(token, connection),
+                    ops.adapt_datetimefield_value(now),
+                    *params,
+                    *QueueItem.WAITING,
+                ],
+            )
+        )
+
+
+def _lease_each(ids: list[int], *, worker_id: str, token: uuid.UUID, now: datetime) -> list[QueueItem]:
+    """Lease `ids` one statement each; a row whose claim or load fails is dead-lettered, alone."""
+    items = []
+    for pk in ids:
+        try:
+            items += _leased_rows("%s", [pk], worker_id=worker_id, token=token, now=now)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            _dead_letter_unreadable(pk, exc, now=now)
     return items
+
+
+def _without_unreadable_versions(items: list[QueueItem], token: uuid.UUID, *, now: datetime) -> list[QueueItem]:
+    """Dead-letter the rows whose stored version Python cannot hold (read as None: sync.timestamps).
+
+    Applied, such a row would pass for one without a version; it is `validation` (SPEC §5).
+    """
+    kept = []
+    for item in items:
+        if item.version is None and item.version_stored:
+            error = "version is outside the dates Python can hold (years 1 to 9999, UTC)"
+            _dead_letter(item, token, DeadLetter.Reason.VALIDATION, error, "ValidationFailed", "", now)
+        else:
+            kept.append(item)
+    return kept
+
+
+def readable_row(pk: int) -> tuple[QueueItem, list[str]]:
+    """The queue row `pk` with every column Python can load, and the names of those it cannot.
+
+    For rows that fail to load whole (a payload or timestamp out of Python's range): a dead letter
+    copies what can be copied. One query, or one per column when the whole row fails.
+    """
+    rows = QueueItem.objects.filter(pk=pk)
+    names = [f.attname for f in QueueItem._meta.concrete_fields]
+    try:
+        with transaction.atomic():
+            return QueueItem(**rows.values(*names).get()), []
+    except OperationalError:
+        raise
+    except Exception:
+        pass
+    values, unreadable = {}, []
+    for name in names:
+        try:
+            with transaction.atomic():
+                values[name] = rows.values_list(name, flat=True).get()
+        except OperationalError:
+            raise
+        except Exception:
+            unreadable.append(name)
+    return QueueItem(**values), unreadable
+
+
+def _dead_letter_unreadable(pk: int, exc: Exception, *, now: datetime) -> None:
+    """Dead-letter a waiting row that cannot be claimed or loaded, from what of it can be read.
+
+    The error names the columns, not their values: the payload stays in the inbox row.
+    """
+    item, unreadable = readable_row(pk)
+    where = f"its {', '.join(unreadable)} cannot be read" if unreadable else "it cannot be claimed"
+    error = f"{where} ({type(exc).__name__})"
+    trace = "".join(traceback.format_exception(exc))
+    with transaction.atomic():
+        if not _finish_as_dead_letter(QueueItem.objects.filter(pk=pk, status__in=QueueItem.WAITING), error, now):
+            return  # another worker took it meanwhile
+        _record_dead_letter(item, DeadLetter.Reason.VALIDATION, error, "ValidationFailed", trace, now)
+    logger.error("queue row #%s dead-lettered: %s", pk, error)
 
 
 def renew(batch: Batch, *, now: datetime) -> int:
@@ -324,20 +387,43 @@ def renew(batch: Batch, *, now: datetime) -> int:
     return QueueItem.objects.leased(batch.token).update(locked_until=lease_until(now), updated_at=now)
 
 
+def release(batch: Batch, *, now: datetime) -> int:
+    """Give the batch's unfinished rows back, due at once for any worker (a stopping drainer).
+
+    The try is refunded: it was never made. A row in a failure episode goes back to `retry`.
+    """
+    return QueueItem.objects.leased(batch.token).update(
+        status=Case(
+            When(failing_since__isnull=True, then=Value(QueueItem.Status.PENDING)),
+            default=Value(QueueItem.Status.RETRY),
+        ),
+        attempts=F("attempts") - 1,
+        locked_until=None,
+        lease_token=None,
+        updated_at=now,
+    )
+
+
 def recover_expired_leases(*, now: datetime) -> int:
     """Put rows whose worker vanished (lease past `locked_until`) back in line.
 
     The try is refunded (its outcome is unknown) and counted in `lease_expiries` instead; a row whose
-    lease keeps expiring (it kills its worker each time) is dead-lettered as `lease_expired`.
+    lease keeps expiring (it kills its worker each time) is dead-lettered as `lease_expired`. Only
+    the columns this needs are read, so no row's content can stop recovery.
     """
     limit = config.get("lease_expiry_limit")
-    expired = list(QueueItem.objects.expired_leases(now).order_by("pk")[:500])
-    for item in expired:
-        if item.lease_expiries + 1 >= limit:
-            error = f"lease expired {item.lease_expiries + 1} times (worker {item.locked_by or '?'} vanished)"
-            _dead_letter(item, item.lease_token, DeadLetter.Reason.LEASE_EXPIRED, error, "LeaseExpired", "", now)
+    expired = list(
+        QueueItem.objects.expired_leases(now)
+        .order_by("pk")
+        .values_list("pk", "lease_expiries", "locked_by", "lease_token")[:500]
+    )
+    for pk, expiries, locked_by, token in expired:
+        if expiries + 1 >= limit:
+            error = f"lease expired {expiries + 1} times (worker {locked_by or '?'} vanished)"
+            item, _ = readable_row(pk)
+            _dead_letter(item, token, DeadLetter.Reason.LEASE_EXPIRED, error, "LeaseExpired", "", now)
     requeued = QueueItem.objects.filter(
-        pk__in=[i.pk for i in expired], status=QueueItem.Status.PROCESSING, locked_until__lt=now
+        pk__in=[pk for pk, *_ in expired], status=QueueItem.Status.PROCESSING, locked_until__lt=now
     ).update(
         status=QueueItem.Status.PENDING,
         attempts=F("attempts") - 1,
@@ -404,18 +490,7 @@ class FailureKind(Enum):
 def classify(exc: BaseException) -> tuple[FailureKind, str]:
     """The kind of a failure and the dead-letter reason it would carry."""
     if isinstance(exc, ApplyError):
-        if exc.infrastructure:
-            return FailureKind.INFRASTRUCTURE, ""
-        if exc.permanent:
-            return FailureKind.PERMANENT, exc.reason
-        return FailureKind.TRANSIENT, DeadLetter.Reason.RETRIES_EXHAUSTED
-    permanent = getattr(exc, "permanent", None)
-    if isinstance(permanent, bool):
-        # A boundary error with a `permanent` flag (ZohoError, CONVENTIONS "Boundaries"): Zoho refused
-        # the request for good (400/404), or Zoho is unavailable (429, 5xx, auth, breaker, quota).
-        return (
-            (FailureKind.PERMANENT, DeadLetter.Reason.ZOHO_REJECTED) if permanent else (FailureKind.INFRASTRUCTURE, "")
-        )
+        return FailureKind.PERMANENT, exc.reason
     if isinstance(exc, OperationalError):
         # Deadlock, serialization failure, lock timeout, lost connection, SQLite busy: the database,
         # not the row. (psycopg's DeadlockDetected and SerializationFailure arrive wrapped as this.)
@@ -452,8 +527,6 @@ def record_failure(
         return QueueItem.Status.DEAD_LETTER
     refund = kind is FailureKind.INFRASTRUCTURE
     delay = backoff(1 if refund else item.attempts, rng=rng)
-    # Zoho may say how long to wait (Retry-After); waiting less only spends another call.
-    delay = max(delay, timedelta(seconds=getattr(exc, "retry_after", None) or 0))
     _retry(item, batch.token, error, trace, now + delay, refund, now)
     return QueueItem.Status.RETRY
 
@@ -484,42 +557,47 @@ def _dead_letter(
     item: QueueItem, token, reason: str, error: str, error_class: str, trace: str, now: datetime
 ) -> DeadLetter | None:
     with transaction.atomic():
-        moved = (
-            QueueItem.objects.leased(token)
-            .filter(pk=item.pk)
-            .update(
-                status=QueueItem.Status.DEAD_LETTER,
-                last_error=error,
-                finished_at=now,
-                locked_until=None,
-                lease_token=None,
-                updated_at=now,
-            )
-        )
-        if not moved:
+        if not _finish_as_dead_letter(QueueItem.objects.leased(token).filter(pk=item.pk), error, now):
             return None  # no longer ours: the new owner decides
-        if item.inbox_event_id:
-            InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.REJECTED, error=error)
-        _log(item, SyncLog.Level.ERROR, f"dead-lettered ({reason}): {error}", trace, now)
-        return DeadLetter.objects.create(
-            queue_item=item,
-            inbox_event_id=item.inbox_event_id,
-            entity=item.entity,
-            object_id=item.object_id,
-            payload=item.payload,
-            reason=reason,
-            error=error,
-            error_class=error_class,
-            traceback=trace,
-            attempts=item.attempts,
-            first_failed_at=item.failing_since or now,
-            last_failed_at=now,
-        )
+        return _record_dead_letter(item, reason, error, error_class, trace, now)
+
+
+def _finish_as_dead_letter(rows: QuerySet, error: str, now: datetime) -> int:
+    return rows.update(
+        status=QueueItem.Status.DEAD_LETTER,
+        last_error=error,
+        finished_at=now,
+        locked_until=None,
+        lease_token=None,
+        updated_at=now,
+    )
+
+
+def _record_dead_letter(
+    item: QueueItem, reason: str, error: str, error_class: str, trace: str, now: datetime
+) -> DeadLetter:
+    if item.inbox_event_id:
+        InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.REJECTED, error=error)
+    _log(item, SyncLog.Level.ERROR, f"dead-lettered ({reason}): {error}", trace, now)
+    return DeadLetter.objects.create(
+        queue_item_id=item.pk,
+        inbox_event_id=item.inbox_event_id,
+        entity=item.entity,
+        object_id=item.object_id,
+        payload=item.payload,
+        reason=reason,
+        error=error,
+        error_class=error_class,
+        traceback=trace,
+        attempts=item.attempts,
+        first_failed_at=item.failing_since or now,
+        last_failed_at=now,
+    )
 
 
 def _log(item: QueueItem, level: str, message: str, trace: str, now: datetime) -> None:
     SyncLog.objects.create(
-        queue_item=item,
+        queue_item_id=item.pk,
         level=level,
         message=f"{item.entity} {item.object_id}: {message}",
         context={"attempts": item.attempts, "traceback": trace[-4000:]} if trace else {"attempts": item.attempts},
@@ -616,8 +694,27 @@ def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -
 
 def pause(entities: list[str], *, by=None) -> list[str]:
     """Stop applying these entities; their webhooks are still received and queued (SPEC §6)."""
-    return config.update("paused_entities", sorted(set(config.get("paused_entities")) | set(entities)), by=by)
+    return _change_paused(lambda paused: paused | set(entities), by=by)
 
 
 def resume(entities: list[str], *, by=None) -> list[str]:
-    return config.update("paused_entities", sorted(set(config.get("paused_entities")) - set(entities)), by=by)
+    return _change_paused(lambda paused: paused - set(entities), by=by)
+
+
+def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
+    """Read, change and store `paused_entities` as one update under the row's lock.
+
+    So two pauses at once both hold: computed from config.get(), a copy read before the write, the
+    later of two concurrent writes dropped the other's entity. (SQLite takes the database's write
+    lock at BEGIN here: transaction_mode IMMEDIATE.)
+    """
+    from tdscore.models import Configuration
+
+    with transaction.atomic():
+        locked = Configuration.objects.select_for_update().filter(key=PAUSED)
+        if not locked.exists():
+            config.ensure_rows()
+        return config.update(PAUSED, sorted(change(set(locked.get().value))), by=by)
+
+
+PAUSED = "paused_entities"

@@ -1,6 +1,7 @@
 """django-q2 entry points, named by dotted path (CONVENTIONS "django-q2 at the edges").
 
-Each is thin and calls one verb function. This is the only module that imports django_q.
+Each is thin and calls one verb function. The sync app's django-q2 edge: the one place here that
+enqueues tasks (sync.apps also hooks sync.worker into django-q2's worker start).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from sync import entities, healing, pull, reconcile, retention, schedules, worker
+from sync.models import SyncRun
 from tdscore import config
 
 
@@ -22,11 +24,15 @@ def drain_task(worker_id: str | None = None) -> int:
 
     The successor is enqueued after commit under the same worker id, so one drainer is one row in
     tds_worker_heartbeats however many tasks it spans. A webhook waits at most about one poll.
+    When the cluster is stopping (sync.worker.listen_for_cluster_stop) the drain finishes or
+    releases its batch and returns without a successor: one left in the broker would run beside
+    those the watchdog starts when the cluster is back.
     """
     worker_id = worker_id or worker.new_worker_id("drainer")
     deadline = timezone.now() + timedelta(seconds=settings.TDS_DRAIN_DEADLINE_SECONDS)
-    tally = worker.drain(deadline, worker_id=worker_id)
-    transaction.on_commit(lambda: _start_drainer(worker_id))
+    tally = worker.drain(deadline, worker_id=worker_id, stop=worker.cluster_stopping)
+    if not worker.cluster_stopping.is_set():
+        transaction.on_commit(lambda: _start_drainer(worker_id))
     return sum(tally.values())
 
 
@@ -57,7 +63,8 @@ RUN_TASK_TIMEOUT_SECONDS = 6 * 3600
 
 
 def pull_task(run_id: int) -> str:
-    return pull.execute(run_id).status
+    # A stopping cluster stops the run after its page (checkpoint kept: the next run resumes there).
+    return pull.execute(run_id, should_stop=worker.cluster_stopping.is_set).status
 
 
 def reconcile_task(run_id: int, repair: bool = True) -> str:
@@ -67,9 +74,9 @@ def reconcile_task(run_id: int, repair: bool = True) -> str:
 def launch_runs(runs, *, repair: bool = True) -> None:
     """Run pending runs in the cluster, after the transaction that recorded them commits."""
     for run in runs:
-        if run.status != "pending":
+        if run.status != SyncRun.Status.PENDING:
             continue
-        if run.run_type == "reconciliation":
+        if run.run_type == SyncRun.RunType.RECONCILIATION:
             args, func = (run.pk, repair), "sync.tasks.reconcile_task"
         else:
             args, func = (run.pk,), "sync.tasks.pull_task"
@@ -96,7 +103,9 @@ def scheduled_reconcile(slugs: list[str] | None = None, attempt: int = 0) -> lis
     if not config.get("reconciliation_enabled"):
         return []
     now = timezone.now()
-    started, refused = pull.start_runs(slugs or list(entities.ENTITIES), "reconciliation", now=now, trigger="schedule")
+    started, refused = pull.start_runs(
+        slugs or list(entities.ENTITIES), SyncRun.RunType.RECONCILIATION, now=now, trigger="schedule"
+    )
     launch_runs(started, repair=True)
     _retry_overlaps("sync.tasks.scheduled_reconcile", (), refused, attempt)
     return [run.pk for run in started]

@@ -1,24 +1,27 @@
 """The drain loop: claim a batch, apply it in one transaction, finish its rows; repeat (DESIGN "Drainers").
 
-`process_batch` is one unit of work (tests call it directly); `drain` is the loop around it, with
-a deadline, a poll interval, heartbeats and a clean stop.
+`process_batch` is one unit of work (tests call it directly), with a LeaseKeeper beside it that
+renews the batch's lease while it applies and cuts the apply short on a stop; `drain` is the loop
+around it, with a deadline, a poll interval, heartbeats and a clean stop.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from sync import queue
@@ -42,21 +45,42 @@ def process_batch(
     due_by: datetime | None = None,
     rng: random.Random | None = None,
     tally: Counter | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Claim one batch of one entity and take every row of it to its next status.
 
     Returns how many rows it claimed (0: nothing due). `tally`, if given, counts the statuses the
-    rows reached (completed, skipped, retry, dead_letter, lease_lost).
+    rows reached (completed, skipped, retry, dead_letter, lease_lost, released). The lease is kept
+    while the batch is applied; once `stop` is set, an apply still running after
+    FINISH_GRACE_SECONDS is interrupted and its rows released (LeaseKeeper).
     """
     queue.recover_expired_leases(now=now)
     batch = queue.claim_batch(worker_id=worker_id, now=now, due_by=due_by)
     if batch is None:
         return 0
-    _apply(batch, batch.items, now=now, rng=rng or _rng, tally=tally if tally is not None else Counter())
+    tally = tally if tally is not None else Counter()
+    with LeaseKeeper(batch, stop=stop) as keeper:
+        try:
+            _apply(batch, batch.items, now=now, rng=rng or _rng, tally=tally, keeper=keeper)
+        except Exception:
+            if not keeper.interrupted:
+                raise  # the interrupt may land on any statement, recording a failure too
+    if keeper.interrupted:
+        # After the keeper is done, so no cancel can reach this statement.
+        tally["released"] += queue.release(batch, now=timezone.now())
+        logger.info("%s: stopping; gave back the rest of lease %s", batch.worker_id, batch.token)
     return len(batch.items)
 
 
-def _apply(batch: queue.Batch, items: list[QueueItem], *, now: datetime, rng: random.Random, tally: Counter) -> None:
+def _apply(
+    batch: queue.Batch,
+    items: list[QueueItem],
+    *,
+    now: datetime,
+    rng: random.Random,
+    tally: Counter,
+    keeper: LeaseKeeper,
+) -> None:
     """Apply `items` in one transaction; if that fails, bisect so a bad row fails alone.
 
     Halves, then quarters…: with one poison row in a batch of n, about 2·log2(n) transactions run and
@@ -65,6 +89,8 @@ def _apply(batch: queue.Batch, items: list[QueueItem], *, now: datetime, rng: ra
     """
     from sync.handlers import apply_batch  # the handlers import the ERP models; keep this module light
 
+    if keeper.interrupted:
+        return  # stopping: process_batch gives the rest back
     try:
         with transaction.atomic():
             outcomes = apply_batch(items, now=now)
@@ -74,19 +100,92 @@ def _apply(batch: queue.Batch, items: list[QueueItem], *, now: datetime, rng: ra
         tally["lease_lost"] += len(items)
         return
     except Exception as exc:
+        if keeper.interrupted:
+            return  # the stop cut the apply short: not the rows' failure
         kind, _ = queue.classify(exc)
         if len(items) == 1 or kind is queue.FailureKind.INFRASTRUCTURE:
             for item in items:
                 tally[str(queue.record_failure(batch, item, exc, now=now, rng=rng))] += 1
             return
-        # Bisecting takes a while on a big batch: keep the lease ours meanwhile.
-        queue.renew(batch, now=timezone.now())
         middle = len(items) // 2
-        _apply(batch, items[:middle], now=now, rng=rng, tally=tally)
-        _apply(batch, items[middle:], now=now, rng=rng, tally=tally)
+        _apply(batch, items[:middle], now=now, rng=rng, tally=tally, keeper=keeper)
+        _apply(batch, items[middle:], now=now, rng=rng, tally=tally, keeper=keeper)
         return
     for outcome in outcomes.values():
         tally["completed" if str(outcome) == queue.APPLIED else "skipped"] += 1
+
+
+# A batch normally commits well within this; one still running this long after a stop is given back.
+FINISH_GRACE_SECONDS = 1.0
+
+
+class LeaseKeeper:
+    """Keeps a claimed batch's lease while it is applied (SPEC §6), and cuts an apply short on a stop.
+
+    A thread beside the apply, because the apply is one transaction whose statements may wait (on a
+    lock another transaction holds, on a slow disk) longer than a lease: renewing between steps would
+    come too late. It renews every third of `lock_timeout_seconds` on a connection of its own, opened
+    only if the batch outlives that, so a batch of usual speed costs no query. Once `stop` is set it
+    gives the apply FINISH_GRACE_SECONDS, then cancels the statement the apply is running: the
+    transaction rolls back and process_batch releases the batch, so another worker takes it at once.
+    """
+
+    def __init__(self, batch: queue.Batch, *, stop: threading.Event | None):
+        self.batch = batch
+        self.stop = stop or threading.Event()
+        self.interrupted = False
+        self._period = config.get("lock_timeout_seconds") / 3
+        self._applying = connections[DEFAULT_DB_ALIAS]  # this thread's: the apply's connection
+        self._done = threading.Event()
+        self._lock = threading.Lock()  # no cancel once the apply is over
+        self._thread = threading.Thread(target=self._run, name=f"lease {batch.token}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        renew_at = time.monotonic() + self._period
+        cut_at = None
+        try:
+            while not self._done.wait(min(0.1, self._period)):
+                now = time.monotonic()
+                if cut_at is None and self.stop.is_set():
+                    cut_at = now + FINISH_GRACE_SECONDS
+                if cut_at is not None and now >= cut_at:
+                    self._interrupt()
+                    return
+                if now >= renew_at:
+                    self._renew()
+                    renew_at = now + self._period
+        finally:
+            connections.close_all()  # this thread's connection, if it opened one
+
+    def _renew(self) -> None:
+        try:
+            if not queue.renew(self.batch, now=timezone.now()):
+                logger.warning("%s: lease %s was taken over", self.batch.worker_id, self.batch.token)
+        except DatabaseError:
+            # The apply's transaction may hold the database (SQLite: its one writer); try next period.
+            logger.warning("%s: could not renew lease %s", self.batch.worker_id, self.batch.token, exc_info=True)
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.interrupted = True
+            raw = self._applying.connection
+            if raw is None:
+                return
+            if self._applying.vendor == "postgresql":
+                raw.cancel_safe()
+            else:
+                raw.interrupt()
 
 
 def beat(worker_id: str, *, now: datetime, rows: int) -> None:
@@ -135,7 +234,7 @@ def drain(
             if last_beat is None or now - last_beat >= timedelta(seconds=config.get("heartbeat_period_seconds")):
                 beat(worker_id, now=now, rows=sum(tally.values()))
                 last_beat = now
-            found = process_batch(worker_id, now, due_by=started if once else None, tally=tally)
+            found = process_batch(worker_id, now, due_by=started if once else None, tally=tally, stop=stop)
         except Exception:
             if once:
                 raise
@@ -153,12 +252,34 @@ def drain(
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT, so the loop finishes its batch and returns cleanly."""
+def stop_on_signals(*signals: signal.Signals) -> Iterator[threading.Event]:
+    """An event set by `signals` (default SIGTERM and SIGINT), so the loop finishes or releases its
+    batch and returns cleanly."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals = signals or (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in signals}
     try:
         yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# Set in a django-q2 worker process once the cluster is told to stop (listen_for_cluster_stop).
+cluster_stopping = threading.Event()
+
+
+def listen_for_cluster_stop(**kwargs) -> None:
+    """django-q2 `post_spawn` receiver, run in each new cluster worker process.
+
+    django-q2 stops a cluster by putting one STOP in the task queue per worker and waiting for each
+    to take it: a busy worker is neither signalled nor interrupted, so a drain task used to hold the
+    stop up until its deadline (60 s). A terminal's Ctrl-C reaches the cluster's whole process group
+    with SIGINT (tdscore.devserver sends the same); the sentinel and its workers ignore it by
+    default. Here a worker notes it, for its remaining life, so a running drain stops and a drain
+    task handed to it afterwards returns at once (sync.tasks.drain_task). SIGTERM stays django-q2's
+    "timed out, die" for a worker, whose default action must remain.
+    """
+    if multiprocessing.parent_process() is None:
+        return  # django-q2's sync mode runs the worker loop inside the caller: not a cluster worker
+    signal.signal(signal.SIGINT, lambda signum, frame: cluster_stopping.set())

@@ -324,6 +324,16 @@ _KEYS = [
     Key("cleanup_batch_size", "int", 5000, "retention", "Rows cleanup deletes per statement.", 1, 100000),
     # --- HTML dashboard (issue 11) ---
     Key("dashboard_refresh_seconds", "int", 15, "dashboard", "How often /dashboard/ refreshes its panels.", 1, 3600),
+    # Queue and readiness (issue 9: the queue shows degraded when its oldest due row stops moving).
+    Key(
+        "queue_stall_seconds",
+        "int",
+        300,
+        "alert",
+        "The oldest due row waiting this long while no row finished in that time: the queue is not moving.",
+        1,
+        86400,
+    ),
 ]
 REGISTRY: dict[str, Key] = {key.name: key for key in _KEYS}
 

@@ -21,10 +21,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ADMIN_USERNAME = "admin"
-STOP_GRACE_SECONDS = 15
+# A child still running this long after it was asked to stop is killed (its drains' leases expire).
+STOP_GRACE_SECONDS = 10
 
 
 def generated_settings(simulator_url: str) -> dict[str, str]:
@@ -65,10 +67,13 @@ def ensure_env_file(path: Path, simulator_url: str) -> dict[str, str]:
     return added
 
 
-def prepare(admin_password: str) -> tuple[bool, bool]:
-    """Migrate, create the admin user once, collect static files. Returns (admin created, simulator exists)."""
+def prepare(admin_password: str) -> bool:
+    """Migrate, create the admin user once, collect static files, install the schedules.
+
+    Returns whether the admin user was created.
+    """
     import django
-    from django.core.management import call_command, get_commands
+    from django.core.management import call_command
     from django.db import connections
 
     django.setup()
@@ -82,20 +87,27 @@ def prepare(admin_password: str) -> tuple[bool, bool]:
         users.create_superuser(ADMIN_USERNAME, "admin@localhost", admin_password)
     print("Collecting static files…", flush=True)
     call_command("collectstatic", interactive=False, verbosity=0)
-    commands = get_commands()
-    if "setup_schedules" in commands:
-        call_command("setup_schedules")
-    else:
-        print("Note: no setup_schedules command yet; no periodic tasks are installed.", flush=True)
+    call_command("setup_schedules")
     # Children open their own connections; this process keeps none across the fork.
     connections.close_all()
-    return created, "zoho_simulator" in commands
+    return created
 
 
 @dataclass
 class Child:
     name: str
     process: subprocess.Popen
+    # How the child is asked to stop. The default, SIGTERM to the leader, is a graceful stop for
+    # gunicorn's master (in-flight webhooks are answered) and for the simulator.
+    stop_signal: signal.Signals = signal.SIGTERM
+    whole_group: bool = False
+
+    def request_stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.whole_group:
+                os.killpg(self.process.pid, self.stop_signal)
+            else:
+                self.process.send_signal(self.stop_signal)
 
     def kill_group(self) -> None:
         # Each child leads its own process group: this reaches the workers a dead leader left behind.
@@ -103,16 +115,15 @@ class Child:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def start(name: str, argv: list[str]) -> Child:
+def start(name: str, argv: list[str], **stop: Any) -> Child:
     # A new session: a terminal's Ctrl-C reaches only this supervisor, which stops children in order.
-    return Child(name, subprocess.Popen(argv, cwd=BASE_DIR, start_new_session=True))
+    return Child(name, subprocess.Popen(argv, cwd=BASE_DIR, start_new_session=True), **stop)
 
 
 def stop_all(children: list[Child]) -> None:
-    # The leader alone: gunicorn's master and qcluster's sentinel stop their own workers in order.
     for child in children:
         if child.process.poll() is None:
-            child.process.terminate()
+            child.request_stop()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children:
         try:
@@ -171,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tdscore.settings")
 
     admin_password = os.environ["TDS_ADMIN_PASSWORD"]
-    created, simulator_exists = prepare(admin_password)
+    created = prepare(admin_password)
     python, manage = sys.executable, str(BASE_DIR / "manage.py")
     url = f"http://{args.host}:{args.port}"
     stop_requested = catch_stop_signals()
@@ -184,18 +195,17 @@ def main(argv: list[str] | None = None) -> int:
             # No control socket: its default path is per user, so two servers would fight over it.
             + ["--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket"],
         ),
-        start("django-q2 cluster", [python, manage, "qcluster"]),
+        # What a terminal's Ctrl-C does to a qcluster in the foreground: SIGINT to its whole process
+        # group. The cluster stops; its workers' drains hear it, finish or release their batch and
+        # return (sync.worker.listen_for_cluster_stop). SIGTERM to the leader alone left django-q2
+        # waiting for a busy drain until its 60 s deadline.
+        start("django-q2 cluster", [python, manage, "qcluster"], stop_signal=signal.SIGINT, whole_group=True),
+        start(
+            "Zoho simulator",
+            [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"]
+            + ["--webhook-target", url],
+        ),
     ]
-    if simulator_exists:
-        children.append(
-            start(
-                "Zoho simulator",
-                [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"]
-                + ["--webhook-target", url],
-            )
-        )
-    else:
-        print("Note: no zoho_simulator command yet; running without the Zoho simulator.", flush=True)
 
     print(f"\nTDS Core is starting on {url}", flush=True)
     print(f"  admin:  {url}/admin/  username: {ADMIN_USERNAME}  password: {admin_password}", flush=True)

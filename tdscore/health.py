@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
@@ -19,7 +20,12 @@ from django.views.decorators.http import require_GET
 from tdscore import config
 
 logger = logging.getLogger(__name__)
-OK, DEGRADED, DOWN = "ok", "degraded", "down"
+
+
+class Readiness(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"  # the database only: the one state that answers 503
 
 
 def database_answers() -> bool:
@@ -31,42 +37,70 @@ def database_answers() -> bool:
         return False
 
 
-def check_database(now) -> tuple[str, str]:
-    return (OK, "answers") if database_answers() else (DOWN, "does not answer")
+def check_database(now: datetime) -> tuple[Readiness, str]:
+    return (Readiness.OK, "answers") if database_answers() else (Readiness.DOWN, "does not answer")
 
 
-def check_workers(now) -> tuple[str, str]:
-    from sync.models import WorkerHeartbeat
+def check_workers(now: datetime) -> tuple[Readiness, str]:
+    from sync.worker import fresh_heartbeats
 
-    window = config.get("heartbeat_period_seconds") + config.get("heartbeat_grace_seconds")
-    alive = WorkerHeartbeat.objects.filter(last_seen_at__gte=now - timedelta(seconds=window)).count()
-    return (OK, f"{alive} alive") if alive else (DEGRADED, "no worker heartbeat")
+    alive = fresh_heartbeats(now).count()
+    return (Readiness.OK, f"{alive} alive") if alive else (Readiness.DEGRADED, "no worker heartbeat")
 
 
-def check_queue(now) -> tuple[str, str]:
+def check_queue(now: datetime) -> tuple[Readiness, str]:
+    """Degraded when the queue stops moving, or when its backlog passes `queue_backlog_threshold`."""
     from sync.models import QueueItem
 
-    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING)
-    depth = waiting.count()
+    depth = QueueItem.objects.filter(status__in=QueueItem.WAITING).count()
+    stalled = stalled_for(now)
+    if stalled is not None:
+        return (
+            Readiness.DEGRADED,
+            f"{depth} rows waiting; not moving: the next due row has waited {stalled.total_seconds():.0f} s "
+            "and no row finished in that time",
+        )
     if depth >= config.get("queue_backlog_threshold"):
-        return DEGRADED, f"{depth} rows waiting"
-    return OK, f"{depth} rows waiting"
+        return Readiness.DEGRADED, f"{depth} rows waiting"
+    return Readiness.OK, f"{depth} rows waiting"
 
 
-def check_zoho(now) -> tuple[str, str]:
+def stalled_for(now: datetime) -> timedelta | None:
+    """How long the next row to claim has been due, if the queue is not moving; else None.
+
+    Not moving: that row (claim order, paused entities aside: they wait on purpose) has been due for
+    over `queue_stall_seconds`, and no row finished in that time. A deep backlog that drains is
+    moving; a claim that fails on every pass (issue 9) or drainers that all died are not. Two cheap
+    queries: the head of tds_queue_due (LIMIT 1) and a probe of tds_queue_finished.
+    """
+    from sync.models import QueueItem
+
+    window = timedelta(seconds=config.get("queue_stall_seconds"))
+    due = QueueItem.objects.due(now).exclude(entity__in=config.get("paused_entities")).in_claim_order()
+    head = due.values_list("next_attempt_at", flat=True).first()
+    if head is None or head > now - window:
+        return None
+    if QueueItem.objects.filter(finished_at__gte=now - window).exists():
+        return None
+    return now - head
+
+
+def check_zoho(now: datetime) -> tuple[Readiness, str]:
     from sync.zoho.breaker import readiness
 
-    return readiness(now)
+    status, detail = readiness(now)
+    return Readiness(status), detail
 
 
-def check_zoho_budget(now) -> tuple[str, str]:
+def check_zoho_budget(now: datetime) -> tuple[Readiness, str]:
     from sync.budget import readiness
 
-    return readiness(now)
+    status, detail = readiness(now)
+    return Readiness(status), detail
 
 
-# Later features append theirs (the Zoho breaker and budget). Each returns (status, detail).
-READINESS_CHECKS: dict[str, Callable] = {
+# Each returns (Readiness, detail). Another app adds its check by adding an entry here.
+READINESS_CHECKS: dict[str, Callable[[datetime], tuple[Readiness, str]]] = {
     "database": check_database,
     "workers": check_workers,
     "queue": check_queue,
@@ -75,26 +109,29 @@ READINESS_CHECKS: dict[str, Callable] = {
 }
 
 
+def overall(checks: dict[str, dict]) -> Readiness:
+    return Readiness.OK if all(c["status"] == Readiness.OK for c in checks.values()) else Readiness.DEGRADED
+
+
 @require_GET
 def health(request):
     if database_answers():
-        return JsonResponse({"status": OK})
-    return JsonResponse({"status": DOWN}, status=503)
+        return JsonResponse({"status": Readiness.OK})
+    return JsonResponse({"status": Readiness.DOWN}, status=503)
 
 
 @require_GET
 def ready(request):
     now = timezone.now()
     if not database_answers():
-        checks = {"database": {"status": DOWN, "detail": "does not answer"}}
-        return JsonResponse({"status": DOWN, "checks": checks}, status=503)
+        checks = {"database": {"status": Readiness.DOWN, "detail": "does not answer"}}
+        return JsonResponse({"status": Readiness.DOWN, "checks": checks}, status=503)
     checks = {}
     for name, check in READINESS_CHECKS.items():
         try:
             status, detail = check(now)
         except Exception as exc:  # one broken check degrades the answer; it never makes it a 500
             logger.exception("readiness check %s failed", name)
-            status, detail = DEGRADED, f"check failed: {exc.__class__.__name__}: {exc}"
+            status, detail = Readiness.DEGRADED, f"check failed: {exc.__class__.__name__}: {exc}"
         checks[name] = {"status": status, "detail": detail}
-    overall = OK if all(c["status"] == OK for c in checks.values()) else DEGRADED
-    return JsonResponse({"status": overall, "checks": checks})
+    return JsonResponse({"status": overall(checks), "checks": checks})

@@ -95,3 +95,45 @@ def test_a_failing_readiness_check_degrades_instead_of_a_500(client, monkeypatch
         "status": "degraded",
         "detail": "check failed: RuntimeError: zoho state unreadable",
     }
+
+
+def test_ready_is_degraded_when_the_next_due_row_stops_moving(client):
+    config.update("queue_stall_seconds", 300)
+    heartbeat()  # workers look alive: only the queue tells
+    now = timezone.now()
+    stuck = QueueItem.objects.create(
+        entity="products",
+        object_id="1",
+        content_hash="0",
+        payload={},
+        source="pull",
+        next_attempt_at=now - timedelta(minutes=10),
+    )
+    queue = client.get("/health/ready").json()["checks"]["queue"]
+    assert queue["status"] == "degraded"
+    assert queue["detail"].startswith("1 rows waiting; not moving: the next due row has waited 600 s")
+
+    QueueItem.objects.create(
+        entity="customers",
+        object_id="2",
+        content_hash="0",
+        payload={},
+        source="pull",
+        status=QueueItem.Status.COMPLETED,
+        finished_at=now - timedelta(minutes=1),
+    )
+    assert client.get("/health/ready").json()["checks"]["queue"]["status"] == "ok", "rows finish: it moves"
+    assert stuck.status == QueueItem.Status.PENDING
+
+
+def test_rows_of_a_paused_entity_waiting_long_do_not_degrade_readiness(client):
+    config.update_many({"queue_stall_seconds": 300, "paused_entities": ["products"]})
+    QueueItem.objects.create(
+        entity="products",
+        object_id="1",
+        content_hash="0",
+        payload={},
+        source="pull",
+        next_attempt_at=timezone.now() - timedelta(hours=1),
+    )
+    assert client.get("/health/ready").json()["checks"]["queue"] == {"status": "ok", "detail": "1 rows waiting"}

@@ -45,7 +45,7 @@ def test_a_run_is_planned_as_list_pages_plus_details_of_changed_documents():
     assert budget.estimate(invoices, "reconciliation", records=5000, changed=40) == budget.Estimate(25, 0)
 
 
-def test_a_run_that_fits_runs_with_what_is_left_above_the_reserve_for_details():
+def test_a_run_that_fits_runs():
     decision = budget.decide(budget.Estimate(5, 500), usage(300))
 
     assert decision.action == budget.Action.RUN

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from django.urls import reverse
 
 from sync import queue
@@ -107,3 +111,46 @@ def test_admin_pauses_and_resumes_the_entity_of_selected_rows(admin_client_):
     response = changelist_action(admin_client_, "queueitem", "resume_entities", [item.pk])
     assert "Paused now: none" in response.content.decode()
     assert queue.claim_batch(worker_id="w", now=NOW) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_pauses_at_once_both_hold():
+    """Two operators pause two entities at the same moment: both stay paused.
+
+    The configuration row is held locked by a third connection until both pauses are under way, so
+    they overlap for certain rather than by luck; then it is let go.
+    """
+    config.ensure_rows()  # a transactional test starts from emptied tables
+    dsn = connection.get_connection_params()
+    with psycopg.connect(
+        dbname=dsn["dbname"], user=dsn.get("user"), host=dsn.get("host"), port=dsn.get("port")
+    ) as held:
+        held.execute("SELECT 1 FROM tds_configuration WHERE key = 'paused_entities' FOR UPDATE")
+        threads = [threading.Thread(target=pause_in_own_connection, args=(slug,)) for slug in ("products", "customers")]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while waiting_on_locks() < 2:
+            assert time.monotonic() < deadline, "the two pauses never overlapped"
+            time.sleep(0.02)
+        held.rollback()
+    for thread in threads:
+        thread.join(timeout=20)
+    config.invalidate()
+    assert config.get("paused_entities") == ["customers", "products"]
+
+
+def pause_in_own_connection(slug: str) -> None:
+    try:
+        queue.pause([slug])
+    finally:
+        connections.close_all()
+
+
+def waiting_on_locks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]

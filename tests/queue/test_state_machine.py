@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync import queue
-from sync.errors import InfrastructureWait, TransientError, ValidationFailed
+from sync.errors import ValidationFailed
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
 from tests.factories import inbox_event, queue_item
@@ -162,13 +162,6 @@ def test_permanent_failure_dead_letters_at_once_with_error_and_traceback():
     assert SyncLog.objects.filter(queue_item=batch.items[0], level="error").exists()
 
 
-def test_zoho_rejection_dead_letters_as_zoho_rejected():
-    class ZohoLike(Exception):
-        permanent = True
-
-    assert queue.classify(ZohoLike("404")) == (queue.FailureKind.PERMANENT, "zoho_rejected")
-
-
 def test_transient_failure_retries_under_a_growing_backoff_ceiling(time_machine):
     config.update_many({"retry_backoff_base_ms": 1000, "retry_backoff_max_ms": 3000, "max_retry_attempts": 5})
     time_machine.move_to(NOW, tick=False)
@@ -178,7 +171,7 @@ def test_transient_failure_retries_under_a_growing_backoff_ceiling(time_machine)
     for ceiling_ms in [1000, 2000, 3000, 3000]:
         batch = claim(now=now)
         assert batch is not None, "the retry is due once its next_attempt_at has passed"
-        assert queue.record_failure(batch, batch.items[0], TransientError("parent missing"), now=now, rng=seeded) == (
+        assert queue.record_failure(batch, batch.items[0], RuntimeError("parent missing"), now=now, rng=seeded) == (
             "retry"
         )
         item = QueueItem.objects.get()
@@ -197,7 +190,7 @@ def test_transient_failure_dead_letters_after_max_retry_attempts():
     for _ in range(3):
         now += timedelta(seconds=1)
         batch = claim(now=now)
-        statuses.append(queue.record_failure(batch, batch.items[0], TransientError("x"), now=now, rng=random.Random()))
+        statuses.append(queue.record_failure(batch, batch.items[0], RuntimeError("x"), now=now, rng=random.Random()))
     assert statuses == ["retry", "retry", "dead_letter"]
     dead = DeadLetter.objects.get()
     assert (dead.reason, dead.attempts) == ("retries_exhausted", 3)
@@ -205,6 +198,8 @@ def test_transient_failure_dead_letters_after_max_retry_attempts():
 
 
 def test_infrastructure_wait_refunds_the_attempt():
+    from django.db import OperationalError
+
     config.update_many({"max_retry_attempts": 1, "retry_backoff_base_ms": 1})
     queue_item(object_id="1", now=NOW)
     now = NOW
@@ -212,7 +207,11 @@ def test_infrastructure_wait_refunds_the_attempt():
         now += timedelta(seconds=1)
         batch = claim(now=now)
         status = queue.record_failure(
-            batch, batch.items[0], InfrastructureWait("breaker open"), now=now, rng=random.Random()
+            batch,
+            batch.items[0],
+            OperationalError("server closed the connection unexpectedly"),
+            now=now,
+            rng=random.Random(),
         )
         assert status == "retry"
     item = QueueItem.objects.get()

@@ -36,5 +36,5 @@ class Command(BaseCommand):
 
 
 def _counts(tally: Counter) -> str:
-    statuses = ["completed", "skipped", "retry", "dead_letter", "lease_lost"]
+    statuses = ["completed", "skipped", "retry", "dead_letter", "lease_lost", "released"]
     return ", ".join(f"{status} {tally.get(status, 0)}" for status in statuses)

@@ -35,7 +35,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         status, detail = check(now)
         checks[name] = {"status": status, "detail": detail}
     return {
-        "status": health.OK if all(c["status"] == health.OK for c in checks.values()) else health.DEGRADED,
+        "status": health.overall(checks),
         "at": now.isoformat(),
         "checks": checks,
         "zoho_budget": budget.status(now).as_dict(),
@@ -170,7 +170,9 @@ class Command(BaseCommand):
 
     def flag(self, status: str, text: str | None = None) -> str:
         """Coloured by status on a terminal (Django leaves it plain when stdout is not a TTY)."""
-        style = {health.OK: self.style.SUCCESS, health.DEGRADED: self.style.WARNING}.get(status, self.style.ERROR)
+        style = {health.Readiness.OK: self.style.SUCCESS, health.Readiness.DEGRADED: self.style.WARNING}.get(
+            status, self.style.ERROR
+        )
         return style(text or status)
 
     def write_health(self, data: dict) -> None:
@@ -199,7 +201,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
         self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
         for w in data["workers"]:
-            state = self.flag(health.OK, "alive") if w["alive"] else self.flag(health.DOWN, "silent")
+            state = (
+                self.flag(health.Readiness.OK, "alive") if w["alive"] else self.flag(health.Readiness.DOWN, "silent")
+            )
             self.stdout.write(f"  {w['worker_id']:<40} {state} last seen {w['age_seconds']:.0f} s ago")
 
     def write_sync(self, data: dict) -> None:

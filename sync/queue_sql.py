@@ -1,0 +1,108 @@
+"""The queue's hand-written SQL, whole and named, with the plan each statement relies on.
+
+`sync.queue` runs them; everything else about the queue goes through the ORM. Values are %s
+parameters in the order they appear. Where a statement is written by hand it is because it is on a
+hot path (one round trip instead of two or three) or because the planner has to be steered; the
+comment above each gives the plan PostgreSQL 15 chose for it (EXPLAIN, 50,000 rows of five entities,
+a third finished), before and after ANALYZE. The indexes are declared on QueueItem.Meta
+(sync/models.py).
+
+Names are written unquoted: every table and column here is a lowercase identifier that neither
+PostgreSQL nor SQLite reserves.
+"""
+
+from __future__ import annotations
+
+from sync.models import InboxEvent, QueueItem
+
+TABLE = QueueItem._meta.db_table
+INBOX_TABLE = InboxEvent._meta.db_table
+# Every column but the id, in model order: what save(), COPY and the webhook's statement insert.
+INSERT_COLUMNS = [f.column for f in QueueItem._meta.concrete_fields if not f.primary_key]
+ALL_COLUMNS = ", ".join(f.column for f in QueueItem._meta.concrete_fields)
+
+# --- Enqueue ---------------------------------------------------------------------------------------
+
+# A pull page into the queue. No plan: COPY appends to the heap and updates every index, the cost
+# being the nine index entries per row (why several indexes are partial).
+COPY_ROWS = f"COPY {TABLE} ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
+
+
+def crowded(keys: int) -> str:
+    """The (entity, object_id) pairs among `keys` pairs of parameters that have more than one waiting row.
+
+    Params: entity, object_id for each key, then the two waiting statuses.
+    Plan: a Values Scan whose filter runs, per key, an Index Only Scan of the partial index
+    tds_queue_waiting_object stopped at its second entry (LIMIT 2). Written so because the plain
+    `entity IN … AND object_id IN … GROUP BY` form is planned from statistics, and in a full sync the
+    queue grows by thousands of rows between ANALYZEs: the planner then scanned every waiting row of
+    the entity for each page (19 ms a page at 50,000 rows, growing with the backlog).
+    """
+    values = ", ".join(["(%s, %s)"] * keys)
+    return f"""
+        WITH k(entity, object_id) AS (VALUES {values})
+        SELECT k.entity, k.object_id FROM k
+        WHERE (
+            SELECT count(*) FROM (
+                SELECT 1 FROM {TABLE} q
+                WHERE q.entity = k.entity AND q.object_id = k.object_id AND q.status IN (%s, %s)
+                LIMIT 2
+            ) AS waiting
+        ) > 1
+    """
+
+
+def supersede(*, summaries_only: bool, only_if: str = "") -> str:
+    """Skip the waiting rows of one object with a strictly older version; RETURNING their inbox ids.
+
+    Params: skipped status, skip reason `superseded`, finished_at, updated_at, entity, object_id, the
+    two waiting statuses, the new version. `summaries_only`: a summary (list row) supersedes summaries
+    only. `only_if`: one more condition (the webhook's "only when its inbox row was inserted").
+    Plan: Index Scan of the partial index tds_queue_waiting_object on (entity, object_id), status and
+    version filtered on the heap, before and after ANALYZE: it never walks an entity's backlog, and it
+    runs on every enqueue, usually finding nothing.
+    """
+    conditions = ["entity = %s", "object_id = %s", "status IN (%s, %s)", "version < %s"]
+    if summaries_only:
+        conditions.append("is_summary")
+    if only_if:
+        conditions.append(only_if)
+    return (
+        f"UPDATE {TABLE} SET status = %s, skip_reason = %s, finished_at = %s, updated_at = %s"
+        f" WHERE {' AND '.join(conditions)} RETURNING inbox_event_id"
+    )
+
+
+def mark_inbox_processed(inbox_ids: str) -> str:
+    """Mark inbox rows `processed` (param: the status) whose ids `inbox_ids` lists or selects.
+
+    Plan: Bitmap Index Scan of the inbox primary key (id = ANY).
+    """
+    return f"UPDATE {INBOX_TABLE} SET status = %s WHERE id IN ({inbox_ids})"
+
+
+# --- Claim -------------------------------------------------------------------------------------------
+
+
+def lease(picked: str) -> str:
+    """Lease the rows `picked` selects (their ids) that are still waiting; RETURNING each whole row.
+
+    Params: processing status, worker id, locked_until, lease token, updated_at, the params of
+    `picked`, the two waiting statuses. The attempt is counted here (SPEC §6). `version_stored` tells a
+    version Python could not load (read as None, see sync.timestamps) from a row without one.
+    Plan: `picked` is the ORM's due-rows query of one entity in claim order with LIMIT batch_size
+    (and FOR UPDATE SKIP LOCKED on PostgreSQL); a Nested Loop then updates each picked id through the
+    primary key. After ANALYZE `picked` is an Index Scan of tds_queue_due in claim order, entity
+    filtered, stopped at batch_size rows (LockRows, Limit). Before ANALYZE the planner takes
+    tds_queue_waiting_object for the entity and sorts all its waiting rows (6,600 in the sample):
+    tds_queue_due_entity, declared for this query, was chosen in neither case. One row at a time
+    (`picked` = "%s", sync.queue._lease_each): the primary key alone. One statement either way: the
+    claimed rows come back with the claim instead of a second query reading them by lease token.
+    """
+    return f"""
+        UPDATE {TABLE}
+        SET status = %s, attempts = attempts + 1, locked_by = %s, locked_until = %s, lease_token = %s,
+            updated_at = %s
+        WHERE id IN ({picked}) AND status IN (%s, %s)
+        RETURNING {ALL_COLUMNS}, version IS NOT NULL AS version_stored
+    """
