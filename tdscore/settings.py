@@ -91,11 +91,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # Keep connections between requests (a new PostgreSQL connection per webhook cost more than the
-    # webhook itself: /health went from ~130 to ~600 req/s on one connection); health checks drop a
-    # dead one before use. `?conn_max_age=0` in DATABASE_URL turns it off.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    # One connection pool per process (psycopg_pool, through Django): connections are kept between
+    # requests (a new PostgreSQL connection per webhook cost more than the webhook itself: /health
+    # went from ~130 to ~600 req/s on one connection), and a process never holds more than
+    # TDS_DB_POOL_MAX of them however many threads it serves from (runserver, gthread, qcluster):
+    # one persistent connection per thread once took runserver to the server's connection limit.
+    # A request waits up to TDS_DB_POOL_TIMEOUT seconds for a free one, then answers 503.
+    # TDS_DB_POOL_MAX=0 turns the pool off: one connection per thread, kept `conn_max_age` (0 unless
+    # DATABASE_URL says otherwise), for a server-side pooler that must see each client connect.
+    # Health checks hand out or keep only connections that answer.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    TDS_DB_POOL_MAX = env.int("TDS_DB_POOL_MAX", default=4)
+    if TDS_DB_POOL_MAX > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not as well
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": TDS_DB_POOL_MAX,
+            "timeout": env.float("TDS_DB_POOL_TIMEOUT", default=10.0),
+            "name": "tdscore",
+        }
     # The webhook's one statement runs as a protocol-level prepared statement (sync.webhooks), kept
     # per connection: half of PostgreSQL's work per webhook was parsing and planning it. That cursor
     # prepares at once; 5 (psycopg's default) only counts for other server-binding cursors, and

@@ -47,16 +47,19 @@ def item(version: str, **fields) -> dict:
 
 @contextmanager
 def preparing(threshold: int | None):
-    """A fresh connection opened with `prepare_threshold` as the settings give it."""
+    """A fresh connection opened with `prepare_threshold` as the settings give it (and a fresh
+    pool: a pooled connection keeps its session, and its options, when closed)."""
     options = connection.settings_dict["OPTIONS"]
     before = options.get("prepare_threshold")
     options["prepare_threshold"] = threshold
     connection.close()
+    connection.close_pool()
     try:
         yield
     finally:
         options["prepare_threshold"] = before
         connection.close()
+        connection.close_pool()
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +157,8 @@ def test_content_the_database_refuses_is_rejected_and_the_next_delivery_is_accep
 
 def test_a_reopened_connection_prepares_again(client):
     assert deliver(client, "products", item("2026-06-09T09:00:00-0400")).status_code == 202
-    connection.close()  # as a failed health check or CONN_MAX_AGE does
+    connection.close()
+    connection.close_pool()  # a new session, as after a failed health check or the pool's max_lifetime
     assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 202
     assert prepared_runs() == [1]
     assert QueueItem.objects.count() == 2
