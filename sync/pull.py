@@ -39,6 +39,7 @@ from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient, ZohoError
 from tdscore import config
+from tdscore.logging import add_log_context, logs_as
 
 T = TypeVar("T")
 
@@ -151,6 +152,7 @@ def pull_entity(slug: str, mode: str, *, now: datetime, trigger: str = "manual",
 # --- Executing runs ---------------------------------------------------------------------------
 
 
+@logs_as(run="run_id")
 def execute(
     run_id: int,
     *,
@@ -168,6 +170,7 @@ def execute(
     run = runs.claim(run_id, now=now)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
+    add_log_context(entity=run.entity)
     puller = Puller(run, client or ZohoClient(), sleep=sleep, on_page=on_page, should_stop=should_stop)
     try:
         puller.pull()

@@ -12,6 +12,7 @@ worker whose lease expired (and whose rows another worker took) changes nothing.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import traceback
 import uuid
@@ -28,6 +29,8 @@ from sync import payloads
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
+
+logger = logging.getLogger(__name__)
 
 
 def pending_row(
@@ -556,6 +559,8 @@ def _dead_letter(
 
 
 def _log(item: QueueItem, level: str, message: str, trace: str, now: datetime) -> None:
+    ids = {"entity": item.entity, "object_id": item.object_id, "queue_row": item.pk, "event_id": item.inbox_event_id}
+    logger.log(logging.getLevelName(level.upper()), message, extra=ids)
     SyncLog.objects.create(
         queue_item=item,
         level=level,

@@ -42,6 +42,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sync import entities, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
+from tdscore.logging import logs_as
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
 # A missing type is tried as JSON; `application/<vendor>+json` is JSON too.
@@ -55,6 +56,7 @@ def error(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:
 
 
 @csrf_exempt
+@logs_as(entity="entity")
 def receive(request: HttpRequest, entity: str) -> JsonResponse:
     if request.method not in METHODS:
         response = error(405, "method_not_allowed", f"{request.method} is not accepted; use POST, PUT or DELETE")
