@@ -31,7 +31,7 @@ def closed_port_database_url() -> str:
     return f"postgres://postgres@127.0.0.1:{free_port()}/tdscore"
 
 
-def test_database_url(**options: str) -> str:
+def shared_database_url(**options: str) -> str:
     """The test database this run created, for a server process to share (transactional tests only)."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -84,7 +84,7 @@ class Server:
 
 
 def runserver_argv(port: int) -> list[str]:
-    return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
+    return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
 
 
 def gunicorn_argv(*extra: str) -> list[str]:
