@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +41,73 @@ def shared_database_url(**options: str) -> str:
     query = "&".join(f"{name}={value}" for name, value in options.items())
     host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
     return f"postgres://{db['USER']}@{host}:{port}/{connection.settings_dict['NAME']}" + (f"?{query}" if query else "")
+
+
+class DatabaseLink:
+    """A TCP forwarder between servers and PostgreSQL that the test can cut: `down()` drops every
+    session and refuses new ones, as a crashed or restarting database server does; `up()` heals it."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.is_up = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if not self.is_up:
+                    client.close()  # refused: the server is down
+                    continue
+                upstream = socket.create_connection(self.target)
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def down(self) -> None:
+        with self.lock:
+            self.is_up = False
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets.clear()
+
+    def up(self) -> None:
+        with self.lock:
+            self.is_up = True
+
+    def close(self) -> None:
+        self.down()
+        self.listener.close()
+
+
+@pytest.fixture
+def database_link():
+    """The shared test database behind a DatabaseLink: (link, DATABASE_URL through it)."""
+    db = settings.DATABASES["default"]
+    link = DatabaseLink((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+    yield link, f"postgres://{db['USER']}@127.0.0.1:{link.port}/{connection.settings_dict['NAME']}"
+    link.close()
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -92,23 +161,37 @@ def gunicorn_argv(*extra: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *extra, "tdscore.wsgi:application"]
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    """start_server(kind, env) -> a Server answering; stopped afterwards. kind: runserver or gunicorn."""
+def _starter(directory: Path):
     started: list[Server] = []
 
     def start(kind: str, env: dict[str, str], *gunicorn_args: str) -> Server:
         port = free_port()
-        log = tmp_path / f"{kind}-{len(started)}.log"
+        log = directory / f"{kind}-{len(started)}.log"
         if kind == "runserver":
             server = Server(runserver_argv(port), env, log, port)
         else:
-            env = {**env, "TDS_BIND": f"127.0.0.1:{port}"}
-            server = Server(gunicorn_argv(*gunicorn_args), env, log, port)
+            server = Server(gunicorn_argv(*gunicorn_args), {**env, "TDS_BIND": f"127.0.0.1:{port}"}, log, port)
         started.append(server)
         server.wait_answering()
         return server
 
+    return start, started
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(kind, env, *gunicorn_args) -> a Server answering; stopped afterwards.
+    kind: "runserver" (manage.py runserver) or "gunicorn" (with the root's gunicorn.conf.py)."""
+    start, started = _starter(tmp_path)
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_server(tmp_path_factory):
+    """start_server for servers that several tests of a module share."""
+    start, started = _starter(tmp_path_factory.mktemp("servers"))
     yield start
     for server in started:
         server.stop()
