@@ -191,6 +191,8 @@ def logging_config(*, log_format: str, level: str, httpx_level: str) -> dict:
             "django.db.backends": {"level": "WARNING"},
             # runserver's request lines, through the redacting handler instead of Django's own.
             "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            # django-q2 adds a plain-text handler of its own unless its logger has one already.
+            "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
             # One INFO line per Zoho call is noise at the call rates the budget allows.
             "httpx": {"level": httpx_level},
             "httpcore": {"level": "WARNING"},
