@@ -261,6 +261,9 @@ class Server:
             sys.executable,
             "-m",
             "gunicorn",
+            # The bench's own settings below, not the root's gunicorn.conf.py (gthread, access log).
+            "--config",
+            os.devnull,
             "--bind",
             f"fd://{self.sock.fileno()}",
             "--workers",
