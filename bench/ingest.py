@@ -261,6 +261,9 @@ class Server:
             sys.executable,
             "-m",
             "gunicorn",
+            # The bench's own settings below, not the root's gunicorn.conf.py (gthread, access log).
+            "--config",
+            os.devnull,
             "--bind",
             f"fd://{self.sock.fileno()}",
             "--workers",
@@ -330,6 +333,8 @@ def measure(args, server: Server, database: Database) -> bool:
     print(f"gunicorn {args.workers} sync workers on {database.url.split('@')[-1]}, {args.connections} connections")
     # The server inherits this environment: say which side of the switch this run measured.
     print(f"TDS_DB_PREPARED_STATEMENTS={os.environ.get('TDS_DB_PREPARED_STATEMENTS', 'true (default)')}")
+    # TDS_DB_POOL_MAX=0 with ?conn_max_age=60 in the URL is the pool-less setting as it was before.
+    print(f"TDS_DB_POOL_MAX={os.environ.get('TDS_DB_POOL_MAX', '4 (default)')}")
     chunked_ok = chunked_bodies_are_limited(server, payloads)
     for path in (BARE_PATH, WEBHOOK_PATH):  # warm both: connections, imports, caches
         closed_loop("warm-up", server.port, path, payloads, args.connections, args.warmup)

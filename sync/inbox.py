@@ -247,5 +247,7 @@ def _execute_prepared(db, sql: str, params: list[Any]) -> tuple | None:
         if getattr(exc.__cause__, "sqlstate", None) in _STALE_PREPARED:
             # psycopg would keep sending the dead statement on this connection until it is
             # recycled: drop the connection, so the sender's retry of this 503 prepares afresh.
+            # Closed first, or the pool would take the session back and hand it out again.
+            db.connection.close()
             db.close()
         raise

@@ -47,6 +47,7 @@ from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
 from sync.zoho.errors import ErrorKind
 from tdscore import config
+from tdscore.logging import add_log_context, logs_as
 
 T = TypeVar("T")
 
@@ -162,6 +163,7 @@ def pull_entity(slug: str, mode: str, *, now: datetime, trigger: str = "manual",
 # --- Executing runs ---------------------------------------------------------------------------
 
 
+@logs_as(run="run_id")
 def execute(
     run_id: int,
     *,
@@ -179,6 +181,7 @@ def execute(
     run = runs.claim(run_id, now=now)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
+    add_log_context(entity=run.entity)
     calls = Calls(run, client or ZohoClient(), sleep=sleep)
     puller = Puller(run, calls, on_page=on_page, should_stop=should_stop)
     try:

@@ -596,6 +596,8 @@ def _record_dead_letter(
 
 
 def _log(item: QueueItem, level: str, message: str, trace: str, now: datetime) -> None:
+    ids = {"entity": item.entity, "object_id": item.object_id, "queue_row": item.pk, "event_id": item.inbox_event_id}
+    logger.log(logging.getLevelName(level.upper()), message, extra=ids)
     SyncLog.objects.create(
         queue_item_id=item.pk,
         level=level,

@@ -47,6 +47,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sync import entities, inbox, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
+from tdscore.logging import logs_as
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
 
@@ -69,6 +70,7 @@ def error(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:
 
 
 @csrf_exempt
+@logs_as(entity="entity")
 def receive(request: HttpRequest, entity: str) -> JsonResponse:
     if request.method not in METHODS:
         response = error(405, "method_not_allowed", "use POST, PUT or DELETE")

@@ -27,6 +27,7 @@ from django.utils import timezone
 from sync import queue
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
+from tdscore.logging import logs_as
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def fresh_heartbeats(now: datetime):
     return WorkerHeartbeat.objects.filter(last_seen_at__gte=now - timedelta(seconds=grace))
 
 
+@logs_as(worker="worker_id")
 def drain(
     deadline: datetime | None,
     *,

@@ -19,7 +19,9 @@ class TdsCoreConfig(AppConfig):
     verbose_name = "TDS Core"
 
     def ready(self) -> None:
-        from tdscore import checks  # noqa: F401 - registers the system checks
+        from tdscore import checks, dbpool  # noqa: F401 - checks registers the system checks
+
+        dbpool.forget_pools_in_forked_children()
 
         post_migrate.connect(_ensure_configuration_rows, sender=self)
         post_migrate.connect(_compress_large_columns, sender=self)

@@ -189,11 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     children = [
         start(
             "web server",
-            # gthread workers: a slow request never holds the webhook receiver up.
-            [python, "-m", "gunicorn", "tdscore.wsgi:application", "--bind", f"{args.host}:{args.port}"]
-            + ["--workers", str(args.web_workers), "--threads", "4", "--worker-class", "gthread"]
-            # No control socket: its default path is per user, so two servers would fight over it.
-            + ["--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket"],
+            # The root's gunicorn.conf.py, as the systemd unit uses it (gthread, redacted access log).
+            [python, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py"), "tdscore.wsgi:application"]
+            + ["--bind", f"{args.host}:{args.port}", "--workers", str(args.web_workers)],
         ),
         # What a terminal's Ctrl-C does to a qcluster in the foreground: SIGINT to its whole process
         # group. The cluster stops; its workers' drains hear it, finish or release their batch and

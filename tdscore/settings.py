@@ -6,6 +6,8 @@ from pathlib import Path
 import environ
 from django.core.management.utils import get_random_secret_key
 
+from tdscore import logging as tdscore_logging
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -58,7 +60,24 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database outage is 503 on every page, never 500 (SPEC §5).
+    "tdscore.middleware.DatabaseUnavailableMiddleware",
 ]
+
+# --- HTTPS behind a TLS-terminating proxy (nginx; `check --deploy`) ---------------------------------
+# Off by default so `make run` serves plain http on 127.0.0.1. TDS_PROXY_SSL_HEADER trusts the
+# proxy's X-Forwarded-Proto (only when the proxy sets it on every request, overwriting the client's).
+if env.bool("TDS_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("TDS_SECURE_SSL_REDIRECT", default=False)
+# The load balancer probes and Prometheus scrapes over plain http inside the network; a redirect
+# there would read as "down". Webhooks are not exempt: Zoho sends them over https.
+SECURE_REDIRECT_EXEMPT = [r"^health(/ready)?$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("TDS_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("TDS_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("TDS_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("TDS_SECURE_COOKIES", default=False)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 ROOT_URLCONF = "tdscore.urls"
 WSGI_APPLICATION = "tdscore.wsgi.application"
@@ -93,11 +112,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # Keep connections between requests (a new PostgreSQL connection per webhook cost more than the
-    # webhook itself: /health went from ~130 to ~600 req/s on one connection); health checks drop a
-    # dead one before use. `?conn_max_age=0` in DATABASE_URL turns it off.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    # One connection pool per process (psycopg_pool, through Django): connections are kept between
+    # requests (a new PostgreSQL connection per webhook cost more than the webhook itself: /health
+    # went from ~130 to ~600 req/s on one connection), and a process never holds more than
+    # TDS_DB_POOL_MAX of them however many threads it serves from (runserver, gthread, qcluster):
+    # one persistent connection per thread once took runserver to the server's connection limit.
+    # A request waits up to TDS_DB_POOL_TIMEOUT seconds for a free one, then answers 503.
+    # TDS_DB_POOL_MAX=0 turns the pool off: one connection per thread, kept `conn_max_age` (0 unless
+    # DATABASE_URL says otherwise), for a server-side pooler that must see each client connect.
+    # Health checks hand out or keep only connections that answer.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    TDS_DB_POOL_MAX = env.int("TDS_DB_POOL_MAX", default=4)
+    if TDS_DB_POOL_MAX > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not as well
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": TDS_DB_POOL_MAX,
+            "timeout": env.float("TDS_DB_POOL_TIMEOUT", default=10.0),
+            "name": "tdscore",
+        }
     # The webhook's one statement runs as a protocol-level prepared statement (sync.webhooks), kept
     # per connection: half of PostgreSQL's work per webhook was parsing and planning it. That cursor
     # prepares at once; 5 (psycopg's default) only counts for other server-binding cursors, and
@@ -224,15 +257,13 @@ else:
 # The drain loop stops this long before django-q2's timeout would kill it.
 TDS_DRAIN_DEADLINE_SECONDS = env.float("TDS_DRAIN_DEADLINE_SECONDS", default=60)
 
-# --- Logging ----------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Logging (tdscore.logging) ------------------------------------------------------------------
+# JSON lines unless DEBUG or a terminal (LOG_FORMAT=json|text decides); secrets redacted everywhere.
+LOGGING = tdscore_logging.logging_config(
+    log_format=tdscore_logging.log_format(env.str("LOG_FORMAT", default=""), debug=DEBUG),
+    level=env.str("LOG_LEVEL", default="INFO"),
+    httpx_level=env.str("LOG_HTTPX", default="WARNING").upper(),
+)
 
 # How long a process trusts its cached copy of tds_configuration (tdscore.config).
 TDS_CONFIG_CACHE_SECONDS = env.float("TDS_CONFIG_CACHE_SECONDS", default=1.0)

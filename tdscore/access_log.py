@@ -1,0 +1,27 @@
+"""gunicorn's access log without secrets: the logger class the root's gunicorn.conf.py names.
+
+Kept apart from tdscore.logging so that only gunicorn's processes import gunicorn.
+"""
+
+from __future__ import annotations
+
+from gunicorn.glogging import Logger as GunicornLogger
+
+from tdscore.logging import REDACTED, redact
+
+
+class RedactingGunicornLogger(GunicornLogger):
+    """gunicorn's logger with every access-log atom redacted: the request line and query string
+    carry `?token=`, and request-header atoms (`{authorization}i`) whatever they hold."""
+
+    SECRET_ATOMS = frozenset(
+        {"{authorization}i", "{x-tds-token}i", "{cookie}i"}
+        | {"{http_authorization}e", "{http_x_tds_token}e", "{http_cookie}e"}
+    )
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            name: REDACTED if name in self.SECRET_ATOMS else redact(value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }
