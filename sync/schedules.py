@@ -280,7 +280,11 @@ def calls_per_day(org: Organisation, schedules: list[Declared] | None = None) ->
         out[item.name] = per_run * item.runs_per_day()
     # Documents that only full scans and reconciliation read get their detail call there, once a day
     # at most for each change.
-    unscheduled = set(entities.ENTITIES) - set(scheduled_slugs(SyncRun.RunType.INCREMENTAL)) - {"stock"}
+    unscheduled = (
+        set(entities.ENTITIES)
+        - set(scheduled_slugs(SyncRun.RunType.INCREMENTAL))
+        - set(scheduled_slugs(SyncRun.RunType.STOCK))
+    )
     out["details-of-full-scanned"] = sum(
         org.records.get(slug, 0) * org.daily_change for slug in unscheduled if entities.get(slug).has_lines
     )

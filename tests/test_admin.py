@@ -307,3 +307,12 @@ def test_a_dead_lettered_rows_page_offers_requeue(operator):
         'value="requeue_selected"'
         not in operator.get(admin_url(QueueItem, "change", factories.queue_item(object_id="2").pk)).content.decode()
     )
+
+
+def test_the_zoho_token_page_never_shows_a_token(operator):
+    from sync.zoho.models import ZohoToken
+
+    row = factories.zoho_token(access_token="1000.access-secret", refresh_token="1000.refresh-secret")
+    page = operator.get(admin_url(ZohoToken, "change", row.pk))
+    assert page.status_code == 200
+    assert b"access-secret" not in page.content and b"refresh-secret" not in page.content

@@ -34,9 +34,9 @@ class LimiterStateAdmin(ReadOnlyAdmin):
 
 @admin.register(ZohoToken)
 class ZohoTokenAdmin(ReadOnlyAdmin):
-    # The access token itself stays out of the console.
+    # The tokens themselves stay out of the console: the admin would show them decrypted.
     list_display = ["account", "api_domain", "expires_at", "refreshed_at", "refresh_count", "last_error"]
-    exclude = ["access_token"]
+    exclude = ["access_token", "refresh_token"]
 
 
 @admin.register(ZohoCall)
