@@ -50,6 +50,7 @@ def test_secret_key_is_not_demanded_outside_deploy_checks(configured):
     assert "tdscore.E001" not in check_ids()
 
 
+@pytest.mark.django_db  # W002 looks for a refresh token stored by zoho_connect
 @pytest.mark.parametrize("missing", ZOHO)
 def test_missing_zoho_credential_is_a_warning_naming_it(configured, missing):
     setattr(configured, missing, "")
