@@ -277,6 +277,9 @@ class DeadLetter(models.Model):
                 condition=Q(resolved_at__isnull=True),
                 name="tds_dlq_open",
             ),
+            # /metrics, the dashboard and the DLQ alert: open dead letters counted by reason, an
+            # index-only scan instead of reading every open row (bench/dashboard.py, 100,000 rows).
+            models.Index(fields=["reason"], condition=Q(resolved_at__isnull=True), name="tds_dlq_open_reason"),
         ]
 
     def __str__(self) -> str:
