@@ -60,6 +60,7 @@ def test_setup_schedules_twice_gives_the_same_schedules(capsys):
         "tds-pull-stock",
         "tds-pull-full",
         "tds-reconcile",
+        "tds-check-alerts",
     }
     assert first["tds-drainer-watchdog"][1:4] == ("sync.tasks.ensure_drainers", Schedule.MINUTES, 1)
     assert first["tds-reconcile"][4] == "0 2 * * *"
