@@ -2,7 +2,7 @@
 runtime configuration and returns findings; it writes nothing. The engine turns findings into alerts.
 
 A finding fires at its threshold (value >= threshold), never below. Every rule is written to cost a
-few index probes however large the queue and the dead-letter table grow (bench/alerts.py): counts
+few index probes however large the queue and the dead-letter table grow (bench/check_alerts.py): counts
 of waiting rows ride the partial claim index, dead letters the open-DLQ index, and anything "recent"
 an index on its timestamp.
 """

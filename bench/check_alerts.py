@@ -11,8 +11,8 @@ at once, so the deliveries the round queues are sent too.
 Target: every round < 1 s on PostgreSQL. Baseline in the same run: `SELECT count(*)` of the
 three tables (tds_sync_queue, tds_dead_letter_queue, tds_alerts).
 
-    flock /tmp/bench.lock .venv/bin/python bench/alerts.py      # PostgreSQL, a fresh test database
-    .venv/bin/python bench/alerts.py --smoke                      # 1/100 of the rows
+    flock /tmp/bench.lock .venv/bin/python bench/check_alerts.py      # PostgreSQL, a fresh test database
+    .venv/bin/python bench/check_alerts.py --smoke                      # 1/100 of the rows
 
 PostgreSQL only (the rows are made with generate_series). Exit 0 when every round met the target
 (the smoke run only has to finish); 1 otherwise.
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", harness.DEFAULT_DATABASE_URL))
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgres"):
-        print("bench/alerts.py needs PostgreSQL (DATABASE_URL=postgres://…)")
+        print("bench/check_alerts.py needs PostgreSQL (DATABASE_URL=postgres://…)")
         return 2
     scale = 100 if args.smoke else 1
     sizes = {"total": 1_000_000 // scale, "waiting": 70_000 // scale, "hour": 10_000 // scale}
