@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from sync import payloads
 from sync.models import InboxEvent, QueueItem
@@ -148,4 +148,70 @@ def test_content_jsonb_cannot_hold_is_dead_lettered_and_the_next_delivery_still_
     assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 202
     assert InboxEvent.objects.filter(status=InboxEvent.Status.REJECTED).count() == 1
     assert QueueItem.objects.count() == 2
-    assert sum(prepared_runs()) == 2
+    assert prepared_runs() == [2]  # the dead-lettered one never reached the statement
+
+
+def test_a_reopened_connection_prepares_again(client):
+    assert deliver(client, "products", item("2026-06-09T09:00:00-0400")).status_code == 202
+    connection.close()  # as a failed health check or CONN_MAX_AGE does
+    assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 202
+    assert prepared_runs() == [1]
+    assert QueueItem.objects.count() == 2
+
+
+@contextmanager
+def migration(*statements: str):
+    """DDL from another connection, as a migration run while gunicorn keeps its connections."""
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+        yield other
+    finally:
+        other.close()
+
+
+def test_ddl_under_a_prepared_statement_is_replanned(client):
+    assert deliver(client, "products", item("2026-06-09T09:00:00-0400")).status_code == 202
+    add = "ALTER TABLE tds_sync_queue ADD COLUMN tds_test_extra integer DEFAULT 7"
+    widen = "ALTER TABLE tds_inbox_events ALTER COLUMN content_type TYPE text"
+    with migration(add, widen) as other:
+        try:
+            assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 202
+            assert prepared_runs() == [2]
+        finally:
+            with other.cursor() as cursor:
+                cursor.execute("ALTER TABLE tds_sync_queue DROP COLUMN tds_test_extra")
+                cursor.execute("ALTER TABLE tds_inbox_events ALTER COLUMN content_type TYPE varchar(200)")
+    assert QueueItem.objects.filter(skip_reason="superseded").count() == 1
+
+
+@contextmanager
+def server_forgets_the_statement():
+    # Behind psycopg's back, as a transaction-pooling PgBouncer < 1.21 switching backends would.
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+    yield
+
+
+@contextmanager
+def migration_changes_the_result_type():
+    # "cached plan must not change result type": the statement returns the inbox id.
+    with migration("ALTER TABLE tds_inbox_events ALTER COLUMN id TYPE integer") as other:
+        try:
+            yield
+        finally:
+            with other.cursor() as cursor:
+                cursor.execute("ALTER TABLE tds_inbox_events ALTER COLUMN id TYPE bigint")
+
+
+@pytest.mark.parametrize("stale", [server_forgets_the_statement, migration_changes_the_result_type])
+def test_a_statement_that_can_no_longer_run_is_503_then_stored_on_retry(client, stale):
+    assert deliver(client, "products", item("2026-06-09T09:00:00-0400")).status_code == 202
+    with stale():
+        assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 503
+        assert InboxEvent.objects.count() == QueueItem.objects.count() == 1
+        # The connection was dropped, so the sender's retry prepares the statement afresh.
+        assert deliver(client, "products", item("2026-06-09T10:00:00-0400")).status_code == 202
+        assert prepared_runs() == [1]
+    assert InboxEvent.objects.count() == QueueItem.objects.count() == 2
