@@ -114,8 +114,8 @@ class ContextFilter(logging.Filter):
 
 
 class RedactFilter(logging.Filter):
-    """Redacts secrets from the message and the traceback, and cuts a message to its first
-    MAX_MESSAGE_CHARS characters. On the handler, so every logger's lines pass it."""
+    """Redacts secrets from the message and cuts it to its first MAX_MESSAGE_CHARS characters. On
+    the handler, so every logger's lines pass it; the formatters below redact tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -124,16 +124,18 @@ class RedactFilter(logging.Filter):
             cleaned = cleaned[:MAX_MESSAGE_CHARS] + f"… [{len(cleaned) - MAX_MESSAGE_CHARS} characters cut]"
         if cleaned != message:
             record.msg, record.args = cleaned, ()
-        if record.exc_info:
-            # Formatters print exc_text when exc_info is gone: the redacted traceback is the only one.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
         return True
 
 
-class TextFormatter(logging.Formatter):
+class _RedactsTracebacks(logging.Formatter):
+    def formatException(self, ei) -> str:
+        return redact(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return redact(super().formatStack(stack_info))
+
+
+class TextFormatter(_RedactsTracebacks):
     """`time LEVEL logger message [entity=… run=…]`: the ids at the end, where a reader skims."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
@@ -142,7 +144,7 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{ids}]" if ids else line
 
 
-class RedactingJsonFormatter(JsonFormatter):
+class RedactingJsonFormatter(_RedactsTracebacks, JsonFormatter):
     """JSON lines; string fields passed as `extra` are redacted as the message is."""
 
     def process_log_record(self, log_record: dict) -> dict:

@@ -5,6 +5,8 @@ nothing listens on; a session cookie and an API token make the pages ask the dat
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -13,6 +15,7 @@ from tests.infra.conftest import TOKEN, closed_port_database_url, server_env
 JSON_BODY = {"status": "error", "error": "database_unavailable"}
 # A pooled connection is waited for this long before the request gives up (short for the test).
 ENV = {"TDS_DB_POOL_TIMEOUT": "1"}
+RECOVERY_SECONDS = 60  # psycopg_pool retries a failed connection with a growing backoff
 
 
 @pytest.fixture(
@@ -75,7 +78,11 @@ def test_health_and_webhooks_answer_503_and_recover_with_the_database(server_wit
         assert hook.json()["error"] == "database_unavailable"
         link = getattr(server_without_database, "link", None)
         if link is not None:
-            # The pool drops the dead sessions and opens new ones: no restart needed.
+            # The pool drops the dead sessions and opens new ones, after its reconnect backoff: no
+            # restart needed.
             link.up()
-            assert client.get("/health").status_code == 200
+            deadline = time.monotonic() + RECOVERY_SECONDS
+            while client.get("/health").status_code != 200:
+                assert time.monotonic() < deadline, f"/health not 200 within {RECOVERY_SECONDS} s of the database"
+                time.sleep(0.5)
             assert client.post("/webhooks/products", json=item).status_code == 202
