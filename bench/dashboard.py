@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the dashboard bench fills its tables with generate_series: it needs PostgreSQL")
     if args.smoke:
         args.rows, args.days, args.requests = 10_000, 1, 10
+    # One secret for this process and gunicorn's: the operator's session is signed with it (without
+    # a .env each process would generate its own, and the page would answer "log in" instead).
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     with harness.throwaway_database(args.database_url):
         started = time.perf_counter()
         fill(args.rows, args.days)
