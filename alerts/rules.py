@@ -448,7 +448,7 @@ def breaker_open(now: datetime) -> list[Finding]:
     from sync.zoho import breaker
 
     row, state = _breaker(now)
-    if state not in (breaker.OPEN, breaker.HALF_OPEN):
+    if state not in (breaker.Circuit.OPEN, breaker.Circuit.HALF_OPEN):
         return []
     return [
         Finding(
@@ -472,7 +472,7 @@ def zoho_auth(now: datetime) -> list[Finding]:
     from sync.zoho import breaker
 
     row, state = _breaker(now)
-    if state != breaker.AUTH:
+    if state != breaker.Circuit.AUTH:
         return []
     return [
         Finding(

@@ -22,7 +22,6 @@ from django.apps import apps
 from django.db.models import Count, Q, QuerySet
 
 from sync import entities
-from sync.entities import STOCK_ADJUSTMENT_PREFIX, STOCK_ITEM_PREFIX
 from sync.models import QueueItem
 from sync.queue import enqueue_many
 
@@ -57,12 +56,11 @@ def queue_rebuild(slug: str, *, now: datetime, progress: Callable[[int], None] |
 
 
 def _stored(entity: entities.Entity) -> Iterator[tuple[str, dict, datetime | None, bool]]:
-    if entity.slug != "stock":
-        model = apps.get_model(entity.erp_model)
-        yield from _live(model, "")
+    if entity.kind != entities.Kind.STOCK:
+        yield from _live(apps.get_model(entity.erp_model), "")
         return
-    yield from _live(apps.get_model("erp.StockAdjustment"), STOCK_ADJUSTMENT_PREFIX)
-    yield from _item_snapshots()
+    yield from _live(apps.get_model(entity.erp_model), entity.document_prefix)
+    yield from _item_snapshots(entity)
 
 
 def _live(model, prefix: str) -> Iterator[tuple[str, dict, datetime | None, bool]]:
@@ -73,16 +71,18 @@ def _live(model, prefix: str) -> Iterator[tuple[str, dict, datetime | None, bool
         yield prefix + zoho_id, raw, version, is_summary
 
 
-def _item_snapshots() -> Iterator[tuple[str, dict, datetime | None, bool]]:
+def _item_snapshots(entity: entities.Entity) -> Iterator[tuple[str, dict, datetime | None, bool]]:
     """Each item's snapshot, from its level rows (one location entry each, as applied)."""
-    levels = apps.get_model("erp.StockLevel").objects.filter(deleted_at__isnull=True).order_by("item_id", "zoho_id")
+    levels = (
+        apps.get_model(entity.snapshot_model).objects.filter(deleted_at__isnull=True).order_by("item_id", "zoho_id")
+    )
     by_item: dict[str, list] = defaultdict(list)
     versions: dict[str, datetime | None] = {}
     for item_id, raw, version in levels.values_list("item_id", "raw", "zoho_last_modified").iterator(chunk_size=CHUNK):
         by_item[item_id].append(raw)
         versions[item_id] = max(filter(None, [versions.get(item_id), version]), default=None)
     for item_id, locations in by_item.items():
-        yield STOCK_ITEM_PREFIX + item_id, {"item_id": item_id, "locations": locations}, versions[item_id], False
+        yield entity.snapshot_prefix + item_id, {"item_id": item_id, "locations": locations}, versions[item_id], False
 
 
 def rows_of(slug: str, now: datetime) -> QuerySet:

@@ -106,7 +106,7 @@ class DatabaseCollector:
         yield _gauge("tds_zoho_daily_cap", "The organisation's daily Zoho call cap", status.daily_cap)
         current = breaker.state(now)
         family = GaugeMetricFamily("tds_zoho_breaker_state", "1 for the Zoho circuit breaker's state", labels=["state"])
-        for state in (breaker.CLOSED, breaker.OPEN, breaker.HALF_OPEN, breaker.AUTH):
+        for state in breaker.Circuit:
             family.add_metric([state], 1 if state == current else 0)
         yield family
 
