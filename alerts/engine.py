@@ -172,7 +172,13 @@ def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> N
     Counted from the evaluations' own record (one point each in tds_metrics), not a counter on
     every alert: a thousand open alerts cost one read a minute, not a thousand row rewrites.
     """
-    Metric.objects.create(name=EVALUATIONS, value=len(notifier.result.findings), at=now)
+    # Two evaluations at one instant are one point (tds_metric_one_point), not an error.
+    Metric.objects.bulk_create(
+        [Metric(name=EVALUATIONS, value=len(notifier.result.findings), at=now)],
+        update_conflicts=True,
+        unique_fields=["name", "at", "labels"],
+        update_fields=["value"],
+    )
     n = config.get("alert_clear_evaluations")
     recent = Metric.objects.filter(name=EVALUATIONS, at__lte=now).order_by("-at").values_list("at", flat=True)
     cutoff = list(recent[n - 1 : n])  # tds_metric_name_at

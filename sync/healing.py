@@ -66,7 +66,12 @@ def heal(*, now: datetime) -> Report:
     redrive_dead_letters(now=now, report=report)
     refresh_statistics(report=report)
     Metric.objects.bulk_create(
-        [Metric(name=problem.metric, value=count, at=now) for problem, count in report.counts.items()]
+        [Metric(name=problem.metric, value=count, at=now) for problem, count in report.counts.items()],
+        # One point per problem and instant (tds_metric_one_point): a second run at the same
+        # instant replaces the first's count instead of failing.
+        update_conflicts=True,
+        unique_fields=["name", "at", "labels"],
+        update_fields=["value"],
     )
     return report
 

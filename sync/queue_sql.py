@@ -13,6 +13,8 @@ PostgreSQL nor SQLite reserves.
 
 from __future__ import annotations
 
+from django.db import connection
+
 from sync.models import InboxEvent, QueueItem
 
 TABLE = QueueItem._meta.db_table
@@ -99,10 +101,13 @@ def lease(picked: str) -> str:
     (`picked` = "%s", sync.queue._lease_each): the primary key alone. One statement either way: the
     claimed rows come back with the claim instead of a second query reading them by lease token.
     """
+    # SQLite 3.40 answers `version IS NOT NULL` (and CASE WHEN … IS NULL) wrongly in an UPDATE's
+    # RETURNING when the row's version is NULL: 1 for every row. typeof() reads the value itself.
+    stored = "version IS NOT NULL" if connection.vendor == "postgresql" else "typeof(version) != 'null'"
     return f"""
         UPDATE {TABLE}
         SET status = %s, attempts = attempts + 1, locked_by = %s, locked_until = %s, lease_token = %s,
             updated_at = %s
         WHERE id IN ({picked}) AND status IN (%s, %s)
-        RETURNING {ALL_COLUMNS}, version IS NOT NULL AS version_stored
+        RETURNING {ALL_COLUMNS}, {stored} AS version_stored
     """

@@ -50,7 +50,7 @@ def test_tds_status_json_matches_the_database(capsys):
     assert {w["worker_id"]: w["alive"] for w in data["workers"]} == {"drainer-a": True, "drainer-old": False}
     assert data["statistics"]["invoices"]["zoho"] == 120 and data["statistics"]["invoices"]["erp"] == 118
     assert {c["entity"] for c in data["cursors"]} >= set(FREE_PLAN_ORG.records)
-    assert {s["name"] for s in data["schedules"]["stretched"]} == {"tds-pull-stock", "tds-pull-incremental"}
+    assert {s["name"] for s in data["schedules"]["stretched"]} == {"tds-pull-stock"}
 
 
 def test_tds_status_lists_the_webhook_url_of_each_module_zoho_can_call(capsys):
