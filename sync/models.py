@@ -278,7 +278,7 @@ class DeadLetter(models.Model):
                 name="tds_dlq_open",
             ),
             # /metrics, the dashboard and the DLQ alert: open dead letters counted by reason, an
-            # index-only scan instead of reading every open row (bench/dashboard.py, 100,000 rows).
+            # index-only scan instead of reading every open row (bench/console.py, 100,000 rows).
             models.Index(fields=["reason"], condition=Q(resolved_at__isnull=True), name="tds_dlq_open_reason"),
         ]
 

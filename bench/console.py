@@ -11,8 +11,8 @@ the HTML page) after a warm-up; the figure is p95 latency, beside /health's in t
 baseline. Before each path the roll-up runs, as its schedule would each minute (its time is printed:
 it must stay cheap on these tables). Target: each < 300 ms p95.
 
-    flock /tmp/bench.lock .venv/bin/python bench/dashboard.py      # PostgreSQL, full size
-    .venv/bin/python bench/dashboard.py --smoke                     # seconds; tests/dashboard/test_bench_smoke.py
+    flock /tmp/bench.lock .venv/bin/python bench/console.py      # PostgreSQL, full size
+    .venv/bin/python bench/console.py --smoke                     # seconds; tests/dashboard/test_bench_smoke.py
 
 /dashboard/ is measured when the project has it; otherwise the run says so and goes on.
 Exit status: 0 when every answer was 200; the latency target is reported, not enforced (the
