@@ -5,4 +5,10 @@ class AlertsConfig(AppConfig):
     name = "alerts"
 
     def ready(self) -> None:
-        from alerts import checks  # noqa: F401 - registers the system checks
+        # Imported here, not at the top: an AppConfig is loaded before the models exist.
+        from alerts import checks, gauges  # noqa: F401 - checks registers the system checks
+        from monitoring import registry
+
+        registry.add_collector(gauges.open_alerts_by_severity)
+        registry.add_figure("open_alerts", gauges.open_alert_count)
+        registry.add_status_section("alerts", gauges.open_alerts)

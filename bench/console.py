@@ -3,7 +3,7 @@
 Fills a scratch PostgreSQL database (created and dropped here) with INSERT … SELECT over
 generate_series, not the ORM: 1,000,000 inbox rows and their 1,000,000 queue rows spread over 30
 days (100,000 dead-lettered, each with its open dead letter; 2,000 still pending), and 30 days of
-per-minute roll-ups in tds_metrics (about 40 points a minute, as tdscore.rollups writes them). Then
+per-minute roll-ups in tds_metrics (about 40 points a minute, as monitoring.rollups writes them). Then
 VACUUM ANALYZE, as autovacuum would, and gunicorn (2 sync workers) on 127.0.0.1.
 
 Each path is asked --requests times in a row by a staff operator (token for the API, a session for
@@ -159,10 +159,10 @@ def fill(rows: int, days: int) -> None:
 
 
 def fill_rollups(cursor, days: int, now) -> None:
-    """`days` of minutes as tdscore.rollups writes them: counts for six entities, the latency
+    """`days` of minutes as monitoring.rollups writes them: counts for six entities, the latency
     histogram, sum and percentiles, the gauges, the Zoho calls and the minute's mark."""
+    from monitoring.rollups import HOURLY, Series
     from sync.models import DeadLetter
-    from tdscore.rollups import HOURLY, Series
 
     minutes = "SELECT %(now)s - interval '1 minute' * m AS at, m FROM generate_series(1, %(minutes)s) AS m"
     params = {"now": now, "minutes": days * 24 * 60}
@@ -371,7 +371,7 @@ def measure(requests: int, headers: dict[str, str]) -> int:
 def roll_up() -> None:
     from django.utils import timezone
 
-    from tdscore import rollups
+    from monitoring import rollups
 
     started = time.perf_counter()
     points = rollups.rollup(timezone.now())

@@ -16,9 +16,9 @@ from django.core.cache import cache
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
-from dashboard import stats
+from monitoring import stats
+from monitoring.rollups import MINUTE, Series
 from tdscore.models import Metric
-from tdscore.rollups import MINUTE, Series
 
 SPAN = timedelta(hours=24)
 # Ten-minute steps: 144 points a line reads well at phone and desktop widths and keeps the page small.

@@ -10,10 +10,11 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import serializers, stats
+from dashboard import serializers
 from dashboard.filters import RecentEventFilter
+from monitoring import stats
+from monitoring.rollups import Series
 from sync.models import QueueItem
-from tdscore.rollups import Series
 
 # Hourly: read from the hourly roll-ups, 24 points a series however busy the day was.
 THROUGHPUT_STEP = timedelta(hours=1)

@@ -17,7 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert, AlertStateError
-from dashboard import charts, stats
+from dashboard import charts
+from monitoring import stats
 from sync import queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config

@@ -1,4 +1,4 @@
-"""Liveness and readiness (SPEC §5).
+"""Liveness and readiness: GET /health and GET /health/ready.
 
 /health answers whether the database answers. /health/ready adds what an operator wants to know;
 only a dead database makes it 503, so a load balancer never takes the webhook receiver out of
@@ -10,22 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from sync import budget
+from sync.models import QueueItem
+from sync.worker import fresh_heartbeats
+from sync.zoho import breaker
 from tdscore import config
+from tdscore.enums import Readiness
 
 logger = logging.getLogger(__name__)
-
-
-class Readiness(StrEnum):
-    OK = "ok"
-    DEGRADED = "degraded"
-    DOWN = "down"  # the database only: the one state that answers 503
 
 
 def database_answers() -> bool:
@@ -42,16 +40,12 @@ def check_database(now: datetime) -> tuple[Readiness, str]:
 
 
 def check_workers(now: datetime) -> tuple[Readiness, str]:
-    from sync.worker import fresh_heartbeats
-
     alive = fresh_heartbeats(now).count()
     return (Readiness.OK, f"{alive} alive") if alive else (Readiness.DEGRADED, "no worker heartbeat")
 
 
 def check_queue(now: datetime) -> tuple[Readiness, str]:
     """Degraded when the queue stops moving, or when its backlog passes `queue_backlog_threshold`."""
-    from sync.models import QueueItem
-
     depth = QueueItem.objects.filter(status__in=QueueItem.WAITING).count()
     stalled = stalled_for(now)
     if stalled is not None:
@@ -70,11 +64,9 @@ def stalled_for(now: datetime) -> timedelta | None:
 
     Not moving: that row (claim order, paused entities aside: they wait on purpose) has been due for
     over `queue_stall_seconds`, and no row finished in that time. A deep backlog that drains is
-    moving; a claim that fails on every pass (issue 9) or drainers that all died are not. Two cheap
+    moving; a claim that fails on every pass or drainers that all died are not. Two cheap
     queries: the head of tds_queue_due (LIMIT 1) and a probe of tds_queue_finished.
     """
-    from sync.models import QueueItem
-
     window = timedelta(seconds=config.get("queue_stall_seconds"))
     due = QueueItem.objects.due(now).exclude(entity__in=config.get("paused_entities")).in_claim_order()
     head = due.values_list("next_attempt_at", flat=True).first()
@@ -85,27 +77,13 @@ def stalled_for(now: datetime) -> timedelta | None:
     return now - head
 
 
-def check_zoho(now: datetime) -> tuple[Readiness, str]:
-    from sync.zoho.breaker import readiness
-
-    status, detail = readiness(now)
-    return Readiness(status), detail
-
-
-def check_zoho_budget(now: datetime) -> tuple[Readiness, str]:
-    from sync.budget import readiness
-
-    status, detail = readiness(now)
-    return Readiness(status), detail
-
-
-# Each returns (Readiness, detail). Another app adds its check by adding an entry here.
+# Each returns (Readiness, detail); the checks of the pipeline below are read directly.
 READINESS_CHECKS: dict[str, Callable[[datetime], tuple[Readiness, str]]] = {
     "database": check_database,
     "workers": check_workers,
     "queue": check_queue,
-    "zoho": check_zoho,
-    "zoho_budget": check_zoho_budget,
+    "zoho": breaker.readiness,
+    "zoho_budget": budget.readiness,
 }
 
 

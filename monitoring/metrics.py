@@ -1,8 +1,8 @@
-"""GET /metrics: Prometheus text, read from the database at scrape time (SPEC §5).
+"""GET /metrics: Prometheus text, read from the database at scrape time.
 
 A collector, not counters in process memory: the numbers are the same whichever of many gunicorn
 workers answers, and whichever qcluster process did the work. Counters come from the roll-ups'
-running totals (tdscore.rollups), so they trail the present by at most a minute and never go back;
+running totals (monitoring.rollups), so they trail the present by at most a minute and never go back;
 gauges are indexed reads of the tables as they are now.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError
-from django.db.models import Count
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -19,8 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
+from monitoring import registry, stats
+from monitoring.rollups import Histogram, Series, recent_dead_letters
+from sync import budget
+from sync.models import WorkerHeartbeat
+from sync.zoho import breaker
 from tdscore.models import MetricTotal
-from tdscore.rollups import Histogram, Series, recent_dead_letters
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,6 @@ class DatabaseCollector:
     """Everything an operator graphs or alerts on, from the tables."""
 
     def collect(self):
-        from dashboard import stats
-
         now = timezone.now()
         yield from self._counters()
         yield self._queue_rows()
@@ -49,7 +50,8 @@ class DatabaseCollector:
         yield self._dead_letters(now)
         yield from self._zoho(now)
         yield self._heartbeats(now)
-        yield self._alerts()
+        for collect in registry.collectors:
+            yield from collect(now)
 
     def _counters(self):
         totals = MetricTotal.objects.filter(name__in=[*COUNTERS, Series.LATENCY_BUCKET, Series.LATENCY_SUM])
@@ -76,8 +78,6 @@ class DatabaseCollector:
         yield CounterMetricFamily("tds_zoho_calls", "Zoho API calls made", value=calls.value if calls else 0)
 
     def _queue_rows(self):
-        from dashboard import stats
-
         family = GaugeMetricFamily(
             "tds_queue_rows",
             "Unfinished queue rows (pending, retry, processing) by status and entity; finished ones are the counters",
@@ -96,9 +96,6 @@ class DatabaseCollector:
         return family
 
     def _zoho(self, now):
-        from sync import budget
-        from sync.zoho import breaker
-
         status = budget.status(now)
         yield _gauge(
             "tds_zoho_calls_today", "Zoho API calls counted today (the organisation's day)", status.calls_today
@@ -111,23 +108,11 @@ class DatabaseCollector:
         yield family
 
     def _heartbeats(self, now):
-        from sync.models import WorkerHeartbeat
-
         family = GaugeMetricFamily(
             "tds_worker_heartbeat_age_seconds", "Seconds since each drainer's last heartbeat", labels=["worker"]
         )
         for worker_id, seen in WorkerHeartbeat.objects.values_list("worker_id", "last_seen_at").order_by("worker_id"):
             family.add_metric([worker_id], max((now - seen).total_seconds(), 0.0))
-        return family
-
-    def _alerts(self):
-        from alerts.models import Alert
-
-        unresolved = Alert.objects.exclude(status=Alert.Status.RESOLVED)
-        found = dict(unresolved.values_list("severity").annotate(n=Count("id")).order_by())
-        family = GaugeMetricFamily("tds_alerts_open", "Alerts not resolved, by severity", labels=["severity"])
-        for severity in Alert.Severity.values:
-            family.add_metric([severity], found.get(severity, 0))
         return family
 
 
@@ -142,7 +127,7 @@ def metrics(request):
     try:
         body = generate_latest(registry)
     except DatabaseError:
-        # SPEC §5: a database outage is 503 everywhere, never 500.
+        # A database outage is 503 everywhere, never 500.
         logger.exception("metrics: the database does not answer")
         return HttpResponse("# the database does not answer\n", status=503, content_type="text/plain")
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,8 @@ from django.db import connection, models, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
 
+from sync.models import DeadLetter, InboxEvent, QueueItem
+from sync.zoho.models import ZohoCall
 from tdscore.models import Metric, MetricTotal
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
@@ -143,7 +145,7 @@ def end_to_end_latency() -> ExpressionWrapper:
 
 
 def freshness() -> ExpressionWrapper:
-    """Commit to the ERP minus Zoho's last_modified_time: how far the ERP trails Zoho (SPEC §9)."""
+    """Commit to the ERP minus Zoho's last_modified_time: how far the ERP trails Zoho."""
     return ExpressionWrapper(F("finished_at") - F("version"), output_field=DurationField())
 
 
@@ -174,8 +176,6 @@ def histograms(rows, duration: ExpressionWrapper, *, by: str | None = None) -> d
 
 def measure(start: datetime, end: datetime) -> Tally:
     """Count [start, end) from the tables themselves (the roll-up, and the dashboard's live edge)."""
-    from sync.models import InboxEvent, QueueItem
-
     tally = Tally()
     received = InboxEvent.objects.filter(received_at__gte=start, received_at__lt=end)
     for row in received.values("entity").annotate(n=Count("id")).order_by():
@@ -200,9 +200,6 @@ def minute_of(at: datetime) -> datetime:
 
 
 def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
-    from sync.models import QueueItem
-    from sync.zoho.models import ZohoCall
-
     points = [
         Metric(name=series, value=n, labels={"entity": entity}, at=minute)
         for series in COUNTED
@@ -234,8 +231,6 @@ def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
 
 def open_dead_letters() -> dict[str, int]:
     """Unresolved dead letters by reason, every reason present (0 where none), counted now."""
-    from sync.models import DeadLetter
-
     found = dict(DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by())
     return {reason: found.get(reason, 0) for reason in sorted({*DeadLetter.Reason.values, *found})}
 

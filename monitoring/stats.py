@@ -1,7 +1,7 @@
 """The figures the operations console shows, read the same way by the API and the HTML dashboard.
 
 Window figures (received, applied, failed over an hour or a day, latency percentiles) come from the
-per-minute and hourly roll-ups in tds_metrics (tdscore.rollups) plus a live count of the minutes not yet rolled
+per-minute and hourly roll-ups in tds_metrics (monitoring.rollups) plus a live count of the minutes not yet rolled
 up, so they are current to the second and cost a few index reads however many queue rows there are.
 Live figures (queue depth, oldest pending, open dead letters, alerts, Zoho budget) are indexed counts.
 """
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, Sum
 
-from tdscore.models import Metric
-from tdscore.rollups import (
+from monitoring import registry
+from monitoring.rollups import (
     COUNTED,
     HOUR,
     HOURLY,
@@ -28,6 +28,9 @@ from tdscore.rollups import (
     measure,
     minute_of,
 )
+from sync import budget
+from sync.models import DeadLetter, QueueItem
+from tdscore.models import Metric
 
 DAY = timedelta(days=1)
 # Series whose per-minute points add up over a longer step; the others (gauges, percentiles) take
@@ -104,33 +107,19 @@ def oldest_pending_age(now: datetime) -> float | None:
 
     next_attempt_at is a pending row's enqueue or replay time, and it is in tds_queue_due, so this
     is an index-only read however long the backlog."""
-    from sync.models import QueueItem
-
     oldest = QueueItem.objects.filter(status=QueueItem.Status.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
     return max((now - oldest).total_seconds(), 0.0) if oldest else None
 
 
 def queue_depth() -> int:
-    from sync.models import QueueItem
-
     return QueueItem.objects.filter(status__in=QueueItem.WAITING).count()
 
 
 def dlq_size() -> int:
-    from sync.models import DeadLetter
-
     return DeadLetter.objects.unresolved().count()
 
 
-def open_alerts() -> int:
-    from alerts.models import Alert
-
-    return Alert.objects.exclude(status=Alert.Status.RESOLVED).count()
-
-
 def zoho_calls(now: datetime) -> dict:
-    from sync import budget
-
     status = budget.status(now)
     return {"calls_today": status.calls_today, "daily_cap": status.daily_cap, "remaining_today": status.remaining_today}
 
@@ -145,7 +134,7 @@ def overview(now: datetime) -> dict:
         "queue_depth": queue_depth(),
         "oldest_pending_age_seconds": oldest_pending_age(now),
         "dlq_size": dlq_size(),
-        "open_alerts": open_alerts(),
+        **{name: figure(now) for name, figure in registry.figures.items()},
         "zoho": zoho_calls(now),
     }
 
@@ -153,8 +142,6 @@ def overview(now: datetime) -> dict:
 def active_rows() -> list[tuple[str, str, int]]:
     """(status, entity, rows) of the unfinished statuses, read exactly: the index on (status,
     entity) holds few of them, where a count of every status would read the whole table."""
-    from sync.models import QueueItem
-
     active = [QueueItem.Status.PENDING, QueueItem.Status.RETRY, QueueItem.Status.PROCESSING]
     rows = QueueItem.objects.filter(status__in=active).values_list("status", "entity").annotate(n=Count("id"))
     return list(rows.order_by("status", "entity"))
@@ -169,8 +156,6 @@ def queue_stats(now: datetime) -> dict:
     Pending, retry and processing rows are counted as they are now; completed, skipped and
     dead_letter are the rows that finished so in the last 24 hours (from the roll-ups), which is
     what an operator compares, rather than whatever retention has not yet deleted."""
-    from sync.models import QueueItem
-
     by_status = Counter({status: 0 for status in QueueItem.Status.values})
     by_entity: dict[str, dict[str, int]] = {}
     finished = window(now - DAY, now)
@@ -191,8 +176,6 @@ def queue_stats(now: datetime) -> dict:
 
 def freshness_p95_by_entity(now: datetime, *, span: timedelta = HOUR) -> dict[str, float]:
     """p95 of ERP commit minus Zoho last_modified_time per entity, over rows applied in `span`."""
-    from sync.models import QueueItem
-
     applied = QueueItem.objects.filter(
         status=QueueItem.Status.COMPLETED, finished_at__gte=now - span, version__isnull=False
     )

@@ -1,10 +1,10 @@
-"""django-q2 entry points of tdscore (CONVENTIONS "django-q2 at the edges"): thin, by dotted path."""
+"""django-q2 entry points of the watchers: thin functions named by dotted path in the schedules."""
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from tdscore import rollups
+from monitoring import rollups
 
 
 def rollup_metrics() -> int:

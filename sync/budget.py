@@ -23,6 +23,7 @@ from sync.models import SyncRun
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX
 from tdscore import config
+from tdscore.enums import Readiness
 
 PAGE_SIZE = 200  # Zoho's maximum per_page
 
@@ -166,12 +167,15 @@ def projected_exhaustion(usage: limiter.Usage, now: datetime) -> datetime | None
     return at if at < usage.reset_at else None
 
 
-def readiness(now: datetime) -> tuple[str, str]:
+def readiness(now: datetime) -> tuple[Readiness, str]:
     """The `zoho_budget` readiness check: degraded when only the reserve is left or it will be soon."""
     s = status(now)
     used = f"{s.calls_today} of {s.daily_cap} calls used today"
     if s.remaining_today <= s.reserve:
-        return "degraded", f"{used}: only the reserve is left until {s.reset_at:%H:%M} UTC"
+        return Readiness.DEGRADED, f"{used}: only the reserve is left until {s.reset_at:%H:%M} UTC"
     if s.exhaustion_at is not None:
-        return "degraded", f"{used}: at today's pace they run out at {s.exhaustion_at:%H:%M} UTC, before the reset"
-    return "ok", used
+        return (
+            Readiness.DEGRADED,
+            f"{used}: at today's pace they run out at {s.exhaustion_at:%H:%M} UTC, before the reset",
+        )
+    return Readiness.OK, used

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from sync import budget, entities, runs
 from sync.entities import Entity, Kind
-from sync.models import QueueItem, SyncLog, SyncRun
+from sync.models import QueueItem, SyncCursor, SyncLog, SyncRun
 from sync.payloads import content_hash, parse_zoho_time, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
@@ -567,8 +567,6 @@ class Puller:
 
 def newest_watermark(slug: str) -> datetime | None:
     """A completed full scan saw everything up to its watermark too."""
-    from sync.models import SyncCursor
-
     marks = SyncCursor.objects.filter(
         entity=slug, run_type__in=[SyncRun.RunType.FULL, SyncRun.RunType.INCREMENTAL], watermark__isnull=False
     ).values_list("watermark", flat=True)

@@ -32,6 +32,7 @@ from sync import payloads, queue_sql
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
+from tdscore.models import Configuration
 
 logger = logging.getLogger(__name__)
 
@@ -710,8 +711,6 @@ def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
     later of two concurrent writes dropped the other's entity. (SQLite takes the database's write
     lock at BEGIN here: transaction_mode IMMEDIATE.)
     """
-    from tdscore.models import Configuration
-
     with transaction.atomic():
         locked = Configuration.objects.select_for_update().filter(key=PAUSED)
         if not locked.exists():

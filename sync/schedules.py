@@ -120,7 +120,7 @@ def wanted() -> list[Declared]:
         Declared("tds-heal", "sync.tasks.heal_task", minutes=config.get("heal_interval_minutes")),
         Declared("tds-cleanup", "sync.tasks.cleanup_task", cron=config.get("cleanup_schedule_cron")),
         Declared("tds-check-alerts", "alerts.tasks.check_alerts", minutes=1),
-        Declared("tds-metric-rollup", "tdscore.tasks.rollup_metrics", minutes=1),
+        Declared("tds-metric-rollup", "monitoring.tasks.rollup_metrics", minutes=1),
     ]
 
 

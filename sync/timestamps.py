@@ -20,10 +20,13 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime
 
+import psycopg
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+from psycopg.types.datetime import DateLoader, TimestampLoader
+
 
 def _unrepresentable_as(loader: type, *, low, high) -> type:
     """`loader`, answering low/high (None: None) where it raises: below year 1 or above year 9999."""
-    import psycopg
 
     class Tolerant(loader):
         def load(self, data):
@@ -39,9 +42,6 @@ def _unrepresentable_as(loader: type, *, low, high) -> type:
 
 @functools.cache
 def _loaders(timezone) -> dict[str, type]:
-    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
-    from psycopg.types.datetime import DateLoader, TimestampLoader
-
     # Django's aware loader in the connection's time zone. Django registers its own again on each
     # cursor whose loader's time zone differs, hence the attribute.
     timestamptz = _unrepresentable_as(BaseTzLoader, low=None, high=None)

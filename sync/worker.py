@@ -25,6 +25,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, co
 from django.utils import timezone
 
 from sync import queue
+from sync.handlers import apply_batch
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
 from tdscore.logging import logs_as
@@ -88,8 +89,6 @@ def _apply(
     every other row still lands in a bulk write. An infrastructure wait (deadlock, Zoho down) is not
     a row's fault, so the whole set waits instead of being split.
     """
-    from sync.handlers import apply_batch  # the handlers import the ERP models; keep this module light
-
     if keeper.interrupted:
         return  # stopping: process_batch gives the rest back
     try:

@@ -49,21 +49,6 @@ class Metric(models.Model):
         return f"{self.name}={self.value} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
-class WebhookAuthFailures(models.Model):
-    """Failed webhook authentications from one address in the current window (sync.webhook_auth):
-    one count for every process, so the 429 comes at the configured limit however many serve."""
-
-    address = models.CharField(max_length=64, primary_key=True)
-    window_started_at = models.DateTimeField()
-    failures = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        db_table = "tds_webhook_auth_failures"
-
-    def __str__(self) -> str:
-        return f"{self.address}: {self.failures} since {self.window_started_at:%H:%M:%S}"
-
-
 class MetricTotal(models.Model):
     """The running total of a counted roll-up series per label set, since installation.
 

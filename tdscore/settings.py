@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "sync",
     "sync.zoho",
     "erp",
+    "monitoring",
     "alerts",
     "dashboard",
 ]

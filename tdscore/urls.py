@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from tdscore import health, metrics
+from monitoring import health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -7,8 +7,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from monitoring import health
 from sync.models import QueueItem, WorkerHeartbeat
-from tdscore import config, health
+from tdscore import config
 
 pytestmark = pytest.mark.django_db
 

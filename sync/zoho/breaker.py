@@ -23,6 +23,7 @@ from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.limiter import organization
 from sync.zoho.models import BreakerState, CallOutcome, ZohoCall
 from tdscore import config
+from tdscore.enums import Readiness
 
 
 class Circuit(StrEnum):
@@ -197,17 +198,17 @@ def reset(now: datetime, *, by: str, org: str | None = None) -> None:
         row.save()
 
 
-def readiness(now: datetime) -> tuple[str, str]:
+def readiness(now: datetime) -> tuple[Readiness, str]:
     """The "zoho" check of /health/ready: degraded while the breaker keeps callers out."""
     row = BreakerState.objects.filter(organization_id=organization()).first()
     current = _current(row, now) if row else Circuit.CLOSED
     if current == Circuit.CLOSED:
-        return "ok", "breaker closed"
+        return Readiness.OK, "breaker closed"
     if current == Circuit.AUTH:
         return (
-            "degraded",
+            Readiness.DEGRADED,
             f"Zoho refuses our credentials since {row.auth_failed_at:%Y-%m-%d %H:%M:%S}: {row.auth_detail}",
         )
     if current == Circuit.HALF_OPEN:
-        return "degraded", "breaker half-open: probing Zoho"
-    return "degraded", f"breaker open until {row.open_until:%H:%M:%S}: {row.last_failure}"
+        return Readiness.DEGRADED, "breaker half-open: probing Zoho"
+    return Readiness.DEGRADED, f"breaker open until {row.open_until:%H:%M:%S}: {row.last_failure}"

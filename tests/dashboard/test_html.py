@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from alerts.models import Alert
+from monitoring.rollups import Series, minute_of
 from sync import queue
 from sync.models import DeadLetter, QueueItem
 from tdscore.models import Metric
-from tdscore.rollups import Series, minute_of
 from tests import factories
 
 from .conftest import dead_lettered, finished_row

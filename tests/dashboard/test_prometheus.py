@@ -8,7 +8,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.models import Alert
-from tdscore import rollups
+from monitoring import rollups
 from tests import factories
 
 from .conftest import dead_lettered, finished_row

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from tdscore import rollups
+from monitoring import rollups
+from monitoring.rollups import Series
 from tdscore.models import Metric, MetricTotal
-from tdscore.rollups import Series
 from tests import factories
 
 from .conftest import dead_lettered, finished_row

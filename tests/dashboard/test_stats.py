@@ -5,9 +5,8 @@ from datetime import timedelta
 import pytest
 
 from alerts.models import Alert
-from dashboard import stats
+from monitoring import rollups, stats
 from sync.models import QueueItem
-from tdscore import rollups
 from tdscore.models import Metric
 from tests import factories
 

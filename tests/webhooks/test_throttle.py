@@ -12,8 +12,8 @@ import pytest
 import redis
 import time_machine
 
+from sync.models import WebhookAuthFailures
 from tdscore import config
-from tdscore.models import WebhookAuthFailures
 from tests.webhooks.conftest import deliver
 from tests.webhooks.servers import migrated_sqlite, raw_request, running, url_of_test_database, webhook_head
 

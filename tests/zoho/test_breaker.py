@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from monitoring.health import READINESS_CHECKS
 from sync.zoho import breaker, limiter
 from sync.zoho.errors import ZohoError
 from sync.zoho.models import CallOutcome
 from tdscore import config
-from tdscore.health import READINESS_CHECKS
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

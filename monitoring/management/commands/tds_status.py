@@ -11,11 +11,11 @@ from django.db.models import Count, Min
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import Alert
+from monitoring import health, registry
 from sync import budget, entities, schedules
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
-from tdscore import health
+from tdscore.enums import Readiness
 
 # Zoho has no workflow-rule webhooks for price lists and users: pulls and reconciliation carry them.
 NO_WEBHOOKS = {"prices", "users"}
@@ -43,13 +43,13 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "dead_letters": dict(
             DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
         ),
-        "alerts": _alerts(),
         "workers": _workers(now),
         "runs": _latest_runs(),
         "statistics": _statistics(),
         "cursors": _cursors(now),
         "schedules": {"stretched": [vars(s) for s in schedules.plan().stretches]},
         "webhooks": _webhook_urls(host),
+        **{name: section(now) for name, section in registry.status_sections.items()},
     }
 
 
@@ -57,22 +57,6 @@ def _queue(now: datetime) -> dict:
     by_status = dict(QueueItem.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
     oldest = QueueItem.objects.filter(status__in=QueueItem.WAITING).aggregate(at=Min("created_at"))["at"]
     return {"by_status": by_status, "oldest_waiting_age_seconds": _age(now, oldest)}
-
-
-def _alerts() -> list[dict]:
-    unresolved = Alert.objects.exclude(status=Alert.Status.RESOLVED).order_by("-last_seen")
-    return [
-        {
-            "id": a.pk,
-            "rule": a.rule,
-            "severity": a.severity,
-            "status": a.status,
-            "title": a.title,
-            "occurrences": a.occurrences,
-            "last_seen": _iso(a.last_seen),
-        }
-        for a in unresolved
-    ]
 
 
 def _workers(now: datetime) -> list[dict]:
@@ -170,9 +154,7 @@ class Command(BaseCommand):
 
     def flag(self, status: str, text: str | None = None) -> str:
         """Coloured by status on a terminal (Django leaves it plain when stdout is not a TTY)."""
-        style = {health.Readiness.OK: self.style.SUCCESS, health.Readiness.DEGRADED: self.style.WARNING}.get(
-            status, self.style.ERROR
-        )
+        style = {Readiness.OK: self.style.SUCCESS, Readiness.DEGRADED: self.style.WARNING}.get(status, self.style.ERROR)
         return style(text or status)
 
     def write_health(self, data: dict) -> None:
@@ -195,15 +177,14 @@ class Command(BaseCommand):
         self.stdout.write(f"Queue: {counts}" + (f"; oldest waiting {oldest:.0f} s" if oldest is not None else ""))
         dead = ", ".join(f"{k} {v}" for k, v in data["dead_letters"].items())
         self.stdout.write("Dead letters: " + (self.style.WARNING(dead) if dead else "none unresolved"))
-        self.stdout.write(f"Alerts: {len(data['alerts'])} open")
-        for a in data["alerts"]:
+        alerts = data.get("alerts", [])
+        self.stdout.write(f"Alerts: {len(alerts)} open")
+        for a in alerts:
             line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']}, last {a['last_seen']})"
             self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
         self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
         for w in data["workers"]:
-            state = (
-                self.flag(health.Readiness.OK, "alive") if w["alive"] else self.flag(health.Readiness.DOWN, "silent")
-            )
+            state = self.flag(Readiness.OK, "alive") if w["alive"] else self.flag(Readiness.DOWN, "silent")
             self.stdout.write(f"  {w['worker_id']:<40} {state} last seen {w['age_seconds']:.0f} s ago")
 
     def write_sync(self, data: dict) -> None:

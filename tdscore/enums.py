@@ -1,0 +1,11 @@
+"""Vocabularies shared by every layer, so a lower app can answer in them without importing a higher one."""
+
+from enum import StrEnum
+
+
+class Readiness(StrEnum):
+    """The state of one readiness check, and of /health/ready as a whole."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"  # the database only: the one state that answers 503
