@@ -1,4 +1,4 @@
-"""System checks about alerting (CONVENTIONS "Time, settings, checks")."""
+"""System checks about alerting."""
 
 from django.core import checks
 from django.core.checks import register

@@ -1,4 +1,4 @@
-"""Alerts raised by rules (SPEC §9); deliveries to channels; silences."""
+"""Alerts raised by rules; deliveries to channels; silences."""
 
 from datetime import datetime
 

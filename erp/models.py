@@ -1,4 +1,4 @@
-"""The ERP tables TDS Core writes (SPEC §4). Zoho is the source of truth; the rest of the ERP reads.
+"""The ERP tables TDS Core writes. Zoho is the source of truth; the rest of the ERP reads.
 
 Every row carries its Zoho id, the Zoho version it holds, the content hash and raw payload as
 applied, and a tombstone: deletes are soft so a late, older update cannot bring a row back.

@@ -1,4 +1,4 @@
-"""How an apply can fail, and what the queue does about it (SPEC §6 "Attempts", sync.queue.classify).
+"""How an apply can fail, and what the queue does about it (sync.queue.classify).
 
 - permanent: an ApplyError (validation, unknown entity), or a value the column cannot hold
   (DataError): dead-letter at once with its reason;

@@ -1,6 +1,6 @@
 """Storing a delivery: its inbox row and its queue row (or its dead letter), all or nothing.
 
-Insert-or-return, never check-then-insert (SPEC §6): `ON CONFLICT (idempotency_key) DO NOTHING`
+Insert-or-return, never check-then-insert: `ON CONFLICT (idempotency_key) DO NOTHING`
 lets the database decide between two concurrent identical deliveries (the second waits for the
 first to commit, then conflicts). A repeat with the same content hash raises `duplicate_count`
 on the row that holds the key; with another content hash it is a conflict and changes nothing.
@@ -93,7 +93,7 @@ LATEST_CHANGE = (
 def store_queued(event: InboxEvent, item: QueueItem, *, now: datetime, revertible: bool) -> tuple[int, Outcome]:
     """Store `event` and, when it is new, `item` (unsaved, linked to it) with the supersede.
 
-    `revertible`: the key is derived (SPEC §6 `<entity>:<object_id>:<content hash>`) and the payload
+    `revertible`: the key is derived and the payload
     has no version, so only arrival orders it. Then a conflict is a repeat only when the object's
     latest change is this same content: A, B, then A again is a revert, stored under the key
     `<derived>:after:<id of B's queue row>` and applied after B; A, A is one row. (A versioned

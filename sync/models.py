@@ -1,4 +1,4 @@
-"""The sync pipeline's tables (SPEC §3): inbox, queue, runs, logs, dead letters, cursors, audit."""
+"""The sync pipeline's tables: inbox, queue, runs, logs, dead letters, cursors, audit."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ class QueueItem(models.Model):
     version = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64)
     payload = models.JSONField()
-    # A list row from a pull: header fields only, no lines (SPEC §4).
+    # A list row from a pull: header fields only, no lines.
     is_summary = models.BooleanField(default=False)
     operation = models.CharField(max_length=8, choices=Operation.choices, default=Operation.UPSERT)
     source = models.CharField(max_length=10, choices=Source.choices)

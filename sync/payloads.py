@@ -15,7 +15,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def content_hash(obj: Any, *, canonical: str | None = None) -> str:
-    """SHA-256 hex of the unwrapped object's canonical JSON, UTF-8 (SPEC §6).
+    """SHA-256 hex of the unwrapped object's canonical JSON, UTF-8.
 
     The inbox, the queue and the ERP rows all use this one function, so equal content is equal
     everywhere. Pass `canonical` when the caller already has `canonical_json(obj)` (a pull stores
@@ -26,7 +26,7 @@ def content_hash(obj: Any, *, canonical: str | None = None) -> str:
 
 
 class Unstorable(ValueError):
-    """An object that is valid JSON but cannot be stored as typed in every database (SPEC §5)."""
+    """An object that is valid JSON but cannot be stored as typed in every database."""
 
 
 # `\u0000` in canonical JSON is a NUL only when its backslash is not itself escaped: preceded by
@@ -101,10 +101,10 @@ VERSION_FIELDS = ("last_modified_time", "updated_time")
 
 
 def version_of(obj: dict[str, Any]) -> datetime | None:
-    """Zoho `last_modified_time`, or `updated_time` where only that is given (SPEC §6)."""
+    """Zoho `last_modified_time`, or `updated_time` where only that is given."""
     return parse_zoho_time(obj.get("last_modified_time")) or parse_zoho_time(obj.get("updated_time"))
 
 
 def unholdable_version(obj: dict[str, Any]) -> str | None:
-    """The version field of `obj` that holds a time out of range, if any (SPEC §5: `validation`)."""
+    """The version field of `obj` that holds a time out of range, if any (`validation`)."""
     return next((name for name in VERSION_FIELDS if _parse(obj.get(name)) is _OUT_OF_RANGE), None)

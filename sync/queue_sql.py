@@ -90,7 +90,7 @@ def lease(picked: str) -> str:
     """Lease the rows `picked` selects (their ids) that are still waiting; RETURNING each whole row.
 
     Params: processing status, worker id, locked_until, lease token, updated_at, the params of
-    `picked`, the two waiting statuses. The attempt is counted here (SPEC §6). `version_stored` tells a
+    `picked`, the two waiting statuses. The attempt is counted here. `version_stored` tells a
     version Python could not load (read as None, see sync.timestamps) from a row without one.
     Plan: `picked` is the ORM's due-rows query of one entity in claim order with LIMIT batch_size
     (and FOR UPDATE SKIP LOCKED on PostgreSQL); a Nested Loop then updates each picked id through the

@@ -1,4 +1,4 @@
-"""Rebuilding an entity's ERP rows from their stored payloads (`manage.py rebuild_erp`, SPEC §8).
+"""Rebuilding an entity's ERP rows from their stored payloads (`manage.py rebuild_erp`).
 
 After a mapping change (a new column, a fixed converter) the ERP rows hold values the old mapping
 made from payloads they still keep in `raw`. A rebuild queues each live row's payload again, with

@@ -3,7 +3,7 @@
 PostgreSQL's timestamptz runs from 4713 BC to 294276 AD, plus ±infinity; Python's datetime from year
 1 to 9999. psycopg raises DataError on loading anything outside, and a query that raises on one row
 returns none: a single queue row with such a version (stored before the webhook refused them, or
-written by hand) made every claim, lease recovery and admin list that read it fail (issue 9).
+written by hand) made every claim, lease recovery and admin list that read it fail.
 Registered on every PostgreSQL connection (sync.apps), so each reader — the drain, the admin, the
 API, the dashboard — still gets the row.
 

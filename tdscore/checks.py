@@ -1,4 +1,4 @@
-"""System checks for misconfiguration, with stable ids (CONVENTIONS "Time, settings, checks")."""
+"""System checks for misconfiguration, with stable ids."""
 
 from django.conf import settings
 from django.core import checks

@@ -1,4 +1,4 @@
-"""`make run`: the whole of TDS Core on one machine (SPEC §1).
+"""`make run`: the whole of TDS Core on one machine.
 
 Writes `.env` on the first run, migrates, creates the admin user, collects static files, then runs
 the web server (gunicorn), the django-q2 cluster and the Zoho simulator side by side. Ctrl-C or

@@ -1,4 +1,4 @@
-"""A database outage is 503 everywhere, never 500 (SPEC §5).
+"""A database outage is 503 everywhere, never 500.
 
 The webhook receiver and the health endpoints answer their own 503; every other page (the admin,
 the dashboard, the API and its schema) reaches the database through sessions, authentication and

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 
 class Configuration(models.Model):
-    """One runtime setting (SPEC §7). Keys, types and ranges live in `tdscore.config.REGISTRY`."""
+    """One runtime setting. Keys, types and ranges live in `tdscore.config.REGISTRY`."""
 
     key = models.CharField(max_length=100, unique=True)
     value = models.JSONField()
@@ -25,7 +25,7 @@ class Configuration(models.Model):
 
 
 class Metric(models.Model):
-    """A point of a time series (SPEC §3), written by workers and read by the dashboard."""
+    """A point of a time series, written by workers and read by the dashboard."""
 
     name = models.CharField(max_length=100)
     value = models.FloatField()

@@ -1,4 +1,4 @@
-"""Plain builders with overridable defaults (CONVENTIONS "Tests")."""
+"""Plain builders with overridable defaults."""
 
 from __future__ import annotations
 

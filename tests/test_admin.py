@@ -110,7 +110,7 @@ def test_the_console_is_branded_and_lists_the_sync_tables(operator):
     assert "Inbox events" in page
 
 
-# --- Queue rows and dead letters move only through their actions (issue 9, defect 10) ------------
+# --- Queue rows and dead letters move only through their actions ------------
 
 
 def changelist_action(client, model, action: str, rows) -> str:

@@ -1,4 +1,4 @@
-"""/health and /health/ready (SPEC §5): a dead database is 503; anything else is never worse than degraded."""
+"""/health and /health/ready: a dead database is 503; anything else is never worse than degraded."""
 
 from contextlib import contextmanager
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""The data model as the database holds it (SPEC §3, §4): table names and uniqueness the database enforces."""
+"""The data model as the database holds it: table names and uniqueness the database enforces."""
 
 import pytest
 from django.apps import apps

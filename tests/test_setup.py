@@ -151,7 +151,7 @@ def test_make_run_serves_admin_and_health_and_ctrl_c_stops_everything(running_de
     assert "killing it" not in server.output()
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], f"left running: {alive}"
-    # Set up for the web server and the cluster writing at once (DESIGN: embedded default).
+    # Set up for the web server and the cluster writing at once.
     with closing(sqlite3.connect(server.database)) as database:
         assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

@@ -1,4 +1,4 @@
-"""Notification channels (SPEC §2, §9): one module per channel, each with `send(alert, event)`.
+"""Notification channels: one module per channel, each with `send(alert, event)`.
 
 A channel is on when all of its variables are set. `send` raises `ChannelError` when the message
 did not get through; `permanent` says retrying cannot help (the URL is gone, the token refused).
@@ -27,7 +27,7 @@ class Event:
     at: datetime
 
 
-# The variables that switch each channel on (SPEC §2); the module of the same name sends.
+# The variables that switch each channel on; the module of the same name sends.
 SETTINGS = {
     "email": ("ALERT_EMAIL_TO",),
     "slack": ("SLACK_WEBHOOK_URL",),

@@ -1,4 +1,4 @@
-"""On PostgreSQL the database itself refuses UPDATE and DELETE on the audit trail (SPEC §6).
+"""On PostgreSQL the database itself refuses UPDATE and DELETE on the audit trail.
 
 TRUNCATE stays allowed: it is what test teardown (flush) uses, and no code path truncates.
 """

@@ -1,4 +1,4 @@
-"""Onboarding: a Zoho self-client grant code becomes a stored, encrypted refresh token (SPEC §8).
+"""Onboarding: a Zoho self-client grant code becomes a stored, encrypted refresh token.
 
 Zoho's self-client flow (https://www.zoho.com/accounts/protocol/oauth/self-client/authorization-code-flow.html):
 the API console of the organisation's data centre generates a code for chosen scopes, valid 3–10

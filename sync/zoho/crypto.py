@@ -1,4 +1,4 @@
-"""Secrets kept in the database (OAuth tokens), encrypted with Fernet (SPEC §2 TDS_ENCRYPTION_KEY).
+"""Secrets kept in the database (OAuth tokens), encrypted with Fernet.
 
 `cryptography`'s MultiFernet: the first key encrypts, every key decrypts, so a key rotates by
 putting the new one first and running `zoho_connect` again (or waiting for the next refresh,

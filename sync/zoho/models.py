@@ -1,4 +1,4 @@
-"""State of the Zoho boundary shared by every process (DESIGN: per-process state is a bug).
+"""State of the Zoho boundary shared by every process.
 
 One OAuth token per account, one limiter row and one breaker row per organisation, and a log of
 calls that both of them read: the limiter counts the last minute and what is in flight, the breaker

@@ -1,4 +1,4 @@
-"""Seed the eleven keys of SPEC §7 with their defaults.
+"""Seed the first eleven configuration keys with their defaults.
 
 Values are frozen here, not read from tdscore.config, so this migration means the same thing
 forever. Keys added later get their rows from tdscore.config.ensure_rows() after every migrate.

@@ -1,4 +1,4 @@
-"""GET /api/dashboard/alerts and POST …/<id>/acknowledge, …/resolve (SPEC §5)."""
+"""GET /api/dashboard/alerts and POST …/<id>/acknowledge, …/resolve."""
 
 import pytest
 from rest_framework.authtoken.models import Token

@@ -1,4 +1,4 @@
-"""check_alerts and send_test_alert (SPEC §8), and the schedule that runs check_alerts every minute."""
+"""check_alerts and send_test_alert, and the schedule that runs check_alerts every minute."""
 
 from io import StringIO
 

@@ -1,4 +1,4 @@
-"""The dashboard API (SPEC §5): who may call it, what each endpoint answers, and how it filters."""
+"""The dashboard API: who may call it, what each endpoint answers, and how it filters."""
 
 from __future__ import annotations
 

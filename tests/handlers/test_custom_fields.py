@@ -1,4 +1,4 @@
-"""Zoho's custom fields land as `api_name` → value on every header model (issue 13)."""
+"""Zoho's custom fields land as `api_name` → value on every header model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""With the database down every path answers 503, never 500 (SPEC §5): JSON under /api/ and for
+"""With the database down every path answers 503, never 500: JSON under /api/ and for
 webhooks, a short page for people. The servers run for real, their DATABASE_URL pointing at a port
 nothing listens on; a session cookie and an API token make the pages ask the database who is asking.
 """

@@ -1,4 +1,4 @@
-"""HTTPS behind the TLS proxy is set from the environment (issue 9, defect 14); by default `make run`
+"""HTTPS behind the TLS proxy is set from the environment; by default `make run`
 serves plain http on 127.0.0.1, and health probes stay plain http behind the proxy."""
 
 from __future__ import annotations

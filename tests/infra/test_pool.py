@@ -1,7 +1,7 @@
 """A process holds at most TDS_DB_POOL_MAX database connections, whatever serves its requests.
 
 Counted by the server itself: pg_stat_activity, for the application_name the server's
-DATABASE_URL gives its connections. The storm is issue 9's: 16 client threads against one
+DATABASE_URL gives its connections. The storm: 16 client threads against one
 process; before the pool, runserver kept a connection per request thread and answered 503s
 once the server's connection limit was reached.
 """

@@ -1,4 +1,4 @@
-"""The webhook token never reaches a log line or an error body (issue 9, defect 5).
+"""The webhook token never reaches a log line or an error body.
 
 Read from the real output of the servers an operator runs: gunicorn from the root's
 gunicorn.conf.py (as the systemd unit starts it), `make run`'s devserver, and runserver, in JSON

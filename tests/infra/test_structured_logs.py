@@ -1,4 +1,4 @@
-"""JSON log lines that parse and carry the pipeline's ids; no secret and no payload in them (issue 12).
+"""JSON log lines that parse and carry the pipeline's ids; no secret and no payload in them.
 
 A real drain: webhooks stored through the test client, then `manage.py process_queue --once` in a
 process of its own with LOG_FORMAT=json, whose every stderr line must be a JSON object.

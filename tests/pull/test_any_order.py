@@ -1,4 +1,4 @@
-"""Incremental pulls land every change whatever order Zoho lists in (issue 13).
+"""Incremental pulls land every change whatever order Zoho lists in.
 
 Zoho documents `sort_column=last_modified_time` for contacts and Inventory items, not for
 invoices: there it may ignore the parameter or refuse it, and a record edited while a pull walks

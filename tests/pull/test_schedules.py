@@ -13,7 +13,7 @@ from sync.zoho.limiter import DAILY_CAPS
 
 pytestmark = pytest.mark.django_db
 
-# The organisation of issue 5: 2,000 items, 1,000 contacts, 5,000 documents (and a few extras).
+# A mid-sized organisation: 2,000 items, 1,000 contacts, 5,000 documents (and a few extras).
 FREE_PLAN_ORG = schedules.Organisation(
     records={
         "products": 2000,

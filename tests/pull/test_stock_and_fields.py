@@ -1,4 +1,4 @@
-"""Stock snapshots in bulk, and Zoho's custom fields and exchange rates landing in the ERP (issue 13)."""
+"""Stock snapshots in bulk, and Zoho's custom fields and exchange rates landing in the ERP."""
 
 from __future__ import annotations
 

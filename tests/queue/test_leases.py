@@ -1,4 +1,4 @@
-"""Leases across real processes (SPEC §6): renewed while the drain runs, given back on a stop.
+"""Leases across real processes: renewed while the drain runs, given back on a stop.
 
 A slow apply is made the honest way: the test holds the ERP row's lock from a connection of its own,
 so the worker's apply waits in PostgreSQL exactly as it would behind a long transaction.

@@ -1,4 +1,4 @@
-"""SPEC §6: no single row, whatever its content, stops claiming, lease recovery, the admin lists or
+"""No single row, whatever its content, stops claiming, lease recovery, the admin lists or
 other entities' progress. A row that cannot be read or claimed is dead-lettered on its own.
 
 The rows are planted with raw SQL, as they are still in a database that took them before the webhook

@@ -1,4 +1,4 @@
-"""The answers of SPEC §5 and the order they are checked in."""
+"""The webhook answers (docs/REFERENCE.md, "Webhooks") and the order they are checked in."""
 
 from __future__ import annotations
 

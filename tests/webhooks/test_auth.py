@@ -187,7 +187,7 @@ def test_standard_webhooks_reference_vector_is_accepted(client):
     assert response.status_code == 202
     event = InboxEvent.objects.get(pk=response.json()["event_id"])
     assert event.source == InboxEvent.Source.STANDARD_WEBHOOKS
-    # webhook-id is the idempotency key (SPEC §6).
+    # webhook-id is the idempotency key.
     assert event.idempotency_key == SW_ID
 
 

@@ -1,4 +1,4 @@
-"""Every body form of SPEC §4, and each real Zoho sample through its entity's endpoint."""
+"""Every body form a webhook may take (docs/REFERENCE.md, "Entities"), and each real Zoho sample through its entity's endpoint."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A kept header is the sender's metadata, never a reason to refuse a change (SPEC §5): control
+"""A kept header is the sender's metadata, never a reason to refuse a change: control
 characters PostgreSQL refuses (a NUL) are kept escaped, and the body is accepted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Valid JSON objects whose content cannot be stored or applied as typed (SPEC §5): accepted (202),
+"""Valid JSON objects whose content cannot be stored or applied as typed: accepted (202),
 the raw body kept in the inbox, dead-lettered as `validation`, never a queue row, never a 500, and
 no detail echoing the payload. Only an unparseable or too deeply nested body is 400 (`rejected`)."""
 

@@ -1,5 +1,5 @@
 """Repeats are counted on one inbox row and applied once; a reused explicit key is 409; a derived key
-never hides a revert (SPEC §6)."""
+never hides a revert."""
 
 from __future__ import annotations
 

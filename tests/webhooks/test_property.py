@@ -1,6 +1,6 @@
-"""A property of the front door (SPEC §5, §6): whatever arrives, never a 500; an authenticated
+"""A property of the front door: whatever arrives, never a 500; an authenticated
 request to a known entity with an accepted content type is stored (2xx, or 400 kept as
-`rejected`); anything else is a 4xx SPEC §5 lists. After a drain no row is left `pending` or
+`rejected`); anything else is a 4xx docs/REFERENCE.md lists. After a drain no row is left `pending` or
 `processing`, and a well-formed change of another entity sent after them all is applied."""
 
 from __future__ import annotations

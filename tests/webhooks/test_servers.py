@@ -1,4 +1,4 @@
-"""What real servers hand the view (SPEC §5): under runserver and gunicorn, a NUL in a kept header is
+"""What real servers hand the view: under runserver and gunicorn, a NUL in a kept header is
 never a retryable 503, and a chunked body is read whole or refused with 411, never stored empty."""
 
 from __future__ import annotations

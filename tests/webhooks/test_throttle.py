@@ -1,4 +1,4 @@
-"""The auth-failure throttle is one count for every process (SPEC §5): the 429 comes at the
+"""The auth-failure throttle is one count for every process: the 429 comes at the
 configured limit with two gunicorn workers, in the database or in Redis; with the database down
 each process still throttles on its own, fast."""
 

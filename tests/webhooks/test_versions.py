@@ -1,5 +1,5 @@
-"""A version the database cannot hold never becomes a queue row's version, on any path (SPEC §5,
-§6): the webhook dead-letters it (test_hostile_content.py); a pulled row is queued without it, so
+"""A version the database cannot hold never becomes a queue row's version, on any path: the webhook
+dead-letters it (test_hostile_content.py); a pulled row is queued without it, so
 claiming its batch cannot fail."""
 
 from __future__ import annotations

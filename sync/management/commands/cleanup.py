@@ -1,4 +1,4 @@
-"""`manage.py cleanup [--dry-run] [--archive DIR]`: retention (SPEC §8, sync.retention)."""
+"""`manage.py cleanup [--dry-run] [--archive DIR]`: retention."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`manage.py heal`: recover expired leases and stuck runs, redrive transient dead letters (SPEC §8)."""
+"""`manage.py heal`: recover expired leases and stuck runs, redrive transient dead letters."""
 
 from __future__ import annotations
 

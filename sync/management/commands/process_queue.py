@@ -1,4 +1,4 @@
-"""`manage.py process_queue [--once]`: drain the queue in the foreground (SPEC §8)."""
+"""`manage.py process_queue [--once]`: drain the queue in the foreground."""
 
 from __future__ import annotations
 
