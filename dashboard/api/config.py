@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 
-from dashboard import serializers
+from dashboard.api import serializers
 from tdscore import config
 from tdscore.models import Configuration
 

@@ -16,8 +16,8 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import serializers
-from dashboard.filters import DeadLetterFilter
+from dashboard.api import serializers
+from dashboard.api.filters import DeadLetterFilter
 from sync import queue
 from sync.models import DeadLetter
 

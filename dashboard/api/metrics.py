@@ -10,8 +10,9 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import serializers, stats
-from dashboard.filters import RecentEventFilter
+from dashboard import stats
+from dashboard.api import serializers
+from dashboard.api.filters import RecentEventFilter
 from sync.models import QueueItem
 from tdscore.rollups import Series
 

@@ -3,8 +3,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from alerts import api as alerts_api
-from dashboard import config_api, dead_letters, metrics_api, runs
+from dashboard.api import alerts, config, dead_letters, metrics, runs
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -17,17 +16,17 @@ urlpatterns = [
     path("dashboard/runs", runs.RunList.as_view(), name="dashboard-runs"),
     path("dashboard/cursors", runs.CursorList.as_view(), name="dashboard-cursors"),
     path("dashboard/sync", runs.StartSync.as_view(), name="dashboard-sync"),
-    path("dashboard/alerts", alerts_api.AlertList.as_view(), name="dashboard-alerts"),
-    path("dashboard/alerts/<int:pk>/acknowledge", alerts_api.AcknowledgeAlert.as_view(), name="dashboard-alert-ack"),
-    path("dashboard/alerts/<int:pk>/resolve", alerts_api.ResolveAlert.as_view(), name="dashboard-alert-resolve"),
-    path("dashboard/metrics", metrics_api.Metrics.as_view(), name="dashboard-metrics"),
-    path("dashboard/queue-stats", metrics_api.QueueStats.as_view(), name="dashboard-queue-stats"),
-    path("dashboard/recent-events", metrics_api.RecentEvents.as_view(), name="dashboard-recent-events"),
+    path("dashboard/alerts", alerts.AlertList.as_view(), name="dashboard-alerts"),
+    path("dashboard/alerts/<int:pk>/acknowledge", alerts.AcknowledgeAlert.as_view(), name="dashboard-alert-ack"),
+    path("dashboard/alerts/<int:pk>/resolve", alerts.ResolveAlert.as_view(), name="dashboard-alert-resolve"),
+    path("dashboard/metrics", metrics.Metrics.as_view(), name="dashboard-metrics"),
+    path("dashboard/queue-stats", metrics.QueueStats.as_view(), name="dashboard-queue-stats"),
+    path("dashboard/recent-events", metrics.RecentEvents.as_view(), name="dashboard-recent-events"),
     path("dashboard/dead-letter", dead_letters.DeadLetterList.as_view(), name="dashboard-dead-letters"),
     path("dashboard/dead-letter/retry", dead_letters.BulkRetry.as_view(), name="dashboard-dead-letter-bulk-retry"),
     path("dashboard/dead-letter/<int:pk>/retry", dead_letters.Retry.as_view(), name="dashboard-dead-letter-retry"),
     path(
         "dashboard/dead-letter/<int:pk>/discard", dead_letters.Discard.as_view(), name="dashboard-dead-letter-discard"
     ),
-    path("dashboard/config", config_api.ConfigRows.as_view(), name="dashboard-config"),
+    path("dashboard/config", config.ConfigRows.as_view(), name="dashboard-config"),
 ]
