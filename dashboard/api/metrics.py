@@ -1,4 +1,4 @@
-"""GET /api/dashboard/metrics, /queue-stats and /recent-events (SPEC §5)."""
+"""GET /api/dashboard/metrics, /queue-stats and /recent-events: the console's figures and recent rows."""
 
 from __future__ import annotations
 
