@@ -10,5 +10,5 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("webhooks/", include("sync.urls")),
     path("api/", include("dashboard.api.urls")),
-    path("dashboard/", include("dashboard.html_urls")),
+    path("dashboard/", include("dashboard.urls")),
 ]

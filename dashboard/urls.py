@@ -1,4 +1,4 @@
-"""The HTML dashboard, mounted at /dashboard/ (the API's routes are dashboard/urls.py, under /api/)."""
+"""The HTML dashboard, mounted at /dashboard/ (the API's routes are dashboard/api/urls.py, under /api/)."""
 
 from django.urls import path
 
