@@ -1,12 +1,14 @@
-"""The HTML dashboard, mounted at /dashboard/ (the API's routes are dashboard/api/urls.py, under /api/)."""
+"""The HTML dashboard, mounted at /dashboard/ (namespace `dashboard`; the API's routes are in
+dashboard/api/urls.py, under /api/, namespace `api`)."""
 
 from django.urls import path
 
 from dashboard import views
 
+app_name = "dashboard"
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("dead-letter/<int:pk>/retry", views.retry_dead_letter, name="dashboard-dead-letter-retry"),
-    path("dead-letter/<int:pk>/discard", views.discard_dead_letter, name="dashboard-dead-letter-discard"),
-    path("alerts/<int:pk>/acknowledge", views.acknowledge_alert, name="dashboard-alert-acknowledge"),
+    path("", views.dashboard, name="index"),
+    path("dead-letter/<int:pk>/retry", views.retry_dead_letter, name="dead-letter-retry"),
+    path("dead-letter/<int:pk>/discard", views.discard_dead_letter, name="dead-letter-discard"),
+    path("alerts/<int:pk>/acknowledge", views.acknowledge_alert, name="alert-acknowledge"),
 ]

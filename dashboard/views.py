@@ -136,7 +136,7 @@ def _act(request, action, done: str, refused: type[Exception]):
         messages.error(request, str(exc))
     else:
         messages.success(request, done)
-    return redirect("dashboard")
+    return redirect("dashboard:index")
 
 
 @require_POST
