@@ -99,6 +99,16 @@ def test_the_tiles_show_the_last_hour_and_the_queue(staff, now):
     assert tile(html, "Zoho calls today") == "0"
 
 
+def test_a_tiles_tone_is_its_css_class(staff, now):
+    dead_lettered("products", "2", at=now - timedelta(minutes=5))
+
+    html = page(staff)
+
+    assert tile_class(html, "Dead letters") == "tile bad"
+    assert tile_class(html, "Open alerts") == "tile good"
+    assert tile_class(html, "Queue depth").strip() == "tile"
+
+
 def test_freshness_p95_is_shown_per_entity(staff, now):
     finished_row(
         "invoices",
@@ -114,6 +124,12 @@ def test_freshness_p95_is_shown_per_entity(staff, now):
 
 def tile(html: str, label: str) -> str:
     found = re.search(rf'<div class="label">{re.escape(label)}</div>\s*<div class="value">([^<]*)</div>', html)
+    assert found, f"no tile {label!r}"
+    return found.group(1)
+
+
+def tile_class(html: str, label: str) -> str:
+    found = re.search(rf'<div class="([^"]*)">\s*<div class="label">{re.escape(label)}</div>', html)
     assert found, f"no tile {label!r}"
     return found.group(1)
 
