@@ -1,33 +1,14 @@
-from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
+"""The HTML dashboard, mounted at /dashboard/ (namespace `dashboard`; the API's routes are in
+dashboard/api/urls.py, under /api/, namespace `api`)."""
+
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from alerts import api as alerts_api
-from dashboard import config_api, dead_letters, metrics_api, runs
+from dashboard import views
 
+app_name = "dashboard"
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    # A person opens the docs in a browser: without a session they get the login page, not a bare 401.
-    path(
-        "docs/",
-        staff_member_required(SpectacularSwaggerView.as_view(url_name="schema"), login_url=settings.LOGIN_URL),
-        name="swagger-ui",
-    ),
-    path("dashboard/runs", runs.RunList.as_view(), name="dashboard-runs"),
-    path("dashboard/cursors", runs.CursorList.as_view(), name="dashboard-cursors"),
-    path("dashboard/sync", runs.StartSync.as_view(), name="dashboard-sync"),
-    path("dashboard/alerts", alerts_api.AlertList.as_view(), name="dashboard-alerts"),
-    path("dashboard/alerts/<int:pk>/acknowledge", alerts_api.AcknowledgeAlert.as_view(), name="dashboard-alert-ack"),
-    path("dashboard/alerts/<int:pk>/resolve", alerts_api.ResolveAlert.as_view(), name="dashboard-alert-resolve"),
-    path("dashboard/metrics", metrics_api.Metrics.as_view(), name="dashboard-metrics"),
-    path("dashboard/queue-stats", metrics_api.QueueStats.as_view(), name="dashboard-queue-stats"),
-    path("dashboard/recent-events", metrics_api.RecentEvents.as_view(), name="dashboard-recent-events"),
-    path("dashboard/dead-letter", dead_letters.DeadLetterList.as_view(), name="dashboard-dead-letters"),
-    path("dashboard/dead-letter/retry", dead_letters.BulkRetry.as_view(), name="dashboard-dead-letter-bulk-retry"),
-    path("dashboard/dead-letter/<int:pk>/retry", dead_letters.Retry.as_view(), name="dashboard-dead-letter-retry"),
-    path(
-        "dashboard/dead-letter/<int:pk>/discard", dead_letters.Discard.as_view(), name="dashboard-dead-letter-discard"
-    ),
-    path("dashboard/config", config_api.ConfigRows.as_view(), name="dashboard-config"),
+    path("", views.dashboard, name="index"),
+    path("dead-letter/<int:pk>/retry", views.retry_dead_letter, name="dead-letter-retry"),
+    path("dead-letter/<int:pk>/discard", views.discard_dead_letter, name="dead-letter-discard"),
+    path("alerts/<int:pk>/acknowledge", views.acknowledge_alert, name="alert-acknowledge"),
 ]

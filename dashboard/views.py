@@ -1,6 +1,6 @@
 """The HTML dashboard at /dashboard/: tiles, 24-hour charts, what is stuck and the buttons to fix it.
 
-Reads come from `dashboard.stats` (the same figures as the API); every button posts to a small view
+Reads come from `monitoring.stats` (the same figures as the API); every button posts to a small view
 here that calls the same function as the admin, the API and the CLI (`sync.queue.replay` / `discard`,
 `Alert.acknowledge`). The page refreshes its panels itself through htmx (bundled with django-htmx).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -26,12 +27,21 @@ from tdscore import config
 TABLE_ROWS = 15
 
 
+class Tone(StrEnum):
+    """A tile's colour: its CSS class in dashboard.css (PLAIN, no class, keeps the neutral border)."""
+
+    PLAIN = ""
+    GOOD = "good"
+    WARN = "warn"
+    BAD = "bad"
+
+
 @dataclass(frozen=True)
 class Tile:
     label: str
     value: str
     detail: str = ""
-    tone: str = ""  # "", "good", "warn" or "bad": the tile's colour
+    tone: Tone = Tone.PLAIN
 
 
 def _count(n: int) -> str:
@@ -59,10 +69,10 @@ def _latency(seconds: float | None) -> str:
     return "—" if seconds is None else (f"{seconds:.2f} s" if seconds < 120 else _duration(seconds))
 
 
-def _success_tone(rate: float | None) -> str:
+def _success_tone(rate: float | None) -> Tone:
     if rate is None:
-        return ""
-    return "good" if rate >= 0.99 else "warn" if rate >= 0.9 else "bad"
+        return Tone.PLAIN
+    return Tone.GOOD if rate >= 0.99 else Tone.WARN if rate >= 0.9 else Tone.BAD
 
 
 def tiles(overview: dict) -> list[Tile]:
@@ -76,7 +86,7 @@ def tiles(overview: dict) -> list[Tile]:
             "Failed",
             _count(hour["failed"]),
             f"last hour · {_count(day['failed'])} today",
-            "bad" if hour["failed"] else "",
+            Tone.BAD if hour["failed"] else Tone.PLAIN,
         ),
         Tile(
             "Success rate",
@@ -87,18 +97,20 @@ def tiles(overview: dict) -> list[Tile]:
         Tile("Latency p95", _latency(hour["latency_p95_seconds"]), f"p50 {_latency(hour['latency_p50_seconds'])}"),
         Tile("Queue depth", _count(overview["queue_depth"]), "pending and retry rows"),
         Tile("Oldest pending", _duration(overview["oldest_pending_age_seconds"]), "waiting to be applied"),
-        Tile("Dead letters", _count(overview["dlq_size"]), "unresolved", "bad" if overview["dlq_size"] else "good"),
+        Tile(
+            "Dead letters", _count(overview["dlq_size"]), "unresolved", Tone.BAD if overview["dlq_size"] else Tone.GOOD
+        ),
         Tile(
             "Open alerts",
             _count(overview["open_alerts"]),
             "open or acknowledged",
-            "warn" if overview["open_alerts"] else "good",
+            Tone.WARN if overview["open_alerts"] else Tone.GOOD,
         ),
         Tile(
             "Zoho calls today",
             _count(zoho["calls_today"]),
             f"of {_count(cap)} · {_percent(used)} used",
-            "bad" if used >= 0.9 else "warn" if used >= 0.7 else "",
+            Tone.BAD if used >= 0.9 else Tone.WARN if used >= 0.7 else Tone.PLAIN,
         ),
     ]
 
@@ -137,7 +149,7 @@ def _act(request, action, done: str, refused: type[Exception]):
         messages.error(request, str(exc))
     else:
         messages.success(request, done)
-    return redirect("dashboard")
+    return redirect("dashboard:index")
 
 
 @require_POST

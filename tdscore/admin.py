@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.db.models import Model
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.html import format_html, format_html_join
 
 from tdscore import config
@@ -17,7 +17,7 @@ from tdscore.models import Configuration, Metric
 admin.site.site_header = "TDS Core operations console"
 admin.site.site_title = "TDS Core"
 admin.site.index_title = "Sync, ERP tables, alerts and configuration"
-admin.site.site_url = "/dashboard/"  # "View site" opens the dashboard
+admin.site.site_url = reverse_lazy("dashboard:index")  # "View site" opens the dashboard
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

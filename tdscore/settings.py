@@ -171,12 +171,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PAGINATION_CLASS": "dashboard.pagination.Pages",
+    "DEFAULT_PAGINATION_CLASS": "dashboard.api.pagination.Pages",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Per user, counted in the cache (Redis, when configured, shares the count between processes).
-    "DEFAULT_THROTTLE_CLASSES": ["dashboard.throttles.OperatorThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttles.OperatorThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("TDS_API_RATE", default="3000/minute")},
 }
 SPECTACULAR_SETTINGS = {
@@ -188,7 +188,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "dashboard.schema.add_common_answers",
+        "dashboard.api.schema.add_common_answers",
     ],
 }
 

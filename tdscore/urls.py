@@ -9,6 +9,6 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics.metrics, name="metrics"),
     path("webhooks/", include("sync.urls")),
-    path("api/", include("dashboard.urls")),
-    path("dashboard/", include("dashboard.html_urls")),
+    path("api/", include("dashboard.api.urls")),
+    path("dashboard/", include("dashboard.urls")),
 ]

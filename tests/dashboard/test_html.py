@@ -99,6 +99,16 @@ def test_the_tiles_show_the_last_hour_and_the_queue(staff, now):
     assert tile(html, "Zoho calls today") == "0"
 
 
+def test_a_tiles_tone_is_its_css_class(staff, now):
+    dead_lettered("products", "2", at=now - timedelta(minutes=5))
+
+    html = page(staff)
+
+    assert tile_class(html, "Dead letters") == "tile bad"
+    assert tile_class(html, "Open alerts") == "tile good"
+    assert tile_class(html, "Queue depth").strip() == "tile"
+
+
 def test_freshness_p95_is_shown_per_entity(staff, now):
     finished_row(
         "invoices",
@@ -114,6 +124,12 @@ def test_freshness_p95_is_shown_per_entity(staff, now):
 
 def tile(html: str, label: str) -> str:
     found = re.search(rf'<div class="label">{re.escape(label)}</div>\s*<div class="value">([^<]*)</div>', html)
+    assert found, f"no tile {label!r}"
+    return found.group(1)
+
+
+def tile_class(html: str, label: str) -> str:
+    found = re.search(rf'<div class="([^"]*)">\s*<div class="label">{re.escape(label)}</div>', html)
     assert found, f"no tile {label!r}"
     return found.group(1)
 
@@ -200,8 +216,8 @@ def test_the_tables_list_events_dead_letters_alerts_runs_and_cursors(staff, now)
 
     assert section(html, "events").count("ev-1") == 1
     assert reverse("admin:sync_queueitem_change", args=[event.pk]) in section(html, "events")
-    assert reverse("dashboard-dead-letter-retry", args=[dead.pk]) in section(html, "dead-letters")
-    assert reverse("dashboard-alert-acknowledge", args=[alert.pk]) in section(html, "alerts")
+    assert reverse("dashboard:dead-letter-retry", args=[dead.pk]) in section(html, "dead-letters")
+    assert reverse("dashboard:alert-acknowledge", args=[alert.pk]) in section(html, "alerts")
     assert reverse("admin:sync_syncrun_change", args=[run.pk]) in section(html, "runs")
     assert "vendors" in section(html, "cursors")
 
@@ -216,8 +232,8 @@ def test_an_ingest_dead_letter_offers_discard_but_no_retry(staff, now):
         inbox_event=factories.inbox_event(), entity="products", payload={}, error="no item_id", now=now
     )
     dead_letters = section(page(staff), "dead-letters")
-    assert reverse("dashboard-dead-letter-discard", args=[dead.pk]) in dead_letters
-    assert reverse("dashboard-dead-letter-retry", args=[dead.pk]) not in dead_letters
+    assert reverse("dashboard:dead-letter-discard", args=[dead.pk]) in dead_letters
+    assert reverse("dashboard:dead-letter-retry", args=[dead.pk]) not in dead_letters
 
 
 # --- The buttons -------------------------------------------------------------------------------------
@@ -225,7 +241,7 @@ def test_an_ingest_dead_letter_offers_discard_but_no_retry(staff, now):
 
 def test_retry_replays_the_dead_letter_as_the_cli_would(staff, staff_user, now):
     dead = dead_lettered()
-    response = staff.post(reverse("dashboard-dead-letter-retry", args=[dead.pk]), follow=True)
+    response = staff.post(reverse("dashboard:dead-letter-retry", args=[dead.pk]), follow=True)
     assert response.redirect_chain == [(URL, 302)]
     assert f"Dead letter #{dead.pk} replayed" in response.content.decode()
     dead.refresh_from_db()
@@ -236,7 +252,7 @@ def test_retry_replays_the_dead_letter_as_the_cli_would(staff, staff_user, now):
 def test_retrying_a_resolved_dead_letter_says_who_resolved_it(staff, now):
     dead = dead_lettered()
     queue.discard(dead, by="someone-else", now=now)
-    response = staff.post(reverse("dashboard-dead-letter-retry", args=[dead.pk]), follow=True)
+    response = staff.post(reverse("dashboard:dead-letter-retry", args=[dead.pk]), follow=True)
     assert "already discarded by someone-else" in response.content.decode()
     dead.refresh_from_db()
     assert dead.resolution == DeadLetter.Resolution.DISCARDED
@@ -245,27 +261,27 @@ def test_retrying_a_resolved_dead_letter_says_who_resolved_it(staff, now):
 
 def test_discard_resolves_the_dead_letter_and_leaves_the_row_dead(staff, now):
     dead = dead_lettered()
-    response = staff.post(reverse("dashboard-dead-letter-discard", args=[dead.pk]), follow=True)
+    response = staff.post(reverse("dashboard:dead-letter-discard", args=[dead.pk]), follow=True)
     assert f"Dead letter #{dead.pk} discarded" in response.content.decode()
     dead.refresh_from_db()
     assert (dead.resolution, dead.resolved_by) == ("discarded", "operator")
     assert QueueItem.objects.get(pk=dead.queue_item_id).status == QueueItem.Status.DEAD_LETTER
-    assert reverse("dashboard-dead-letter-discard", args=[dead.pk]) not in page(staff)
+    assert reverse("dashboard:dead-letter-discard", args=[dead.pk]) not in page(staff)
 
 
 def test_acknowledge_records_who_and_when(staff, now):
     alert = factories.alert()
-    response = staff.post(reverse("dashboard-alert-acknowledge", args=[alert.pk]), follow=True)
+    response = staff.post(reverse("dashboard:alert-acknowledge", args=[alert.pk]), follow=True)
     assert f"Alert #{alert.pk} acknowledged" in response.content.decode()
     alert.refresh_from_db()
     assert (alert.status, alert.acknowledged_by, alert.acknowledged_at) == ("acknowledged", "operator", now)
-    assert reverse("dashboard-alert-acknowledge", args=[alert.pk]) not in section(page(staff), "alerts")
+    assert reverse("dashboard:alert-acknowledge", args=[alert.pk]) not in section(page(staff), "alerts")
 
 
 def test_acknowledging_a_resolved_alert_is_refused_with_the_reason(staff, now):
     alert = factories.alert()
     alert.resolve(by="engine", now=now)
-    response = staff.post(reverse("dashboard-alert-acknowledge", args=[alert.pk]), follow=True)
+    response = staff.post(reverse("dashboard:alert-acknowledge", args=[alert.pk]), follow=True)
     assert f"alert {alert.pk} is resolved, not open" in response.content.decode()
     alert.refresh_from_db()
     assert alert.status == Alert.Status.RESOLVED and not alert.acknowledged_by
@@ -273,7 +289,7 @@ def test_acknowledging_a_resolved_alert_is_refused_with_the_reason(staff, now):
 
 def test_the_buttons_answer_only_posts(staff, now):
     dead = dead_lettered()
-    assert staff.get(reverse("dashboard-dead-letter-retry", args=[dead.pk])).status_code == 405
+    assert staff.get(reverse("dashboard:dead-letter-retry", args=[dead.pk])).status_code == 405
     dead.refresh_from_db()
     assert dead.resolved_at is None
 
@@ -282,7 +298,7 @@ def test_a_post_without_the_csrf_token_is_refused(staff_user, now):
     client = Client(enforce_csrf_checks=True)
     client.force_login(staff_user)
     dead = dead_lettered()
-    assert client.post(reverse("dashboard-dead-letter-discard", args=[dead.pk])).status_code == 403
+    assert client.post(reverse("dashboard:dead-letter-discard", args=[dead.pk])).status_code == 403
     dead.refresh_from_db()
     assert dead.resolved_at is None
 
@@ -290,12 +306,12 @@ def test_a_post_without_the_csrf_token_is_refused(staff_user, now):
 def test_a_user_who_is_not_staff_cannot_press_the_buttons(client, now):
     client.force_login(factories.user("clerk"))
     dead, alert = dead_lettered(), factories.alert()
-    client.post(reverse("dashboard-dead-letter-discard", args=[dead.pk]))
-    client.post(reverse("dashboard-alert-acknowledge", args=[alert.pk]))
+    client.post(reverse("dashboard:dead-letter-discard", args=[dead.pk]))
+    client.post(reverse("dashboard:alert-acknowledge", args=[alert.pk]))
     dead.refresh_from_db()
     alert.refresh_from_db()
     assert dead.resolved_at is None and alert.status == Alert.Status.OPEN
 
 
 def test_a_button_for_a_row_that_is_gone_answers_404(staff):
-    assert staff.post(reverse("dashboard-dead-letter-retry", args=[999999])).status_code == 404
+    assert staff.post(reverse("dashboard:dead-letter-retry", args=[999999])).status_code == 404

@@ -6,13 +6,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sync.models import DeadLetter, InboxEvent, QueueItem
+from alerts.models import Alert
+from sync import entities
+from sync.models import DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncRun
 from tdscore import config
 from tdscore.models import Configuration
 
 
 class Error(serializers.Serializer):
-    """SPEC §5 error body."""
+    """The body of a refusal: `status` "error", a short `error` code and a `detail` for people."""
 
     status = serializers.CharField(default="error")
     error = serializers.CharField()
@@ -234,3 +236,96 @@ class ConfigUpdated(serializers.Serializer):
 
 class ConfigError(Error):
     key = serializers.CharField(allow_null=True, help_text="the key that was refused")
+
+
+# --- Pull runs and cursors -------------------------------------------------------------------
+
+
+class RunSerializer(serializers.ModelSerializer):
+    # What became of the run's queue rows so far, counted when read: the drainers finish them later.
+    applied = serializers.IntegerField(source="applied_now", read_only=True)
+    failed = serializers.IntegerField(source="failed_now", read_only=True)
+    skipped = serializers.IntegerField(source="skipped_now", read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "run_type",
+            "entity",
+            "status",
+            "trigger",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration",
+            "estimated_calls",
+            "calls",
+            "fetched",
+            "queued",
+            "applied",
+            "failed",
+            "skipped",
+            "checkpoint",
+            "error",
+            "drift_report",
+            "heartbeat_at",
+        ]
+
+
+class CursorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncCursor
+        fields = ["id", "entity", "run_type", "watermark", "checkpoint", "last_run", "last_run_at", "last_success_at"]
+
+
+class SyncRequest(serializers.Serializer):
+    entity = serializers.ChoiceField(choices=["all", *entities.ENTITIES])
+    mode = serializers.ChoiceField(choices=["full", "incremental"], default="incremental")
+
+
+class SyncAccepted(serializers.Serializer):
+    run_ids = serializers.ListField(child=serializers.IntegerField())
+    refused = serializers.DictField(child=serializers.CharField(), help_text="entity → why it was not started")
+
+
+class SyncRefused(serializers.Serializer):
+    status = serializers.CharField()
+    error = serializers.CharField()
+    detail = serializers.CharField()
+    refused = serializers.DictField(child=serializers.CharField())
+
+
+# --- Alerts ----------------------------------------------------------------------------------
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "rule",
+            "fingerprint",
+            "severity",
+            "status",
+            "title",
+            "detail",
+            "context",
+            "value",
+            "threshold",
+            "occurrences",
+            "first_seen",
+            "last_seen",
+            "acknowledged_by",
+            "acknowledged_at",
+            "resolved_by",
+            "resolved_at",
+            "escalated_at",
+            "last_notified_at",
+        ]
+
+
+class AlertActionErrorSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    error = serializers.CharField()
+    detail = serializers.CharField()

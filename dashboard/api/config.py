@@ -1,4 +1,4 @@
-"""GET, PATCH /api/dashboard/config (SPEC §5, §7): the runtime configuration rows.
+"""GET, PATCH /api/dashboard/config: the runtime configuration rows.
 
 Reading is for staff; changing is for superusers, validated key by key and stored all or nothing
 through tdscore.config.update_many, the function the admin and the commands use.
@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 
-from dashboard import serializers
+from dashboard.api import serializers
 from tdscore import config
 from tdscore.models import Configuration
 

@@ -2,7 +2,7 @@ from rest_framework.pagination import PageNumberPagination
 
 
 class Pages(PageNumberPagination):
-    """SPEC §5 pages (`count`, `next`, `previous`, `results`); `?page_size=` up to 500 for scripts."""
+    """Every list's pages (`count`, `next`, `previous`, `results`); `?page_size=` up to 500 for scripts."""
 
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -1,52 +1,21 @@
-"""Alerts in the dashboard API (SPEC §5): GET /api/dashboard/alerts; POST …/<id>/acknowledge, …/resolve."""
+"""Alerts in the API: GET /api/dashboard/alerts; POST …/<id>/acknowledge, …/resolve."""
 
 from __future__ import annotations
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.models import Alert, AlertStateError
-
-
-class AlertSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Alert
-        fields = [
-            "id",
-            "rule",
-            "fingerprint",
-            "severity",
-            "status",
-            "title",
-            "detail",
-            "context",
-            "value",
-            "threshold",
-            "occurrences",
-            "first_seen",
-            "last_seen",
-            "acknowledged_by",
-            "acknowledged_at",
-            "resolved_by",
-            "resolved_at",
-            "escalated_at",
-            "last_notified_at",
-        ]
-
-
-class AlertActionErrorSerializer(serializers.Serializer):
-    status = serializers.CharField()
-    error = serializers.CharField()
-    detail = serializers.CharField()
+from dashboard.api import serializers
 
 
 class AlertList(generics.ListAPIView):
     """Alerts, most recently seen first; filters: status, severity, rule."""
 
-    serializer_class = AlertSerializer
+    serializer_class = serializers.AlertSerializer
     queryset = Alert.objects.order_by("-last_seen", "-id")
     filterset_fields = ["status", "severity", "rule"]
 
@@ -55,7 +24,12 @@ class _Move(APIView):
     verb = ""
 
     @extend_schema(
-        request=None, responses={200: AlertSerializer, 404: AlertActionErrorSerializer, 409: AlertActionErrorSerializer}
+        request=None,
+        responses={
+            200: serializers.AlertSerializer,
+            404: serializers.AlertActionErrorSerializer,
+            409: serializers.AlertActionErrorSerializer,
+        },
     )
     def post(self, request, pk: int):
         alert = Alert.objects.filter(pk=pk).first()
@@ -69,7 +43,7 @@ class _Move(APIView):
             return Response(
                 {"status": "error", "error": "conflict", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
             )
-        return Response(AlertSerializer(alert).data)
+        return Response(serializers.AlertSerializer(alert).data)
 
 
 class AcknowledgeAlert(_Move):

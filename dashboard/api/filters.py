@@ -1,4 +1,4 @@
-"""django-filter FilterSets of the dashboard API's lists (SPEC §5)."""
+"""django-filter FilterSets of the API's lists of queue rows and dead letters."""
 
 from __future__ import annotations
 

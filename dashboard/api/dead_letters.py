@@ -1,4 +1,4 @@
-"""The dead-letter queue by API (SPEC §5): list or group, retry, discard, bulk retry.
+"""The dead-letter queue by API: list or group, retry, discard, bulk retry.
 
 Every change goes through sync.queue's replay/discard, the functions the admin actions and
 `replay_dlq` call, so a dead letter resolved here is resolved exactly as the CLI would.
@@ -16,8 +16,8 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import serializers
-from dashboard.filters import DeadLetterFilter
+from dashboard.api import serializers
+from dashboard.api.filters import DeadLetterFilter
 from sync import queue
 from sync.models import DeadLetter
 

@@ -1,4 +1,4 @@
-"""GET /api/dashboard/metrics, /queue-stats and /recent-events (SPEC §5)."""
+"""GET /api/dashboard/metrics, /queue-stats and /recent-events: the console's figures and recent rows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import serializers
-from dashboard.filters import RecentEventFilter
+from dashboard.api import serializers
+from dashboard.api.filters import RecentEventFilter
 from monitoring import stats
 from monitoring.rollups import Series
 from sync.models import QueueItem
