@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "erp",
     "alerts",
     "dashboard",
+    "zohosim",
 ]
 
 MIDDLEWARE = [

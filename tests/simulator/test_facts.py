@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from sync.entities import ENTITIES
-from sync.zoho.simulator.facts import FACTS, MODIFIED_FILTER, Sort
+from zohosim.facts import FACTS, MODIFIED_FILTER, Sort
 
 
 @pytest.mark.parametrize("slug", list(ENTITIES))
@@ -39,7 +39,7 @@ def test_the_modified_time_filter_is_inclusive_to_the_second(zoho_sim, caller):
     [(Sort.HONOURED, 200, "last_modified_time"), (Sort.IGNORED, 200, "created_time"), (Sort.REFUSED, 400, None)],
 )
 def test_a_modified_time_sort_is_honoured_ignored_or_refused_as_the_simulator_is_told(settings, sort, status, column):
-    from sync.zoho.simulator import ZohoSimulator
+    from zohosim import ZohoSimulator
 
     from .conftest import Caller
 

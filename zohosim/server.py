@@ -31,7 +31,7 @@ ITEM_DETAILS_MAX = 100
 # The scope family an API needs of the token: without it Zoho answers 401 code 57.
 SCOPES = {"books": "ZohoBooks.", "inventory": "ZohoInventory."}
 
-# Zoho's messages (sync/zoho/samples/books-error-*.json and the Books API "Errors" page).
+# Zoho's messages (zohosim/samples/books-error-*.json and the Books API "Errors" page).
 MESSAGES = {
     2: "Invalid value passed for {what}",
     5: "Invalid URL Passed",

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from sync.zoho.limiter import CONCURRENCY_CAPS, DAILY_CAPS, MINUTE_CAP, PAID_CONCURRENCY_CAP
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.demo import demo_tick, seed_demo
+from zohosim import ZohoSimulator
+from zohosim.demo import demo_tick, seed_demo
 
 
 def _first(values: list[str]) -> str | None:

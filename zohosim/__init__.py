@@ -8,7 +8,7 @@ and the REST API at one base URL, so ZOHO_API_BASE = ZOHO_ACCOUNTS_BASE = sim.ur
         sim.fail_next(500, count=3)
         ...
 
-Data lives in memory and is shaped like the recorded samples in sync/zoho/samples/. Time is the
+Data lives in memory and is shaped like the recorded samples in zohosim/samples/. Time is the
 simulator's own clock (real time plus what `advance()` added), in the organisation's zone, and
 drives token expiry, the per-minute and daily windows and every `last_modified_time` it writes.
 Everything random comes from `random.Random(seed)`, so a seed gives the same organisation.
