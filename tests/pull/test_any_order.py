@@ -20,7 +20,7 @@ from sync.payloads import parse_zoho_time
 from tdscore import config
 from tests.conftest import point_at
 from zohosim import ZohoSimulator
-from zohosim.facts import Sort
+from zohosim.modules import Sort
 
 from .conftest import PAGE, drain, list_calls
 
