@@ -49,7 +49,7 @@ from sync import worker  # noqa: E402
 from sync.models import AuditTrail, InboxEvent, QueueItem  # noqa: E402
 from sync.payloads import content_hash  # noqa: E402
 
-SAMPLES = BASE_DIR / "sync" / "zoho" / "samples"
+SAMPLES = BASE_DIR / "zohosim" / "samples"
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 TOKEN = "bench-token"
 

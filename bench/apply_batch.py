@@ -33,7 +33,7 @@ from pathlib import Path
 import harness
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sync" / "zoho" / "samples"
+SAMPLES = ROOT / "zohosim" / "samples"
 
 
 def main(argv: list[str] | None = None) -> int:

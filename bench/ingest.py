@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sync" / "zoho" / "samples" / "books-item.json"
+SAMPLE = ROOT / "zohosim" / "samples" / "books-item.json"
 SECRET = "bench-signature-secret"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore_bench_ingest"
 WEBHOOK_PATH, BARE_PATH = "/webhooks/products", "/bench/bare"

@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sync.zoho.simulator import ZohoSimulator
+from zohosim import ZohoSimulator
 
 PER_PAGE = 200
 TARGET_ROWS_PER_SECOND = 3000

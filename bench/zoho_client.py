@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(conn, per_minute_limit: int | None, products: int) -> None:
-    from sync.zoho.simulator import ZohoSimulator
+    from zohosim import ZohoSimulator
 
     with ZohoSimulator(per_minute_limit=per_minute_limit) as sim:
         first = sim.seed("products", products)[0]

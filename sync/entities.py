@@ -5,7 +5,7 @@ their ERP model from it (sync.handlers.declarations names only line models); the
 knows where to fetch an entity; the pull planner knows what Zoho lets a list do with modified
 times. The Zoho facts below (`modified_filter`, `modified_sort`, `webhooks`) are our reading of
 Zoho's documentation (docs/ZOHO_SETUP.md); the simulator keeps its own table of them
-(sync.zoho.simulator.facts) so a wrong entry here is caught by a test rather than mirrored.
+(zohosim.modules) so a wrong entry here is caught by a test rather than mirrored.
 """
 
 from __future__ import annotations

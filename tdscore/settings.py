@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "monitoring",
     "alerts",
     "dashboard",
+    "zohosim",
 ]
 
 MIDDLEWARE = [

@@ -81,8 +81,8 @@ def point_at(settings, sim) -> None:
 
 @pytest.fixture
 def zoho_sim(settings):
-    """A started Zoho simulator (sync.zoho.simulator) with settings pointed at it; stopped afterwards."""
-    from sync.zoho.simulator import ZohoSimulator
+    """A started Zoho simulator (zohosim) with settings pointed at it; stopped afterwards."""
+    from zohosim import ZohoSimulator
 
     with ZohoSimulator() as sim:
         point_at(settings, sim)

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class ZohoConfig(AppConfig):
-    """The Zoho boundary: client, simulator, and the state all processes share (token, limiter, breaker)."""
+    """The Zoho boundary: client and the state all processes share (token, limiter, breaker)."""
 
     name = "sync.zoho"
     label = "zoho"

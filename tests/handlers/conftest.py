@@ -17,7 +17,7 @@ from sync.payloads import content_hash, version_of
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Zoho samples (recorded, as in shared/zoho, plus a price book and a user from Zoho's docs).
-SAMPLES = ROOT / "sync" / "zoho" / "samples"
+SAMPLES = ROOT / "zohosim" / "samples"
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 

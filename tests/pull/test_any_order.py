@@ -17,10 +17,10 @@ from django.utils import timezone
 from erp.models import Invoice
 from sync.models import SyncRun
 from sync.payloads import parse_zoho_time
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.facts import Sort
 from tdscore import config
 from tests.conftest import point_at
+from zohosim import ZohoSimulator
+from zohosim.modules import Sort
 
 from .conftest import PAGE, drain, list_calls
 

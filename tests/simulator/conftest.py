@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync.zoho.simulator import ZohoSimulator
+from zohosim import ZohoSimulator
 
-# The project's own copy of the recorded Zoho samples (sync/zoho/samples/README.md says where each
+# The project's own copy of the recorded Zoho samples (zohosim/samples/README.md says where each
 # comes from): the repository is self-contained, so these tests always run.
-SAMPLES = Path(__file__).resolve().parents[2] / "sync" / "zoho" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "zohosim" / "samples"
 
 
 class Caller:

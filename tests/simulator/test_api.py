@@ -46,7 +46,7 @@ def test_invoices_lines_refer_to_seeded_items_and_customers(zoho_sim):
 
 
 def test_seed_is_deterministic():
-    from sync.zoho.simulator import ZohoSimulator
+    from zohosim import ZohoSimulator
 
     first, second = ZohoSimulator(seed=7), ZohoSimulator(seed=7)
     assert first.seed("products", 3) == second.seed("products", 3)

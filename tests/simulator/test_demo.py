@@ -17,8 +17,8 @@ import httpx
 
 from sync.entities import ENTITIES
 from sync.payloads import version_of
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.demo import DEMO_COUNTS, demo_tick, seed_demo
+from zohosim import ZohoSimulator
+from zohosim.demo import DEMO_COUNTS, demo_tick, seed_demo
 
 from .conftest import target
 

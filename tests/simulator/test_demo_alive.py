@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from sync.entities import ENTITIES
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.demo import PULLED_ONLY, demo_tick, seed_demo
+from zohosim import ZohoSimulator
+from zohosim.demo import PULLED_ONLY, demo_tick, seed_demo
 
 from .conftest import target
 

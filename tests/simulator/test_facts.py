@@ -1,28 +1,13 @@
-"""TDS Core's registry against the simulator's own table of Zoho's list facts.
+"""What the simulated Zoho's lists do with modified times (zohosim.modules): the filter, the sort.
 
-The registry (sync.entities) is what the pull believes; facts.FACTS is what the simulated Zoho
-does, from Zoho's documentation. A registry entry that drifts from it fails here rather than
-being mirrored by the fake.
+Whether TDS Core's registry agrees with it is test_registry_matches_simulator.py's business.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from sync.entities import ENTITIES
-from sync.zoho.simulator.facts import FACTS, MODIFIED_FILTER, Sort
-
-
-@pytest.mark.parametrize("slug", list(ENTITIES))
-def test_the_registry_asks_for_a_modified_time_sort_only_where_zoho_honours_it(slug):
-    entity = ENTITIES[slug]
-    assert entity.modified_sort == (FACTS[entity.path].modified_sort == Sort.HONOURED), slug
-
-
-@pytest.mark.parametrize("slug", list(ENTITIES))
-def test_the_registry_filters_by_modified_time_exactly_where_zoho_does(slug):
-    entity = ENTITIES[slug]
-    assert entity.modified_filter == ((entity.api, entity.path) in MODIFIED_FILTER), slug
+from zohosim.modules import Sort
 
 
 def test_the_modified_time_filter_is_inclusive_to_the_second(zoho_sim, caller):
@@ -39,7 +24,7 @@ def test_the_modified_time_filter_is_inclusive_to_the_second(zoho_sim, caller):
     [(Sort.HONOURED, 200, "last_modified_time"), (Sort.IGNORED, 200, "created_time"), (Sort.REFUSED, 400, None)],
 )
 def test_a_modified_time_sort_is_honoured_ignored_or_refused_as_the_simulator_is_told(settings, sort, status, column):
-    from sync.zoho.simulator import ZohoSimulator
+    from zohosim import ZohoSimulator
 
     from .conftest import Caller
 

@@ -1,4 +1,4 @@
-"""The simulator against the recorded Zoho samples (sync/zoho/samples/): envelopes, errors, headers.
+"""The simulator against the recorded Zoho samples (zohosim/samples/): envelopes, errors, headers.
 
 These keep the simulator faithful to Zoho, not merely to our client.
 """
@@ -10,7 +10,7 @@ import json
 import pytest
 
 from sync.entities import ENTITIES
-from sync.zoho.simulator import ZohoSimulator
+from zohosim import ZohoSimulator
 
 from .conftest import SAMPLES, Caller
 

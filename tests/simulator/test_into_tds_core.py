@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from sync.models import InboxEvent, QueueItem
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.webhooks import zoho_signature
+from zohosim import ZohoSimulator
+from zohosim.webhooks import zoho_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

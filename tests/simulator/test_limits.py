@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sync.zoho.simulator import ZohoSimulator
+from zohosim import ZohoSimulator
 
 from .conftest import Caller
 

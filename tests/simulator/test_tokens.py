@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync.zoho.simulator import ZohoSimulator
+from zohosim import ZohoSimulator
 
 from .conftest import Caller
 

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.webhooks import standard_signature, zoho_signature
+from zohosim import ZohoSimulator
+from zohosim.webhooks import standard_signature, zoho_signature
 
 from .conftest import SAMPLES, target
 

@@ -13,7 +13,7 @@ from sync import webhook_auth
 from sync.webhook_auth import failure_key
 
 TEST_CLIENT_ADDRESS = "127.0.0.1"  # REMOTE_ADDR of Django's test client
-SAMPLES = Path(__file__).resolve().parents[2] / "sync" / "zoho" / "samples"  # real Zoho bodies, as recorded
+SAMPLES = Path(__file__).resolve().parents[2] / "zohosim" / "samples"  # real Zoho bodies, as recorded
 
 # Two values each: the first is the old one still accepted while the second rolls out.
 TOKENS = ["token-old-1", "token-new-2"]

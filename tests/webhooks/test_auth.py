@@ -94,7 +94,7 @@ def test_tds_signature_without_its_prefix_is_refused(client):
     assert deliver(client, "products", body, auth=False, **{"X-TDS-Signature": signature}).status_code == 401
 
 
-# --- X-Zoho-Webhook-Signature (vector in sync/zoho/samples/README.md) --------------------------
+# --- X-Zoho-Webhook-Signature (vector in zohosim/samples/README.md) --------------------------
 
 VECTOR_QUERY = "?org=60012345&event=item.updated"
 VECTOR_BODY = b'{"item":{"item_id":"4815000000044208","name":"Widget","last_modified_time":"2026-06-09T09:45:41-0400"}}'

@@ -12,9 +12,9 @@ from django.utils import timezone
 from sync.zoho import breaker, limiter
 from sync.zoho.client import ZohoClient, ZohoError
 from sync.zoho.models import ZohoToken
-from sync.zoho.simulator import ZohoSimulator
 from tdscore import config
 from tests.conftest import point_at
+from zohosim import ZohoSimulator
 
 pytestmark = pytest.mark.django_db
 TOKEN_PATH = "/oauth/v2/token"

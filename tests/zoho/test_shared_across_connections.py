@@ -14,9 +14,9 @@ from django.utils import timezone
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient, ZohoError
 from sync.zoho.limiter import Slot
-from sync.zoho.simulator import ZohoSimulator
 from tdscore import config
 from tests.conftest import point_at
+from zohosim import ZohoSimulator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 4

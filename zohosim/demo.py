@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from sync.entities import ENTITIES
-
 from . import ZohoSimulator
+from .kinds import KINDS
 
 DEMO_COUNTS = {
     "users": 5,
@@ -69,9 +68,10 @@ def demo_tick(sim: ZohoSimulator, rng: random.Random, *, changes: int = 3) -> li
 
 
 def _id_field(slug: str, obj: dict) -> str:
-    if slug == "stock" and "inventory_adjustment_id" not in obj:
-        return "item_id"
-    return ENTITIES[slug].id_field
+    kind = KINDS[slug]
+    if kind.snapshot_of and kind.module.id_field not in obj:
+        return kind.snapshot_of.id_field  # an item's new stock, not an adjustment
+    return kind.module.id_field
 
 
 def _pick(sim: ZohoSimulator, rng: random.Random, slug: str) -> dict | None:

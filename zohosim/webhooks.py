@@ -1,6 +1,6 @@
-"""Outbound webhooks from the simulator to TDS Core, authenticated the ways TDS Core accepts (SPEC §5, §6).
+"""Outbound webhooks from the simulator to TDS Core, authenticated the ways TDS Core accepts.
 
-Bodies come in the shapes Zoho's workflow webhooks send (zoho/README.md "Webhooks"):
+Bodies come in the shapes Zoho's workflow webhooks send:
 - "json": the record under its single key, labelled application/json (Zoho's "Default Payload");
 - "json-as-form": the same JSON labelled application/x-www-form-urlencoded, as Inventory does;
 - "form-json": a form whose one field, `JSONString`, holds that JSON;
@@ -38,7 +38,7 @@ def zoho_signature(
     secret: str, query: dict[str, str], body: bytes, form: dict[str, str] | None = None, *, merged: bool = True
 ) -> str:
     """Hex HMAC-SHA256 of name+value pairs sorted by name, followed by the raw body when it is not
-    a form (SPEC §6). For a form, Zoho's documented recipe sorts the query's and the form's pairs
+    a form. For a form, Zoho's documented recipe sorts the query's and the form's pairs
     together (`merged`); `merged=False` signs the query's pairs, then the form's, as TDS Core's
     first reading of it did (both are accepted)."""
     if form is None:

@@ -15,23 +15,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sync.payloads import parse_zoho_time
-
-from .facts import MODIFIED_FILTER
+from .clock import parse_zoho
 from .limits import Verdict
-from .store import COLLECTIONS, SortRefused, detail
+from .modules import MODULES, Api, Filter, Module
+from .store import SortRefused, detail
 
 if TYPE_CHECKING:
     from . import ZohoSimulator
 
-API_PREFIXES = {"books": "/books/v3/", "inventory": "/inventory/v1/"}
 MAX_PER_PAGE = 200
 # Zoho Inventory's bulk item details take up to 100 ids (https://www.zoho.com/inventory/api/v1/items/).
 ITEM_DETAILS_MAX = 100
 # The scope family an API needs of the token: without it Zoho answers 401 code 57.
-SCOPES = {"books": "ZohoBooks.", "inventory": "ZohoInventory."}
+SCOPES = {Api.BOOKS: "ZohoBooks.", Api.INVENTORY: "ZohoInventory."}
 
-# Zoho's messages (sync/zoho/samples/books-error-*.json and the Books API "Errors" page).
+# Zoho's messages (zohosim/samples/books-error-*.json and the Books API "Errors" page).
 MESSAGES = {
     2: "Invalid value passed for {what}",
     5: "Invalid URL Passed",
@@ -49,18 +47,6 @@ MESSAGES = {
     6041: "This user is not associated with the CompanyID/CompanyName:{what}.",
 }
 DEFAULT_CODE = {400: 2, 401: 14, 403: 57, 404: 1002, 405: 37, 429: 44}
-NOUNS = {
-    "items": "Item",
-    "contacts": "Contact",
-    "invoices": "Invoice",
-    "bills": "Bill",
-    "creditnotes": "Credit Note",
-    "salesorders": "Sales Order",
-    "customerpayments": "Payment",
-    "inventoryadjustments": "Inventory Adjustment",
-    "pricebooks": "Price List",
-    "users": "User",
-}
 
 
 def error_body(code: int, what: str = "") -> dict[str, Any]:
@@ -111,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = url.path
         sim._record(method, path, params)
-        api = next((name for name, prefix in API_PREFIXES.items() if path.startswith(prefix)), None)
+        api = next((candidate for candidate in Api if path.startswith(candidate.prefix)), None)
         delay = 0.0
         for fault in sim._faults.take(self.path, api is not None):  # path and query: page=4 narrows too
             if fault.kind == "drop":
@@ -124,14 +110,14 @@ class Handler(BaseHTTPRequestHandler):
                 what = str(sim._limits.headers().limit or "") if code == 45 else ""
                 return self._send(fault.status, error_body(code, what), sim._limits.headers() if api else None)
         if api is not None:
-            return self._api(method, api, path[len(API_PREFIXES[api]) :].strip("/").split("/"), params, delay)
+            return self._api(method, api, path[len(api.prefix) :].strip("/").split("/"), params, delay)
         sim._stopping.wait(delay)
         if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self._send(*sim._tokens.token({**params, **form}, sim.url))
         self._send(404, error_body(5))
 
-    def _api(self, method: str, api: str, parts: list[str], params: dict[str, str], delay: float) -> None:
+    def _api(self, method: str, api: Api, parts: list[str], params: dict[str, str], delay: float) -> None:
         sim = self.server.sim
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
@@ -159,31 +145,30 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             sim._limits.release()
 
-    def _route(self, method: str, api: str, parts: list[str], params: dict[str, str]) -> tuple[int, dict | bytes]:
+    def _route(self, method: str, api: Api, parts: list[str], params: dict[str, str]) -> tuple[int, dict | bytes]:
         sim = self.server.sim
         if parts == ["organizations"]:
             return self._only_get(method) or (200, sim.organizations())
         if parts == ["locations"]:
             return self._only_get(method) or (200, sim.location_list())
-        if api == "inventory" and parts == ["itemdetails"]:
+        if api == Api.INVENTORY and parts == ["itemdetails"]:
             return self._only_get(method) or self._item_details(params)
-        if not parts or parts[0] not in COLLECTIONS or len(parts) > 2:
+        if not parts or parts[0] not in MODULES or len(parts) > 2:
             return 404, error_body(5)
-        collection = parts[0]
+        module = MODULES[parts[0]]
         if len(parts) == 1:
-            return self._only_get(method) or self._list(api, collection, params)
+            return self._only_get(method) or self._list(api, module, params)
         zoho_id = parts[1]
         if method == "DELETE":
-            if sim._store.remove(collection, zoho_id):
-                return 200, {"code": 0, "message": f"The {NOUNS[collection].lower()} has been deleted."}
-            return 404, error_body(1002, NOUNS[collection])
+            if sim._store.remove(module.path, zoho_id):
+                return 200, {"code": 0, "message": f"The {module.noun.lower()} has been deleted."}
+            return 404, error_body(1002, module.noun)
         if refused := self._only_get(method):
             return refused
-        obj = sim._store.raw(collection, zoho_id)
+        obj = sim._store.raw(module.path, zoho_id)
         if obj is None:
-            return 404, error_body(1002, NOUNS[collection])
-        single_key = COLLECTIONS[collection].single_key
-        return 200, {"code": 0, "message": "success", single_key: detail(collection, obj)}
+            return 404, error_body(1002, module.noun)
+        return 200, {"code": 0, "message": "success", module.single_key: detail(module.path, obj)}
 
     def _item_details(self, params: dict[str, str]) -> tuple[int, dict]:
         ids = [i for i in params.get("item_ids", "").split(",") if i]
@@ -196,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
     def _only_get(self, method: str) -> tuple[int, dict] | None:
         return None if method == "GET" else (405, error_body(37, method))
 
-    def _list(self, api: str, collection: str, params: dict[str, str]) -> tuple[int, dict | bytes]:
+    def _list(self, api: Api, module: Module, params: dict[str, str]) -> tuple[int, dict | bytes]:
         try:
             page = int(params.get("page") or 1)
             per_page = min(int(params.get("per_page") or MAX_PER_PAGE), MAX_PER_PAGE)
@@ -204,26 +189,28 @@ class Handler(BaseHTTPRequestHandler):
             return 400, error_body(2, "page")
         if page < 1 or per_page < 1:
             return 400, error_body(2, "page")
+        # A module's filters hold on its own API: Books' item list has no modified-time filter.
+        filters = module.filters if api == module.api else frozenset()
         modified_since = None
-        if (api, collection) in MODIFIED_FILTER and params.get("last_modified_time"):
+        if Filter.LAST_MODIFIED_TIME in filters and params.get(Filter.LAST_MODIFIED_TIME):
             # A `+` sent unencoded arrives as a space; Zoho reads it as the offset's sign.
-            modified_since = parse_zoho_time(params["last_modified_time"].replace(" ", "+"))
+            modified_since = parse_zoho(params[Filter.LAST_MODIFIED_TIME].replace(" ", "+"))
             if modified_since is None:
-                return 400, error_body(2, "last_modified_time")
+                return 400, error_body(2, Filter.LAST_MODIFIED_TIME)
         sim = self.server.sim
         try:
             result = sim._store.list_page(
-                collection,
+                module.path,
                 page=page,
                 per_page=per_page,
                 modified_since=modified_since,
-                contact_type=params.get("contact_type") if collection == "contacts" else None,
+                contact_type=params.get(Filter.CONTACT_TYPE) if Filter.CONTACT_TYPE in filters else None,
                 sort_column=params.get("sort_column"),
                 sort_order=params.get("sort_order"),
             )
         except SortRefused:
             return 400, error_body(2, "sort_column")
-        sim._after_list(collection, page)
+        sim._after_list(module.path, page)
         page_context = {
             "page": page,
             "per_page": per_page,
@@ -233,8 +220,7 @@ class Handler(BaseHTTPRequestHandler):
             "sort_column": result.sort_column,
             "sort_order": result.sort_order,
         }
-        list_key = COLLECTIONS[collection].list_key
-        head = f'{{"code":0,"message":"success","{list_key}":['.encode()
+        head = f'{{"code":0,"message":"success","{module.list_key}":['.encode()
         tail = b'],"page_context":' + json.dumps(page_context).encode() + b"}"
         return 200, head + b",".join(result.rows) + tail
 

@@ -9,6 +9,27 @@ from datetime import datetime, timedelta
 
 from .clock import Clock
 
+# Zoho's API limits (https://www.zoho.com/books/api/v3/introduction/#api-call-limit): 100 calls a
+# minute per organisation on every plan, a daily cap set by the plan, and 5 calls in flight at
+# once on the free plan, 10 on a paid one.
+PER_MINUTE = 100
+
+
+@dataclass(frozen=True)
+class Plan:
+    daily: int
+    concurrency: int
+
+
+PLANS = {
+    "free": Plan(daily=1000, concurrency=5),
+    "standard": Plan(daily=2000, concurrency=10),
+    "professional": Plan(daily=5000, concurrency=10),
+    "premium": Plan(daily=10000, concurrency=10),
+    "elite": Plan(daily=10000, concurrency=10),
+    "ultimate": Plan(daily=10000, concurrency=10),
+}
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -1,4 +1,4 @@
-"""Realistic Zoho objects for the simulator, built from recorded samples (sync/zoho/samples/).
+"""Realistic Zoho objects for the simulator, built from recorded samples (zohosim/samples/).
 
 Each object starts as a copy of its sample, so every field Zoho sends is there (empty values as
 `""`), then gets its own ids, numbers, names, dates, amounts and lines. References between
@@ -18,7 +18,7 @@ from typing import Any
 
 from .store import clone
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 TEMPLATES = {
     "products": "books-item",
     "customers": "books-contact",

@@ -8,20 +8,24 @@ and the REST API at one base URL, so ZOHO_API_BASE = ZOHO_ACCOUNTS_BASE = sim.ur
         sim.fail_next(500, count=3)
         ...
 
-Data lives in memory and is shaped like the recorded samples in sync/zoho/samples/. Time is the
+Data lives in memory and is shaped like the recorded samples in zohosim/samples/. Time is the
 simulator's own clock (real time plus what `advance()` added), in the organisation's zone, and
 drives token expiry, the per-minute and daily windows and every `last_modified_time` it writes.
 Everything random comes from `random.Random(seed)`, so a seed gives the same organisation.
 
-Faithful to Zoho where TDS Core depends on it (docs/ZOHO_SETUP.md): envelopes and `page_context`;
-what each list does with modified times (facts.FACTS: the `last_modified_time` filter, inclusive to
-the second, and a modified-time sort honoured, ignored or refused, per module); list rows are
+Faithful to Zoho where TDS Core depends on it (docs/ZOHO_SETUP.md): each module's path, keys and id
+field, and what its list does with modified times (modules.MODULES: the `last_modified_time`
+filter, inclusive to the second, and a modified-time sort honoured, ignored or refused); envelopes
+and `page_context`; list rows are
 summaries; `code` 1002 for a missing record, 44/45/1070 for the limits with `x-rate-limit-*`
 headers, 401 code 14 for a dead token and 57 for a missing scope; the token endpoint answers
 failures with HTTP 200 and `{"error": …}`, and exchanges self-client grant codes (`grant_code()`);
 bulk item details (`/inventory/v1/itemdetails`). `edit_after_page()` edits a record between two
 list pages, as a user does while a pull walks. Assumed where no sample settles it: a missing or
 wrong `organization_id` is 400 code 6041.
+
+It imports nothing from TDS Core: its facts about Zoho are its own, so tests can hold TDS Core's
+against them.
 """
 
 from __future__ import annotations
@@ -36,13 +40,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from sync.entities import ENTITIES, Entity
-
 from . import webhooks
 from .clock import Clock
 from .fabricate import LOCATIONS, UNTIMED, Fabricator, location, organization, template
-from .facts import Sort
+from .kinds import KINDS, Kind
 from .limits import Fault, Faults, Limits
+from .modules import Sort
 from .oauth import FULL_SCOPE, Tokens
 from .server import Server
 from .store import Store, clone, detail, stored_form
@@ -87,7 +90,7 @@ class ZohoSimulator:
         `webhook_secret` as X-TDS-Signature (HMAC of the body), `zoho_webhook_secret` as
         X-Zoho-Webhook-Signature, `standard_webhook_secret` (whsec_…) as Standard Webhooks headers.
         `token_mint_limit=10` enforces Zoho's 10 access tokens per 10 minutes per refresh token.
-        `sort` answers a modified-time sort per entity slug otherwise than facts.FACTS says."""
+        `sort` answers a modified-time sort per slug otherwise than modules.MODULES says."""
         self.organization_id = organization_id
         self.daily_limit = daily_limit
         self.webhook_target = webhook_target
@@ -100,7 +103,7 @@ class ZohoSimulator:
         self.clock = Clock(ZoneInfo(time_zone))
         self._store = Store()
         for slug, behaviour in (sort or {}).items():
-            self._store.modified_sort[ENTITIES[slug].path] = Sort(behaviour)
+            self._store.modified_sort[KINDS[slug].module.path] = Sort(behaviour)
         self._edits: list[tuple[str, int, str, str, dict[str, Any]]] = []
         self._edits_lock = threading.Lock()
         self._tokens = Tokens(
@@ -172,12 +175,12 @@ class ZohoSimulator:
         returned as their detail endpoint answers them.
 
         Their created and last_modified times lie in the 90 days that end an hour before now."""
-        entity = ENTITIES[slug]
+        path = KINDS[slug].module.path
         pools: dict[str, list[dict[str, Any]]] = {}
 
         def pick(ref: str) -> dict[str, Any] | None:
             if ref not in pools:
-                pools[ref] = self._objects(ENTITIES[ref])
+                pools[ref] = self._objects(KINDS[ref])
             return self.rng.choice(pools[ref]) if pools[ref] else None
 
         now = self.now()
@@ -187,52 +190,53 @@ class ZohoSimulator:
             for _ in range(count):
                 obj = fabricator.make(slug, self._serial(slug), now)
                 obj.update(self._zoho_values(overrides))
-                self._store.put(entity.path, obj, owned=True)
-                made.append(detail(entity.path, obj))
+                self._store.put(path, obj, owned=True)
+                made.append(detail(path, obj))
         return made
 
     def add(self, slug: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an object as given, filling its id, contact_type and times when it lacks them."""
-        entity = ENTITIES[slug]
-        obj = stored_form(entity.path, self._zoho_values(obj))
-        if not obj.get(entity.id_field):
+        kind = KINDS[slug]
+        module = kind.module
+        obj = stored_form(module.path, self._zoho_values(obj))
+        if not obj.get(module.id_field):
             with self._rng_lock:
-                obj[entity.id_field] = self._new_id()
-        if entity.contact_type:
-            obj.setdefault("contact_type", entity.contact_type)
+                obj[module.id_field] = self._new_id()
+        if kind.contact_type:
+            obj.setdefault("contact_type", kind.contact_type.value)
         if slug not in UNTIMED:
             stamp = self.clock.format()
             obj.setdefault("created_time", stamp)
             obj.setdefault("last_modified_time", stamp)
-        self._store.put(entity.path, obj, owned=True)
-        return detail(entity.path, obj)
+        self._store.put(module.path, obj, owned=True)
+        return detail(module.path, obj)
 
     def update(self, slug: str, zoho_id: str, **fields: Any) -> dict[str, Any]:
         """Change fields of a stored object; its last_modified_time moves to now unless given."""
-        entity = ENTITIES[slug]
-        obj = self._store.raw(entity.path, zoho_id)
-        if obj is None or not self._is(entity, obj):
+        kind = KINDS[slug]
+        path = kind.module.path
+        obj = self._store.raw(path, zoho_id)
+        if obj is None or not kind.holds(obj):
             raise KeyError(f"{slug} {zoho_id} does not exist")
         if slug not in UNTIMED:
             obj["last_modified_time"] = self.clock.format()
         obj.update(self._zoho_values(fields))
-        self._store.put(entity.path, obj, owned=True)
-        return detail(entity.path, obj)
+        self._store.put(path, obj, owned=True)
+        return detail(path, obj)
 
     def delete(self, slug: str, zoho_id: str) -> None:
-        entity = ENTITIES[slug]
-        if self.get(slug, zoho_id) is None or not self._store.remove(entity.path, zoho_id):
+        if self.get(slug, zoho_id) is None or not self._store.remove(KINDS[slug].module.path, zoho_id):
             raise KeyError(f"{slug} {zoho_id} does not exist")
 
     def get(self, slug: str, zoho_id: str) -> dict[str, Any] | None:
         """The object as its detail endpoint answers it, or None."""
-        entity = ENTITIES[slug]
-        obj = self._store.raw(entity.path, str(zoho_id))
-        return detail(entity.path, obj) if obj is not None and self._is(entity, obj) else None
+        kind = KINDS[slug]
+        obj = self._store.raw(kind.module.path, str(zoho_id))
+        return detail(kind.module.path, obj) if obj is not None and kind.holds(obj) else None
 
     def all(self, slug: str) -> list[dict[str, Any]]:
-        entity = ENTITIES[slug]
-        return [detail(entity.path, obj) for obj in self._objects(entity)]
+        kind = KINDS[slug]
+        return [detail(kind.module.path, obj) for obj in self._objects(kind)]
 
     def adjust_stock(self, item_id: str, location_id: str, quantity: float, *, reason: str = "Stocktake") -> dict:
         """Record an inventory adjustment and move the item's stock at that location, as Zoho does."""
@@ -278,14 +282,14 @@ class ZohoSimulator:
         return {"code": 0, "message": "success", "locations": rows}
 
     def list_order(self, slug: str, column: str, order: str) -> None:
-        """List the entity's module in this order when no sort is asked for (Zoho's order is its own)."""
-        self._store.default_order[ENTITIES[slug].path] = (column, order)
+        """List the slug's module in this order when no sort is asked for (Zoho's order is its own)."""
+        self._store.default_order[KINDS[slug].module.path] = (column, order)
 
     def edit_after_page(self, slug: str, page: int, zoho_id: str, **fields: Any) -> None:
-        """Once list page `page` of the entity's module has next been answered, update the record,
+        """Once list page `page` of the slug's module has next been answered, update the record,
         as a user editing it while a pull walks the list does (its last_modified_time moves to now)."""
         with self._edits_lock:
-            self._edits.append((ENTITIES[slug].path, page, slug, zoho_id, fields))
+            self._edits.append((KINDS[slug].module.path, page, slug, zoho_id, fields))
 
     def _after_list(self, collection: str, page: int) -> None:
         # One edit per answered page: several for one page apply at its successive requests.
@@ -374,10 +378,10 @@ class ZohoSimulator:
         (`delete_via`: "DELETE" or "POST"; unset, either, half the time). Options: timeout."""
         if not self.webhook_target:
             raise RuntimeError("no webhook_target configured")
-        entity = ENTITIES[slug]
-        key = entity.single_key
-        if entity.snapshots_of and not obj.get(entity.id_field):
-            key = ENTITIES[entity.snapshots_of].single_key  # an item's stock snapshot
+        kind = KINDS[slug]
+        key = kind.module.single_key
+        if kind.snapshot_of and not obj.get(kind.module.id_field):
+            key = kind.snapshot_of.single_key  # an item's stock snapshot
         query = None
         with self._rng_lock:
             if body_format is None:
@@ -403,12 +407,8 @@ class ZohoSimulator:
         )
 
     # -- internals ------------------------------------------------------------------------------
-    def _objects(self, entity: Entity) -> list[dict[str, Any]]:
-        return [obj for obj in self._store.objects(entity.path) if self._is(entity, obj)]
-
-    @staticmethod
-    def _is(entity: Entity, obj: dict[str, Any]) -> bool:
-        return not entity.contact_type or obj.get("contact_type") == entity.contact_type
+    def _objects(self, kind: Kind) -> list[dict[str, Any]]:
+        return [obj for obj in self._store.objects(kind.module.path) if kind.holds(obj)]
 
     def _new_id(self) -> str:
         self._next_id += self.rng.randint(1, 97)

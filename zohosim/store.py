@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync.entities import ENTITIES
-from sync.payloads import parse_zoho_time
-
-from .facts import ALWAYS_SORTABLE, FACTS, Sort
+from .clock import parse_zoho
+from .modules import ALWAYS_SORTABLE, MODULES, Sort
 
 MODIFIED = "last_modified_time"
-COLLECTIONS = {e.path: e for e in ENTITIES.values()}  # contacts: customers and vendors share one
 
 
 class SortRefused(ValueError):
@@ -34,8 +31,8 @@ class Record:
 
     @classmethod
     def of(cls, obj: dict[str, Any], seq: int) -> Record:
-        created = parse_zoho_time(obj.get("created_time"))
-        modified = parse_zoho_time(obj.get("last_modified_time"))
+        created = parse_zoho(obj.get("created_time"))
+        modified = parse_zoho(obj.get("last_modified_time"))
         row = json.dumps(summary(obj), separators=(",", ":")).encode()
         return cls(obj, seq, created.timestamp() if created else None, modified, row)
 
@@ -88,18 +85,18 @@ def detail(path: str, obj: dict[str, Any]) -> dict[str, Any]:
 class Store:
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._records: dict[str, dict[str, Record]] = {path: {} for path in COLLECTIONS}
-        self._version: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
+        self._records: dict[str, dict[str, Record]] = {path: {} for path in MODULES}
+        self._version: dict[str, int] = dict.fromkeys(MODULES, 0)
         self._sorted: dict[tuple[str, str, str], tuple[int, list[Record]]] = {}
         self._seq = 0
-        # Per-collection changes to FACTS a test asks for: how a modified-time sort is answered,
+        # Per-collection changes to MODULES a test asks for: how a modified-time sort is answered,
         # and the order when none is asked for.
         self.modified_sort: dict[str, Sort] = {}
         self.default_order: dict[str, tuple[str, str]] = {}
 
     def put(self, path: str, obj: dict[str, Any], *, owned: bool = False) -> None:
         """Store an object: a copy, unless the caller hands it over (owned=True) and never touches it again."""
-        id_field = COLLECTIONS[path].id_field
+        id_field = MODULES[path].id_field
         with self._lock:
             self._seq += 1
             existing = self._records[path].get(obj[id_field])
@@ -138,20 +135,19 @@ class Store:
         sort_column: str | None = None,
         sort_order: str | None = None,
     ) -> ListPage:
-        facts = FACTS[path]
-        default_column, default_order = self.default_order.get(path, facts.default_order)
+        module = MODULES[path]
+        default_column, default_order = self.default_order.get(path, module.default_order)
         column = default_column
         if sort_column in (default_column, *ALWAYS_SORTABLE):
             column = sort_column
         elif sort_column == MODIFIED:
-            behaviour = self.modified_sort.get(path, facts.modified_sort)
+            behaviour = self.modified_sort.get(path, module.modified_sort)
             if behaviour == Sort.REFUSED:
                 raise SortRefused(path)
             if behaviour == Sort.HONOURED:
                 column = MODIFIED
         asked = column == sort_column and sort_order in ("A", "D")
         order = sort_order if asked else (default_order if column == default_column else "D")
-        report_name = facts.report_name
         records = self._in_order(path, column, order)
         if contact_type:
             records = [r for r in records if r.obj.get("contact_type") == contact_type]
@@ -161,7 +157,7 @@ class Store:
             records = [r for r in records if (m := r.modified) is not None and m >= modified_since]
         start = (page - 1) * per_page
         chunk = records[start : start + per_page]
-        return ListPage([r.row_json for r in chunk], len(records) > start + per_page, column, order, report_name)
+        return ListPage([r.row_json for r in chunk], len(records) > start + per_page, column, order, module.report_name)
 
     def _in_order(self, path: str, column: str, order: str) -> list[Record]:
         # Sorting 50,000 items on every page would dominate a bench run: keep each order until the

@@ -1,8 +1,9 @@
 """`manage.py zoho_simulator [--port 8001] [--demo]`: the built-in Zoho Books/Inventory simulator.
 
-It accepts the credentials in settings (ZOHO_CLIENT_ID…), enforces Zoho's limits for ZOHO_PLAN,
-and with --demo seeds every entity and keeps changing a few records every few seconds, pushing
-most changes as webhooks to TDS Core, authenticated with the first value of each configured
+It accepts the credentials in settings (ZOHO_CLIENT_ID…), enforces Zoho's limits for ZOHO_PLAN
+(limits.PLANS; a plan Zoho does not have gets the free plan's), and with --demo seeds every entity
+and keeps changing a few records every few seconds, pushing most changes as webhooks to TDS Core,
+authenticated with the first value of each configured
 TDS_WEBHOOK_TOKEN / TDS_WEBHOOK_SECRET / TDS_ZOHO_WEBHOOK_SECRET / TDS_STANDARD_WEBHOOK_SECRET.
 """
 
@@ -15,9 +16,9 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from sync.zoho.limiter import CONCURRENCY_CAPS, DAILY_CAPS, MINUTE_CAP, PAID_CONCURRENCY_CAP
-from sync.zoho.simulator import ZohoSimulator
-from sync.zoho.simulator.demo import demo_tick, seed_demo
+from zohosim import ZohoSimulator
+from zohosim.demo import demo_tick, seed_demo
+from zohosim.limits import PER_MINUTE, PLANS
 
 
 def _first(values: list[str]) -> str | None:
@@ -39,15 +40,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         plan = settings.ZOHO_PLAN.lower()
+        limits = PLANS.get(plan, PLANS["free"])
         limited = not options["no_limits"]
         sim = ZohoSimulator(
             client_id=settings.ZOHO_CLIENT_ID or "sim-client",
             client_secret=settings.ZOHO_CLIENT_SECRET or "sim-secret",
             refresh_token=settings.ZOHO_REFRESH_TOKEN or "sim-refresh",
             organization_id=settings.ZOHO_ORGANIZATION_ID or "60012345",
-            per_minute_limit=MINUTE_CAP if limited else None,
-            daily_limit=DAILY_CAPS.get(plan, DAILY_CAPS["free"]) if limited else None,
-            concurrency_limit=CONCURRENCY_CAPS.get(plan, PAID_CONCURRENCY_CAP) if limited else None,
+            per_minute_limit=PER_MINUTE if limited else None,
+            daily_limit=limits.daily if limited else None,
+            concurrency_limit=limits.concurrency if limited else None,
             webhook_target=options["webhook_target"],
             webhook_token=_first(settings.TDS_WEBHOOK_TOKEN),
             webhook_secret=_first(settings.TDS_WEBHOOK_SECRET),

@@ -1,10 +1,23 @@
-"""The simulator's injectable clock and Zoho's way of writing times."""
+"""The simulator's injectable clock and Zoho's way of writing and reading times."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+
+def parse_zoho(value: object) -> datetime | None:
+    """A time as Zoho writes it (`2026-06-09T09:45:41-0400`, or with `+05:30`, or `Z`); None for
+    anything else: no offset, not a time, or one that cannot be compared once in UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        parsed.astimezone(UTC)  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def format_zoho(moment: datetime, zone: ZoneInfo) -> str:
