@@ -5,4 +5,4 @@ class AlertsConfig(AppConfig):
     name = "alerts"
 
     def ready(self) -> None:
-        from alerts import checks  # noqa: F401 - registers the system checks
+        from alerts import checks, config_keys  # noqa: F401 - register the system checks, the configuration keys

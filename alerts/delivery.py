@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from alerts import channels
 from alerts.channels import ChannelError, Event
+from alerts.config_keys import ALERT_DELIVERY_BACKOFF_SECONDS, ALERT_DELIVERY_MAX_ATTEMPTS
 from alerts.models import AlertDelivery
 from tdscore import config
 
@@ -75,7 +76,7 @@ def send_channel(channel: str, deliveries: list[AlertDelivery]) -> list[Outcome]
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=config.get("alert_delivery_backoff_seconds") * 2 ** (attempts - 1)), MAX_BACKOFF)
+    return min(timedelta(seconds=config.get(ALERT_DELIVERY_BACKOFF_SECONDS) * 2 ** (attempts - 1)), MAX_BACKOFF)
 
 
 FINISH_FIELDS = ["status", "attempts", "next_attempt_at", "error", "sent_at"]
@@ -95,7 +96,7 @@ def finish(outcome: Outcome, now: datetime, *, retry_at: datetime | None) -> str
     delivery.error = str(outcome.error)[:2000]
     if (
         outcome.error.permanent
-        or delivery.attempts >= config.get("alert_delivery_max_attempts")
+        or delivery.attempts >= config.get(ALERT_DELIVERY_MAX_ATTEMPTS)
         or delivery.event == AlertDelivery.Event.TEST  # a test reports on one try; nobody waits for a retry
     ):
         delivery.status = AlertDelivery.Status.FAILED

@@ -20,7 +20,29 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, Sum
 
+from alerts.config_keys import (
+    DLQ_THRESHOLD,
+    FAILURE_RATE_MIN_ROWS,
+    FAILURE_RATE_THRESHOLD,
+    FRESHNESS_THRESHOLD_MINUTES,
+    HEAL_REPEAT_RUNS,
+    RECONCILIATION_DRIFT_THRESHOLD,
+    STUCK_PROCESSING_MINUTES,
+    SYNC_LAG_THRESHOLD_MINUTES,
+    WEBHOOK_SILENCE_MINUTES,
+    ZOHO_CAP_ALERT_RATIO,
+    ZOHO_WEBHOOK_DAILY_CAP,
+)
 from alerts.models import Alert, AlertDelivery
+from sync.config_keys import (
+    HEARTBEAT_GRACE_SECONDS,
+    HEARTBEAT_PERIOD_SECONDS,
+    INCREMENTAL_SYNC_INTERVAL_MINUTES,
+    PAUSED_ENTITIES,
+    QUEUE_BACKLOG_THRESHOLD,
+    QUEUE_PROGRESS_GRACE_SECONDS,
+    QUEUE_PROGRESS_PERIOD_SECONDS,
+)
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from tdscore import config
 from tdscore.models import Metric
@@ -94,7 +116,7 @@ def oldest_due(now: datetime) -> QueueItem | None:
     entry of that priority, so a backlog of any size costs one probe per priority in use.
     """
     waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING, next_attempt_at__lte=now)
-    paused = config.get("paused_entities")
+    paused = config.get(PAUSED_ENTITIES)
     if paused:
         waiting = waiting.exclude(entity__in=paused)
     oldest, below = None, None
@@ -110,7 +132,7 @@ def oldest_due(now: datetime) -> QueueItem | None:
 
 @rule("queue_backlog")
 def queue_backlog(now: datetime) -> list[Finding]:
-    threshold = config.get("queue_backlog_threshold")
+    threshold = config.get(QUEUE_BACKLOG_THRESHOLD)
     # GROUP BY entity over the waiting rows only (tds_queue_status_entity).
     by_entity = dict(
         QueueItem.objects.filter(status__in=QueueItem.WAITING)
@@ -138,11 +160,11 @@ def queue_backlog(now: datetime) -> list[Finding]:
 @rule("failure_rate")
 def failure_rate(now: datetime) -> list[Finding]:
     """Dead-lettered among the rows finished in the last hour (tds_queue_finished)."""
-    threshold = config.get("failure_rate_threshold")
+    threshold = config.get(FAILURE_RATE_THRESHOLD)
     finished = QueueItem.objects.filter(finished_at__gte=now - timedelta(hours=1))
     counts = finished.aggregate(total=Count("id"), failed=Count("id", filter=Q(status=QueueItem.Status.DEAD_LETTER)))
     total, failed = counts["total"], counts["failed"]
-    if total < config.get("failure_rate_min_rows") or failed / total < threshold or not failed:
+    if total < config.get(FAILURE_RATE_MIN_ROWS) or failed / total < threshold or not failed:
         return []
     by_entity = dict(
         finished.filter(status=QueueItem.Status.DEAD_LETTER)
@@ -167,7 +189,7 @@ def failure_rate(now: datetime) -> list[Finding]:
 @rule("dlq_size")
 def dlq_size(now: datetime) -> list[Finding]:
     """One finding per entity holding at least `dlq_threshold` unresolved dead letters (tds_dlq_open)."""
-    threshold = config.get("dlq_threshold")
+    threshold = config.get(DLQ_THRESHOLD)
     open_letters = DeadLetter.objects.unresolved()
     # COUNT(*), not COUNT(id): an index-only scan of tds_dlq_open, never the rows themselves.
     rows = open_letters.values_list("entity", "reason").annotate(n=Count("*"))
@@ -212,7 +234,7 @@ def sync_lag(now: datetime) -> list[Finding]:
     A cursor is expected to succeed every `incremental_sync_interval_minutes`; the lag threshold is the
     grace on top of that, so an hourly pull is not "late" for 45 minutes of every hour.
     """
-    lag = timedelta(minutes=config.get("sync_lag_threshold_minutes"))
+    lag = timedelta(minutes=config.get(SYNC_LAG_THRESHOLD_MINUTES))
     findings = []
     row = oldest_due(now)
     if row is not None and now - row.next_attempt_at >= lag:
@@ -228,7 +250,7 @@ def sync_lag(now: datetime) -> list[Finding]:
                 {"entity": row.entity, "object_ids": [row.object_id], "excerpt": excerpt(row.payload)},
             )
         )
-    expected = timedelta(minutes=config.get("incremental_sync_interval_minutes")) + lag
+    expected = timedelta(minutes=config.get(INCREMENTAL_SYNC_INTERVAL_MINUTES)) + lag
     cursors = SyncCursor.objects.filter(run_type=SyncRun.RunType.INCREMENTAL)
     for cursor in cursors:
         since = cursor.last_success_at or cursor.last_run_at
@@ -251,7 +273,7 @@ def sync_lag(now: datetime) -> list[Finding]:
 @rule("queue_stalled")
 def queue_stalled(now: datetime) -> list[Finding]:
     """Rows due for longer than period + grace, nothing finished meanwhile, and workers say they are alive."""
-    period, grace = config.get("queue_progress_period_seconds"), config.get("queue_progress_grace_seconds")
+    period, grace = config.get(QUEUE_PROGRESS_PERIOD_SECONDS), config.get(QUEUE_PROGRESS_GRACE_SECONDS)
     window = timedelta(seconds=period + grace)
     stuck = oldest_due(now - window)
     if stuck is None or not _fresh_heartbeats(now).exists():
@@ -276,7 +298,7 @@ def queue_stalled(now: datetime) -> list[Finding]:
 @rule("stuck_processing")
 def stuck_processing(now: datetime) -> list[Finding]:
     """Leases expired long ago (heal is not recovering them) and runs whose heartbeat stopped."""
-    after = timedelta(minutes=config.get("stuck_processing_minutes"))
+    after = timedelta(minutes=config.get(STUCK_PROCESSING_MINUTES))
     findings = []
     leases = QueueItem.objects.filter(
         status=QueueItem.Status.PROCESSING, locked_until__lte=now - after
@@ -315,7 +337,7 @@ def stuck_processing(now: datetime) -> list[Finding]:
 
 
 def _fresh_heartbeats(now: datetime):
-    grace = config.get("heartbeat_period_seconds") + config.get("heartbeat_grace_seconds")
+    grace = config.get(HEARTBEAT_PERIOD_SECONDS) + config.get(HEARTBEAT_GRACE_SECONDS)
     return WorkerHeartbeat.objects.filter(last_seen_at__gte=now - timedelta(seconds=grace))
 
 
@@ -326,7 +348,7 @@ def worker_heartbeat(now: datetime) -> list[Finding]:
     Each drainer beats under its own id and a dead drainer's row stays behind, so the newest heartbeat
     of any worker is what tells whether one is alive.
     """
-    period, grace = config.get("heartbeat_period_seconds"), config.get("heartbeat_grace_seconds")
+    period, grace = config.get(HEARTBEAT_PERIOD_SECONDS), config.get(HEARTBEAT_GRACE_SECONDS)
     newest = WorkerHeartbeat.objects.order_by("-last_seen_at").first()
     age = now - newest.last_seen_at if newest else None
     if age is not None and liveness(age, period=period, grace=grace) is not Liveness.DOWN:
@@ -360,7 +382,7 @@ def freshness(now: datetime) -> list[Finding]:
 
     Pulled changes are late by design (an hourly pull), so only webhook-applied changes count.
     """
-    threshold = config.get("freshness_threshold_minutes")
+    threshold = config.get(FRESHNESS_THRESHOLD_MINUTES)
     rows = (
         AuditTrail.objects.filter(at__gte=now - timedelta(hours=1), source="webhook", version__isnull=False)
         .order_by("-at")
@@ -393,7 +415,7 @@ def freshness(now: datetime) -> list[Finding]:
 @rule("webhooks_stopped")
 def webhooks_stopped(now: datetime) -> list[Finding]:
     """No webhook for a while, yet pulls since then applied changes webhooks should have brought."""
-    silence = timedelta(minutes=config.get("webhook_silence_minutes"))
+    silence = timedelta(minutes=config.get(WEBHOOK_SILENCE_MINUTES))
     last = InboxEvent.objects.aggregate(at=Max("received_at"))["at"]  # tds_inbox_received
     if last is not None and now - last < silence:
         return []
@@ -519,7 +541,7 @@ def zoho_daily_cap(now: datetime) -> list[Finding]:
     from sync.zoho.limiter import organization
     from sync.zoho.models import ZohoCall
 
-    ratio = config.get("zoho_cap_alert_ratio")
+    ratio = config.get(ZOHO_CAP_ALERT_RATIO)
     status = budget.status(now)
     day_start = status.reset_at - timedelta(days=1)
     received = InboxEvent.objects.filter(received_at__gte=day_start)  # tds_inbox_received
@@ -529,7 +551,7 @@ def zoho_daily_cap(now: datetime) -> list[Finding]:
     calls = ZohoCall.objects.filter(organization_id=organization(), started_at__gte=day_start).count()
     findings = []
     for subject, used, cap, what in [
-        ("webhooks", webhooks, config.get("zoho_webhook_daily_cap"), "webhooks received"),
+        ("webhooks", webhooks, config.get(ZOHO_WEBHOOK_DAILY_CAP), "webhooks received"),
         ("api", calls, status.daily_cap, "API calls made"),
     ]:
         threshold = math.ceil(cap * ratio)
@@ -554,7 +576,7 @@ def zoho_daily_cap(now: datetime) -> list[Finding]:
 @rule("reconciliation_drift")
 def reconciliation_drift(now: datetime) -> list[Finding]:
     """The latest reconciliation of each entity found Zoho and the ERP apart."""
-    threshold = config.get("reconciliation_drift_threshold")
+    threshold = config.get(RECONCILIATION_DRIFT_THRESHOLD)
     runs = SyncRun.objects.filter(
         run_type=SyncRun.RunType.RECONCILIATION,
         status=SyncRun.Status.COMPLETED,
@@ -599,7 +621,7 @@ def reconciliation_drift(now: datetime) -> list[Finding]:
 @rule("healing_repeats")
 def healing_repeats(now: datetime) -> list[Finding]:
     """`heal` keeps finding the same kind of problem: its metric heal.<problem> > 0 the last N runs."""
-    runs = config.get("heal_repeat_runs")
+    runs = config.get(HEAL_REPEAT_RUNS)
     recent = Metric.objects.filter(name__startswith="heal.", at__gte=now - timedelta(days=1))  # tds_metric_name_at
     findings = []
     for name in sorted(set(recent.values_list("name", flat=True))):

@@ -122,6 +122,7 @@ def run(sizes: dict[str, int]) -> bool:
     from django.db import connection
     from django.utils import timezone
 
+    from alerts.config_keys import ALERT_CLEAR_EVALUATIONS
     from sync.models import WorkerHeartbeat
     from tdscore import config
 
@@ -145,7 +146,7 @@ def run(sizes: dict[str, int]) -> bool:
 
     baseline = [seconds(count_all) for _ in range(ROUNDS)]
     # Steady state: the seeded alerts' conditions stay unseen, but not for long enough to resolve.
-    config.update("alert_clear_evaluations", ROUNDS + 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, ROUNDS + 1)
     rounds = [one_round(f"round {n}") for n in range(1, ROUNDS + 1)]
     base = statistics.median(baseline)
     worst = max(rounds)
@@ -156,7 +157,7 @@ def run(sizes: dict[str, int]) -> bool:
     )
     # Not the target, reported beside it: every seeded alert clears at once (each was notified, so
     # each queues a "resolved" notification; one round sends delivery.ROUND of them, the next the rest).
-    config.update("alert_clear_evaluations", 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, 1)
     one_round("mass clear")
     return worst < TARGET_SECONDS
 

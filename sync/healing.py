@@ -26,6 +26,7 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 
 from sync import queue, runs
+from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
 from tdscore.models import Metric
@@ -97,7 +98,7 @@ def fail_stuck_runs(*, now: datetime, report: Report) -> None:
         for _ in range(stuck):
             report.note(
                 Problem.STUCK_RUNS,
-                f"failed a stuck {slug} run (no heartbeat for over {config.get('lock_timeout_seconds')} s)",
+                f"failed a stuck {slug} run (no heartbeat for over {config.get(LOCK_TIMEOUT_SECONDS)} s)",
             )
 
 
@@ -108,7 +109,7 @@ def fail_stuck_runs(*, now: datetime, report: Report) -> None:
 
 
 def redrive_dead_letters(*, now: datetime, report: Report) -> None:
-    ladder = config.get("heal_redrive_ladder_minutes")
+    ladder = config.get(HEAL_REDRIVE_LADDER_MINUTES)
     open_transient = DeadLetter.objects.unresolved().filter(reason__in=TRANSIENT, queue_item__isnull=False)
     for dead_letter in open_transient.filter(next_redrive_at__isnull=True, redrive_count__lt=len(ladder)):
         _plan(dead_letter, ladder)

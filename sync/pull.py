@@ -39,6 +39,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from sync import budget, entities, runs
+from sync.config_keys import PULL_OVERLAP_SECONDS, ZOHO_CALL_RETRIES
 from sync.entities import Entity, Kind
 from sync.models import QueueItem, SyncLog, SyncRun
 from sync.payloads import content_hash, parse_zoho_time, version_of
@@ -239,7 +240,7 @@ class Calls:
             raise Deferred(f"daily budget: {exc}") from exc
         if exc.permanent or exc.kind in (ErrorKind.AUTH, ErrorKind.SCOPE):
             raise exc
-        if exc.kind.zoho_unwell and attempts > config.get("zoho_call_retries"):
+        if exc.kind.zoho_unwell and attempts > config.get(ZOHO_CALL_RETRIES):
             raise exc  # the breaker has been told; a later run resumes from the checkpoint
         wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 30.0)
         if timezone.now() + timedelta(seconds=wait) > give_up_at:
@@ -405,7 +406,7 @@ class Puller:
         if self.run.run_type == SyncRun.RunType.INCREMENTAL:
             watermark = newest_watermark(self.entity.slug)
             if watermark is not None:
-                state.since = (watermark - timedelta(seconds=config.get("pull_overlap_seconds"))).isoformat()
+                state.since = (watermark - timedelta(seconds=config.get(PULL_OVERLAP_SECONDS))).isoformat()
         return state
 
     # The walks over list pages. ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Liveness and readiness (SPEC §5).
+"""Liveness and readiness.
 
 /health answers whether the database answers. /health/ready adds what an operator wants to know;
 only a dead database makes it 503, so a load balancer never takes the webhook receiver out of
@@ -17,6 +17,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from sync.config_keys import PAUSED_ENTITIES, QUEUE_BACKLOG_THRESHOLD, QUEUE_PROGRESS_PERIOD_SECONDS
 from tdscore import config
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def check_queue(now: datetime) -> tuple[Readiness, str]:
             f"{depth} rows waiting; not moving: the next due row has waited {stalled.total_seconds():.0f} s "
             "and no row finished in that time",
         )
-    if depth >= config.get("queue_backlog_threshold"):
+    if depth >= config.get(QUEUE_BACKLOG_THRESHOLD):
         return Readiness.DEGRADED, f"{depth} rows waiting"
     return Readiness.OK, f"{depth} rows waiting"
 
@@ -69,14 +70,14 @@ def stalled_for(now: datetime) -> timedelta | None:
     """How long the next row to claim has been due, if the queue is not moving; else None.
 
     Not moving: that row (claim order, paused entities aside: they wait on purpose) has been due for
-    over `queue_stall_seconds`, and no row finished in that time. A deep backlog that drains is
-    moving; a claim that fails on every pass (issue 9) or drainers that all died are not. Two cheap
-    queries: the head of tds_queue_due (LIMIT 1) and a probe of tds_queue_finished.
+    over `queue_progress_period_seconds` (after which the queue_stalled alert rule calls it late),
+    and no row finished in that time. A deep backlog that drains is moving; a claim that fails on
+    every pass or drainers that all died are not. Two cheap queries: the head of tds_queue_due (LIMIT 1) and a probe of tds_queue_finished.
     """
     from sync.models import QueueItem
 
-    window = timedelta(seconds=config.get("queue_stall_seconds"))
-    due = QueueItem.objects.due(now).exclude(entity__in=config.get("paused_entities")).in_claim_order()
+    window = timedelta(seconds=config.get(QUEUE_PROGRESS_PERIOD_SECONDS))
+    due = QueueItem.objects.due(now).exclude(entity__in=config.get(PAUSED_ENTITIES)).in_claim_order()
     head = due.values_list("next_attempt_at", flat=True).first()
     if head is None or head > now - window:
         return None

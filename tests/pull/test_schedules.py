@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from sync import pull, runs, schedules, tasks
+from sync.config_keys import INCREMENTAL_SYNC_INTERVAL_MINUTES, STOCK_SYNC_INTERVAL_MINUTES
 from sync.models import SyncRun
 from sync.zoho.limiter import DAILY_CAPS
 
@@ -79,7 +80,7 @@ def test_on_a_larger_plan_nothing_is_stretched(settings):
 def test_a_tighter_schedule_is_stretched_to_fit():
     from tdscore import config
 
-    config.update("incremental_sync_interval_minutes", 5)
+    config.update(INCREMENTAL_SYNC_INTERVAL_MINUTES, 5)
 
     assert sum(schedules.calls_per_day(FREE_PLAN_ORG, schedules.wanted()).values()) > DAILY_CAPS["free"] * 0.9
     fitted = schedules.plan(FREE_PLAN_ORG)
@@ -100,7 +101,7 @@ def test_schedules_are_reinstalled_when_a_schedule_key_changes():
     from tdscore import config
 
     schedules.install(timezone.now())
-    config.update("stock_sync_interval_minutes", 30)
+    config.update(STOCK_SYNC_INTERVAL_MINUTES, 30)
 
     assert tasks.ensure_schedules() == ["tds-pull-stock"]  # the every-minute watch task
     assert Schedule.objects.get(name="tds-pull-stock").minutes == 30
@@ -158,7 +159,7 @@ def test_setup_schedules_follows_changed_configuration():
     from tdscore import config
 
     schedules.install(timezone.now())
-    config.update("stock_sync_interval_minutes", 120)
+    config.update(STOCK_SYNC_INTERVAL_MINUTES, 120)
     schedules.install(timezone.now())
 
     assert Schedule.objects.get(name="tds-pull-stock").minutes == 120
