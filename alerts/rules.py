@@ -34,6 +34,7 @@ from alerts.config_keys import (
     ZOHO_WEBHOOK_DAILY_CAP,
 )
 from alerts.models import Alert, AlertDelivery
+from sync import healing
 from sync.config_keys import (
     HEARTBEAT_GRACE_SECONDS,
     HEARTBEAT_PERIOD_SECONDS,
@@ -620,15 +621,17 @@ def reconciliation_drift(now: datetime) -> list[Finding]:
 
 @rule("healing_repeats")
 def healing_repeats(now: datetime) -> list[Finding]:
-    """`heal` keeps finding the same kind of problem: its metric heal.<problem> > 0 the last N runs."""
+    """`heal` keeps finding the same kind of problem: its metric (sync.healing.Problem.metric) > 0 the last N runs."""
     runs = config.get(HEAL_REPEAT_RUNS)
-    recent = Metric.objects.filter(name__startswith="heal.", at__gte=now - timedelta(days=1))  # tds_metric_name_at
+    recent = Metric.objects.filter(
+        name__startswith=healing.METRIC_PREFIX, at__gte=now - timedelta(days=1)
+    )  # tds_metric_name_at
     findings = []
     for name in sorted(set(recent.values_list("name", flat=True))):
         values = list(Metric.objects.filter(name=name).order_by("-at").values_list("value", flat=True)[:runs])
         if len(values) < runs or min(values) <= 0:
             continue
-        problem = name.removeprefix("heal.")
+        problem = name.removeprefix(healing.METRIC_PREFIX)
         findings.append(
             Finding(
                 "healing_repeats",

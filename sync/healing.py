@@ -39,6 +39,10 @@ ANALYZED_TABLES = ("tds_sync_queue", "tds_inbox_events")
 ANALYZE_BASE_ROWS, ANALYZE_SHARE = 50, 0.1
 
 
+# Heal writes one tds_metrics point per problem and run, named METRIC_PREFIX + the problem.
+METRIC_PREFIX = "heal."
+
+
 class Problem(models.TextChoices):
     EXPIRED_LEASES = "expired_leases"
     STUCK_RUNS = "stuck_runs"
@@ -47,7 +51,7 @@ class Problem(models.TextChoices):
 
     @property
     def metric(self) -> str:
-        return f"heal.{self.value}"
+        return f"{METRIC_PREFIX}{self.value}"
 
 
 @dataclass
