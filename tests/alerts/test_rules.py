@@ -27,6 +27,7 @@ from alerts.config_keys import (
     ZOHO_WEBHOOK_DAILY_CAP,
 )
 from alerts.models import Alert
+from alerts.rules import core
 from sync.config_keys import (
     HEARTBEAT_GRACE_SECONDS,
     HEARTBEAT_PERIOD_SECONDS,
@@ -308,7 +309,7 @@ def test_rule_alert_resolves_when_the_condition_clears(case):
 
 
 def test_worker_that_never_beat_is_down():
-    [finding] = rules.worker_heartbeat(NOW)
+    [finding] = rules.RULES["worker_heartbeat"](NOW)
     assert (finding.severity, finding.title) == ("critical", "Worker down: no heartbeat ever")
 
 
@@ -316,42 +317,42 @@ def test_heartbeat_late_but_within_grace_is_not_an_alert():
     config.update_many({HEARTBEAT_PERIOD_SECONDS: 30, HEARTBEAT_GRACE_SECONDS: 90})
     factories.worker_heartbeat(last_seen_at=ago(seconds=60))
     assert rules.liveness(timedelta(seconds=60), period=30, grace=90) is rules.Liveness.LATE
-    assert rules.worker_heartbeat(NOW) == []
+    assert rules.RULES["worker_heartbeat"](NOW) == []
 
 
 def test_queue_not_moving_is_not_raised_when_no_worker_is_alive():
     stalled(True)
     WorkerHeartbeat.objects.all().delete()
-    assert rules.queue_stalled(NOW) == []
+    assert rules.RULES["queue_stalled"](NOW) == []
 
 
 def test_queue_rows_of_paused_entities_are_not_a_stall():
     stalled(True)
     config.update(PAUSED_ENTITIES, ["products"])
-    assert rules.queue_stalled(NOW) == []
+    assert rules.RULES["queue_stalled"](NOW) == []
 
 
 def test_webhooks_quiet_while_pulls_find_nothing_is_not_an_alert():
     config.update(WEBHOOK_SILENCE_MINUTES, 60)
     factories.inbox_event(received_at=ago(hours=5))
     factories.sync_run(finished_at=ago(minutes=5))
-    assert rules.webhooks_stopped(NOW) == []
+    assert rules.RULES["webhooks_stopped"](NOW) == []
 
 
 def test_healing_needs_the_configured_number_of_runs():
     config.update(HEAL_REPEAT_RUNS, 3)
     for minutes in (2, 1):
         Metric.objects.create(name="heal.stuck_runs", value=5, at=ago(minutes=minutes))
-    assert rules.healing_repeats(NOW) == []
+    assert rules.RULES["healing_repeats"](NOW) == []
 
 
 def test_payload_excerpt_is_short_and_hides_credentials():
     text = rules.excerpt({"access_token": "1000.secret", "name": "x" * 500})
     assert "1000.secret" not in text and '"access_token": "***"' in text
-    assert len(text) == rules.EXCERPT_CHARS
+    assert len(text) == core.EXCERPT_CHARS
 
 
 def test_failure_rate_needs_enough_finished_rows():
     config.update_many({FAILURE_RATE_THRESHOLD: 0.05, FAILURE_RATE_MIN_ROWS: 20})
     rows = pending_rows(3, status=QueueItem.Status.DEAD_LETTER, finished_at=ago(minutes=1))
-    assert len(rows) == 3 and rules.failure_rate(NOW) == []
+    assert len(rows) == 3 and rules.RULES["failure_rate"](NOW) == []
