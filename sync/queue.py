@@ -447,7 +447,7 @@ def recover_expired_leases(*, now: datetime) -> int:
 # --- Finishing -----------------------------------------------------------------------------------
 
 
-APPLIED = "applied"  # sync.handlers.Outcome.APPLIED; every other outcome is a skip reason
+APPLIED = "applied"  # sync.handlers.ApplyOutcome.APPLIED; every other outcome is a skip reason
 
 
 class LeaseLost(Exception):
