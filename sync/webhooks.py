@@ -353,14 +353,14 @@ class Delivery:
             **fields,
         )
 
-    def _answer(self, event_id: int, outcome: inbox.Outcome) -> JsonResponse:
-        if outcome is inbox.Outcome.CONFLICT:
+    def _answer(self, event_id: int, outcome: inbox.StoreOutcome) -> JsonResponse:
+        if outcome is inbox.StoreOutcome.CONFLICT:
             return error(
                 409,
                 "idempotency_conflict",
                 "this Idempotency-Key or webhook-id was already used with a different body",
                 event_id=event_id,
             )
-        if outcome is inbox.Outcome.DUPLICATE:
+        if outcome is inbox.StoreOutcome.DUPLICATE:
             return JsonResponse({"status": "duplicate", "event_id": event_id, "duplicate": True}, status=200)
         return JsonResponse({"status": "accepted", "event_id": event_id, "duplicate": False}, status=202)
