@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.db.models import Max
 
-from sync import queue, runs
+from sync import queue, run_lifecycle
 from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
@@ -95,10 +95,10 @@ def release_expired_leases(*, now: datetime, report: Report) -> None:
 
 
 def fail_stuck_runs(*, now: datetime, report: Report) -> None:
-    for slug in SyncRun.objects.filter(status__in=runs.ACTIVE).values_list("entity", flat=True).distinct():
+    for slug in SyncRun.objects.filter(status__in=run_lifecycle.ACTIVE).values_list("entity", flat=True).distinct():
         with transaction.atomic():
-            runs.lock_entity(slug)  # as a starter does, so heal and a new run never both decide
-            stuck = runs.fail_stale(slug, now=now)
+            run_lifecycle.lock_entity(slug)  # as a starter does, so heal and a new run never both decide
+            stuck = run_lifecycle.fail_stale(slug, now=now)
         for _ in range(stuck):
             report.note(
                 Problem.STUCK_RUNS,

@@ -22,7 +22,7 @@ Why the incremental pulls and stock runs are affordable at all:
 - stock: the items list, with a detail call only for items whose stock moved;
 - the other lists (credit notes, payments, adjustments, price lists, users) are read whole by the
   full pull and the nightly reconciliation, which also repairs what webhooks missed.
-Each scheduled run takes its entity's lock (sync.runs), so two runs of an entity never overlap.
+Each scheduled run takes its entity's lock (sync.run_lifecycle), so two runs of an entity never overlap.
 """
 
 from __future__ import annotations

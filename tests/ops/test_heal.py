@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from erp.models import Product
-from sync import healing, queue, runs, worker
+from sync import healing, queue, run_lifecycle, worker
 from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LEASE_EXPIRY_LIMIT, LOCK_TIMEOUT_SECONDS
 from sync.models import AuditTrail, DeadLetter, QueueItem, SyncRun
 from tdscore import config
@@ -155,8 +155,8 @@ def test_validation_dead_letter_is_never_redriven(clock):
 
 def test_stuck_run_is_failed_by_heal(clock):
     config.update(LOCK_TIMEOUT_SECONDS, 300)
-    run = runs.create("products", SyncRun.RunType.INCREMENTAL, now=timezone.now(), trigger="schedule")
-    runs.claim(run.pk, now=timezone.now())  # its process then dies: no more heartbeats
+    run = run_lifecycle.create("products", SyncRun.RunType.INCREMENTAL, now=timezone.now(), trigger="schedule")
+    run_lifecycle.claim(run.pk, now=timezone.now())  # its process then dies: no more heartbeats
     clock(minutes=4)
     heal()
     assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.RUNNING

@@ -183,7 +183,7 @@ def test_an_unfilterable_run_resumes_by_page_number(sim, run_pull):
 def test_a_second_run_of_an_entity_is_refused_while_one_is_active(sim):
     first = pull.start_run("products", "full", now=timezone.now(), trigger="manual")
 
-    with pytest.raises(pull.runs.RunRefused, match="overlap"):
+    with pytest.raises(pull.run_lifecycle.RunRefused, match="overlap"):
         pull.start_run("products", "incremental", now=timezone.now(), trigger="schedule")
     assert SyncRun.objects.filter(entity="products").count() == 1
     assert first.status == SyncRun.Status.PENDING
@@ -274,7 +274,7 @@ def test_two_starters_at_once_get_one_run(sim):
         try:
             pull.start_run("invoices", "full", now=timezone.now(), trigger="schedule")
             outcomes.append("started")
-        except pull.runs.RunRefused:
+        except pull.run_lifecycle.RunRefused:
             outcomes.append("refused")
         finally:
             connection.close()
