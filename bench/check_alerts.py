@@ -5,7 +5,7 @@ The database holds 1,000,000 queue rows (most finished over the last week, a bac
 waiting, 10,000 finished in the last hour of which 1 % dead-lettered, a few leases), 100,000
 unresolved dead letters across the entities and reasons, and 1,000 open alerts (old criticals
 among them, due for escalation and reminders). A round is what the schedule runs
-(`alerts.cycle.run`: retries due, every rule, findings to alerts, clear counting, escalation,
+(`alerts.alert_round.run`: retries due, every rule, findings to alerts, clear counting, escalation,
 reminders, deliveries), with the webhook channel on and pointed at a local server that answers
 at once, so the deliveries the round queues are sent too.
 Target: every round < 1 s on PostgreSQL. Baseline in the same run: `SELECT count(*)` of the
@@ -165,12 +165,12 @@ def run(sizes: dict[str, int]) -> bool:
 def one_round(label: str) -> float:
     from django.utils import timezone
 
-    from alerts import cycle
+    from alerts import alert_round
     from sync.models import WorkerHeartbeat
 
     WorkerHeartbeat.objects.update(last_seen_at=timezone.now())  # the worker is alive throughout
     started = time.perf_counter()
-    done = cycle.run()
+    done = alert_round.run()
     took = time.perf_counter() - started
     e = done.evaluation
     print(

@@ -36,10 +36,10 @@ SLACK_SECONDS = 3.0
 CHECKER = f"""
 import time, django
 django.setup()
-from alerts import cycle
+from alerts import alert_round
 while True:
     began = time.monotonic()
-    cycle.run()
+    alert_round.run()
     took = time.monotonic() - began
     print(f"cycle {{took:.2f}} s", flush=True)
     time.sleep(max(0.0, {EVALUATION} - took))  # one evaluation a second, as near as the machine allows

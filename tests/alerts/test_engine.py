@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from alerts import cycle, engine
+from alerts import alert_round, engine
 from alerts.config_keys import ALERT_CLEAR_EVALUATIONS, ALERT_ESCALATION_MINUTES, ALERT_RENOTIFY_MINUTES
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from sync.config_keys import HEARTBEAT_GRACE_SECONDS
@@ -113,15 +113,15 @@ def test_an_unacknowledged_critical_escalates_after_the_configured_minutes(chann
     settings.ALERT_ESCALATION_CHANNELS = ["telegram"]
     config.update(ALERT_ESCALATION_MINUTES, 30)
     with time_machine.travel(NOW, tick=False) as clock:
-        cycle.run()  # no worker has ever beaten: worker down, critical
+        alert_round.run()  # no worker has ever beaten: worker down, critical
         alert = Alert.objects.get(rule="worker_heartbeat")
         assert alert.severity == Alert.Severity.CRITICAL
         clock.move_to(NOW + timedelta(minutes=29))
-        cycle.run()
+        alert_round.run()
         assert Alert.objects.get(pk=alert.pk).escalated_at is None
         clock.move_to(NOW + timedelta(minutes=30))
-        cycle.run()
-        cycle.run()
+        alert_round.run()
+        alert_round.run()
     alert.refresh_from_db()
     assert alert.escalated_at == NOW + timedelta(minutes=30)
     escalations = alert.deliveries.filter(event=AlertDelivery.Event.ESCALATED)
