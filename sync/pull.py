@@ -48,7 +48,7 @@ from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
 from sync.zoho.errors import ErrorKind
 from tdscore import config
-from tdscore.logging import add_log_context, logs_as
+from tdscore.logs import add_log_context, logs_as
 
 T = TypeVar("T")
 

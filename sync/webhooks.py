@@ -47,7 +47,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sync import entities, inbox, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
-from tdscore.logging import logs_as
+from tdscore.logs import logs_as
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
 

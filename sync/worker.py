@@ -33,7 +33,7 @@ from sync.config_keys import (
 )
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
-from tdscore.logging import logs_as
+from tdscore.logs import logs_as
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import environ
 from django.core.management.utils import get_random_secret_key
 
-from tdscore import logging as tdscore_logging
+from tdscore import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -257,10 +257,10 @@ else:
 # The drain loop stops this long before django-q2's timeout would kill it.
 TDS_DRAIN_DEADLINE_SECONDS = env.float("TDS_DRAIN_DEADLINE_SECONDS", default=60)
 
-# --- Logging (tdscore.logging) ------------------------------------------------------------------
+# --- Logging (tdscore.logs) ---------------------------------------------------------------------
 # JSON lines unless DEBUG or a terminal (LOG_FORMAT=json|text decides); secrets redacted everywhere.
-LOGGING = tdscore_logging.logging_config(
-    log_format=tdscore_logging.log_format(env.str("LOG_FORMAT", default=""), debug=DEBUG),
+LOGGING = logs.logging_config(
+    log_format=logs.log_format(env.str("LOG_FORMAT", default=""), debug=DEBUG),
     level=env.str("LOG_LEVEL", default="INFO"),
     httpx_level=env.str("LOG_HTTPX", default="WARNING").upper(),
 )
