@@ -147,13 +147,9 @@ def _copy_rows(items: list[QueueItem], payload_texts: list[str]) -> None:
     is one psycopg writes itself, and Django's per-field preparation cost more than the COPY. The
     payload goes as its JSON text, which PostgreSQL parses into jsonb.
     """
-    attnames = [f.attname for f in _ROW_FIELDS]
+    attnames = [f.attname for f in _ROW_FIELDS]  # the columns of queue_sql.COPY_ROWS, in its order
     payload_at = attnames.index("payload")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _ROW_FIELDS)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {QueueItem._meta.db_table} ({columns}) FROM STDIN") as copy,
-    ):
+    with connection.cursor() as cursor, cursor.cursor.copy(queue_sql.COPY_ROWS) as copy:
         for item, text in zip(items, payload_texts, strict=True):
             row = [getattr(item, name) for name in attnames]
             row[payload_at] = text
