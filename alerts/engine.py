@@ -1,4 +1,4 @@
-"""Findings → alerts (DESIGN "alerts"): one unresolved alert per fingerprint, resolved once clear,
+"""Findings → alerts: one unresolved alert per fingerprint, resolved once clear,
 escalated and re-notified on time; every notification queued as an AlertDelivery for `delivery`.
 
 `evaluate(now)` is the unit of work the schedule and `check_alerts` call once a minute.

@@ -1,4 +1,4 @@
-"""django-q2 entry point for the alert schedule (CONVENTIONS "django-q2 at the edges")."""
+"""django-q2 entry point for the alert schedule."""
 
 from __future__ import annotations
 

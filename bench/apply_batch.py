@@ -1,4 +1,4 @@
-"""Handler benchmark (issue 4, part A): `sync.handlers.apply_batch` alone, without claiming or the worker.
+"""Handler benchmark: `sync.handlers.apply_batch` alone, without claiming or the worker.
 
 Applies batches of queue rows as a worker does (one transaction per batch), payloads shaped like the
 recorded Zoho item (~3 KB) and invoice (~10 KB), and reports rows/s for

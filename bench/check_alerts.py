@@ -1,4 +1,4 @@
-"""Alert benchmark (issue 10): one `check_alerts` round over a big database, so the one-minute
+"""Alert benchmark: one `check_alerts` round over a big database, so the one-minute
 schedule never piles up.
 
 The database holds 1,000,000 queue rows (most finished over the last week, a backlog of 70,000

@@ -11,7 +11,7 @@ class SyncConfig(AppConfig):
 
         from sync import config_keys, timestamps, worker  # noqa: F401 - config_keys registers the keys
 
-        # No row, whatever it holds, may make a read fail (SPEC §6): see sync.timestamps.
+        # No row, whatever it holds, may make a read fail: see sync.timestamps.
         connection_created.connect(timestamps.install, dispatch_uid="sync.timestamps")
         # A cluster worker hears the cluster's stop from the moment it starts (sync.worker).
         post_spawn.connect(worker.listen_for_cluster_stop, dispatch_uid="sync.worker.cluster_stop")

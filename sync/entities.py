@@ -1,4 +1,4 @@
-"""The eleven entities (SPEC §4), each declared once.
+"""The eleven entities, each declared once.
 
 The webhook view uses this registry to find the object in a body and its id; the handlers take
 their ERP model from it (sync.handlers.declarations names only line models); the Zoho client
@@ -25,7 +25,7 @@ class ZohoApi(StrEnum):
 class Kind(StrEnum):
     RECORD = "record"  # one Zoho module, one ERP model
     # Documents (adjustments) plus per-location snapshots read from another entity's details
-    # (`snapshots_of`), filed under one slug with prefixed object ids (SPEC §4).
+    # (`snapshots_of`), filed under one slug with prefixed object ids.
     STOCK = "stock"
 
 

@@ -1,4 +1,4 @@
-"""The state machine of a queue row, in one place (DESIGN.md "Rooms").
+"""The state machine of a queue row, in one place.
 
 pending ─claim─► processing ─► completed | skipped | retry | dead_letter
 retry ─(next_attempt_at)─► claim again;  dead_letter ─replay─► pending
@@ -62,7 +62,7 @@ def pending_row(
 ) -> QueueItem:
     """The row enqueue() inserts, unsaved: pending and due now.
 
-    A delete without a version takes its receive time (SPEC §6), so it orders after everything
+    A delete without a version takes its receive time, so it orders after everything
     received before it.
     """
     if operation == QueueItem.Operation.DELETE and version is None:
@@ -245,7 +245,7 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
     Paused entities are never claimed. `due_by` (default `now`) lets `process_queue --once` take
     only rows that were due when it started, so a row it retries is left for later, not spun on.
     Attempts are counted here, at claim. None means nothing is due. A row that cannot be claimed
-    or read is dead-lettered on its own (SPEC §6), and the claim goes on with the others.
+    or read is dead-lettered on its own, and the claim goes on with the others.
     """
     paused = config.get(PAUSED_ENTITIES)
     waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
@@ -332,7 +332,7 @@ def _lease_each(ids: list[int], *, worker_id: str, token: uuid.UUID, now: dateti
 def _without_unreadable_versions(items: list[QueueItem], token: uuid.UUID, *, now: datetime) -> list[QueueItem]:
     """Dead-letter the rows whose stored version Python cannot hold (read as None: sync.timestamps).
 
-    Applied, such a row would pass for one without a version; it is `validation` (SPEC §5).
+    Applied, such a row would pass for one without a version; it is `validation`.
     """
     kept = []
     for item in items:
@@ -483,7 +483,7 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
         InboxEvent.objects.filter(pk__in=inbox_ids).update(status=InboxEvent.Status.PROCESSED)
 
 
-# --- Failures (SPEC §6 "Attempts") -------------------------------------------------------------
+# --- Failures ----------------------------------------------------------------------------------
 
 
 class FailureKind(Enum):
@@ -700,7 +700,7 @@ def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -
 
 
 def pause(entities: list[str], *, by=None) -> list[str]:
-    """Stop applying these entities; their webhooks are still received and queued (SPEC §6)."""
+    """Stop applying these entities; their webhooks are still received and queued."""
     return _change_paused(lambda paused: paused | set(entities), by=by)
 
 

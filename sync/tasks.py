@@ -1,4 +1,4 @@
-"""django-q2 entry points, named by dotted path (CONVENTIONS "django-q2 at the edges").
+"""django-q2 entry points, named by dotted path.
 
 Each is thin and calls one verb function. The sync app's django-q2 edge: the one place here that
 enqueues tasks (sync.apps also hooks sync.worker into django-q2's worker start).
@@ -112,7 +112,7 @@ def scheduled_reconcile(slugs: list[str] | None = None, attempt: int = 0) -> lis
     return [run.pk for run in started]
 
 
-# The nightly reconciliation and the daily full pull both default to 02:00 (SPEC §7, the seeds):
+# The nightly reconciliation and the daily full pull both default to 02:00:
 # whichever starts an entity second is refused for overlap, and tries again a little later.
 OVERLAP_RETRY = timedelta(minutes=15)
 OVERLAP_RETRIES = 8
@@ -134,7 +134,7 @@ def _retry_overlaps(func: str, args: tuple, refused: dict[str, str], attempt: in
     )
 
 
-# --- Operations (issue 12): healing and retention ----------------------------------------------
+# --- Operations: healing and retention -----------------------------------------------------------
 
 
 def heal_task() -> dict[str, int]:

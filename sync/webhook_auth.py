@@ -1,4 +1,4 @@
-"""Who may post a webhook (SPEC §2, §5, §6): four schemes, any one configured passes.
+"""Who may post a webhook: four schemes, any one configured passes.
 
 Every variable may hold several values (rotation); each is tried, and every comparison is
 constant-time (`hmac.compare_digest`), so a wrong guess learns nothing from the answer's timing.
@@ -77,7 +77,7 @@ def _tds_signature_ok(request: HttpRequest, body: bytes) -> bool:
 
 def zoho_signed_messages(query_string: str, content_type: str, body: bytes) -> list[bytes]:
     """What Zoho signs: query pairs sorted by name as name+value, then the form pairs likewise,
-    or the raw body when it is not a form (SPEC §6).
+    or the raw body when it is not a form.
 
     A body labelled as a form may really be JSON (Inventory does this), so for a form both
     readings are candidates; each still needs the secret to match.

@@ -1,4 +1,4 @@
-"""The webhook receiver: the front door (SPEC §4–§6).
+"""The webhook receiver: the front door.
 
 `POST|PUT|DELETE /webhooks/<entity>`: authenticate, parse, store (sync.inbox: the raw body in
 `tds_inbox_events` and its queue row, all or nothing), answer, only after the commit, so nothing
@@ -23,7 +23,7 @@ Answers, checked in this order, each with a stable `error` code in
 - 503 `database_unavailable`    — the database failed; nothing half-written, the sender may retry
 - 202 `{"status": "accepted", "event_id": <id>, "duplicate": false}`, also for an object whose
   content cannot be applied or stored as typed (no id, an id too long, NaN or `1e400`, a NUL or
-  a lone surrogate, a version out of range): kept, and dead-lettered as `validation` (SPEC §5)
+  a lone surrogate, a version out of range): kept, and dead-lettered as `validation`
 - 200 `{"status": "duplicate", "event_id": <first id>, "duplicate": true}`
 """
 
@@ -58,7 +58,7 @@ ACCEPTED_TYPES = {"", "application/json", "text/json", "text/plain", webhook_aut
 KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "webhook-id", "webhook-timestamp", "x-request-id"}
 # Query parameters that are instructions, not the object of a bodiless delete.
 CONTROL_PARAMETERS = {"token", "operation"}
-# "The parser's limit" of SPEC §5: deeper bodies are unparseable. Far below Python's recursion
+# The parser's depth limit: deeper bodies are unparseable. Far below Python's recursion
 # limit, so no stage (json, psycopg, the admin) ever meets a RecursionError on a stored payload.
 MAX_DEPTH = 256
 OBJECT_ID_LENGTH = QueueItem._meta.get_field("object_id").max_length
@@ -143,7 +143,7 @@ class Unparseable(ValueError):
 
 
 def parse(body: bytes, media_type: str) -> dict[str, Any]:
-    """The body as an object (SPEC §4): JSON first whatever the label says (Zoho labels JSON as a
+    """The body as an object: JSON first whatever the label says (Zoho labels JSON as a
     form), then a form whose one field holds a JSON object (`JSONString={…}`), then flat form pairs.
     """
     try:
@@ -187,7 +187,7 @@ _DOUBLE_DIGITS = len(str(int(sys.float_info.max)))
 
 
 def _integer(digits: str) -> int | float:
-    # An integer past a double's range is out of range as `1e400` is (SPEC §5): infinity, which
+    # An integer past a double's range is out of range as `1e400` is: infinity, which
     # storable_json() refuses. Checked on the digits first, so a 100,000-digit integer never meets
     # Python's int-to-str limit (a ValueError that would make a valid object look unparseable).
     if len(digits.lstrip("-")) > _DOUBLE_DIGITS:
@@ -220,7 +220,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def printable(value: str) -> str:
     """A header value as kept: control characters written as `\\xNN`, so nothing is lost and the
-    database takes it (SPEC §5: a header is never a reason to refuse a change)."""
+    database takes it (a header is never a reason to refuse a change)."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
 
 
@@ -288,7 +288,7 @@ class Delivery:
         return self._answer(*stored)
 
     def _unqueueable(self, located: entities.Located) -> str:
-        """Why a storable object still cannot become a queue row (SPEC §5 `validation`), or ""."""
+        """Why a storable object still cannot become a queue row (`validation`), or ""."""
         id_field = located.entity.id_field
         if located.object_id is None:
             return f"{located.entity.slug}: the object has no {id_field}"

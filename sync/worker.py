@@ -1,4 +1,4 @@
-"""The drain loop: claim a batch, apply it in one transaction, finish its rows; repeat (DESIGN "Drainers").
+"""The drain loop: claim a batch, apply it in one transaction, finish its rows; repeat.
 
 `process_batch` is one unit of work (tests call it directly), with a LeaseKeeper beside it that
 renews the batch's lease while it applies and cuts the apply short on a stop; `drain` is the loop
@@ -127,7 +127,7 @@ FINISH_GRACE_SECONDS = 1.0
 
 
 class LeaseKeeper:
-    """Keeps a claimed batch's lease while it is applied (SPEC §6), and cuts an apply short on a stop.
+    """Keeps a claimed batch's lease while it is applied, and cuts an apply short on a stop.
 
     A thread beside the apply, because the apply is one transaction whose statements may wait (on a
     lock another transaction holds, on a slow disk) longer than a lease: renewing between steps would

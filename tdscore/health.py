@@ -1,4 +1,4 @@
-"""Liveness and readiness.
+"""Liveness and readiness (SPEC §5).
 
 /health answers whether the database answers. /health/ready adds what an operator wants to know;
 only a dead database makes it 503, so a load balancer never takes the webhook receiver out of

@@ -1,4 +1,4 @@
-"""The eleven entities as declarations on the one Handler (SPEC §4).
+"""The eleven entities as declarations on the one Handler.
 
 Each header model comes from its entity (sync.entities names it once); only line models are
 named here. Columns are the ERP model's own fields, named as Zoho names them; `renames` lists only

@@ -1,4 +1,4 @@
-"""The Zoho Books / Inventory API client (zoho/README.md; SPEC §2, §6).
+"""The Zoho Books / Inventory API client (zoho/README.md).
 
 Every call: breaker (may we call at all?) → shared OAuth token → rate limiter slot → one HTTP
 request through `_request()` → `raise_for_response()` → the outcome told to the limiter and the
