@@ -69,6 +69,7 @@ class Key:
             object.__setattr__(self, "type", KeyType(self.type))
         if self.name in REGISTRY:
             raise ConfigError(f"configuration key {self.name!r} is declared twice")
+        self.validate(self.default)  # a default its own key refuses is a mistake in the declaration
         REGISTRY[self.name] = self
 
     def __repr__(self) -> str:

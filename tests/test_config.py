@@ -120,6 +120,12 @@ def test_a_name_is_declared_once():
     assert config.REGISTRY["batch_size"] is BATCH_SIZE
 
 
+def test_a_default_the_key_refuses_is_refused_where_it_is_declared():
+    with pytest.raises(config.ConfigError, match="above the maximum"):
+        config.Key("a_bad_declaration", config.KeyType.INT, 10, "test", "", min=1, max=5)
+    assert "a_bad_declaration" not in config.REGISTRY
+
+
 def test_every_app_registers_its_keys_when_django_starts():
     """A fresh process that only starts Django knows every key declared in the apps' config_keys."""
     declared = set()
