@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from alerts import channels, probe
+from alerts import channels, send_test
 from alerts.models import Alert, AlertDelivery, AlertSilence, AlertStateError
 
 
@@ -134,7 +134,7 @@ class AlertAdmin(admin.ModelAdmin):
         if name not in channels.enabled():
             self.message_user(request, f"Channel {name or '?'} is not enabled.", messages.ERROR)
             return back
-        for delivery in probe.send_test([name], by=request.user.get_username(), now=timezone.now()):
+        for delivery in send_test.send_test([name], by=request.user.get_username(), now=timezone.now()):
             if delivery.status == AlertDelivery.Status.SENT:
                 self.message_user(request, f"Test alert sent to {name}.", messages.SUCCESS)
             else:

@@ -6,7 +6,7 @@ class AlertsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, not at the top: an AppConfig is loaded before the models exist.
-        from alerts import checks, gauges  # noqa: F401 - checks registers the system checks
+        from alerts import checks, config_keys, gauges  # noqa: F401 - register the system checks, the keys
         from monitoring import registry
 
         registry.add_collector(gauges.open_alerts_by_severity)

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from alerts import channels
 from alerts.channels import ChannelError, Event
+from alerts.config_keys import ALERT_DELIVERY_BACKOFF_SECONDS, ALERT_DELIVERY_MAX_ATTEMPTS
 from alerts.models import AlertDelivery
 from tdscore import config
 
@@ -29,7 +30,7 @@ ROUND = 200  # deliveries claimed per round at most
 
 
 @dataclass
-class Outcome:
+class SendResult:
     delivery: AlertDelivery
     error: ChannelError | None = None
     skipped: bool = False  # its channel failed earlier in this round: not tried
@@ -52,36 +53,36 @@ def claim(now: datetime) -> list[AlertDelivery]:
     return list(taken.select_related("alert").order_by("next_attempt_at", "id"))
 
 
-def send_channel(channel: str, deliveries: list[AlertDelivery]) -> list[Outcome]:
+def send_channel(channel: str, deliveries: list[AlertDelivery]) -> list[SendResult]:
     """One channel's deliveries in order; after a transient failure the rest wait for the retry."""
-    outcomes: list[Outcome] = []
+    outcomes: list[SendResult] = []
     stopped = False
     for delivery in deliveries:
         if stopped:
-            outcomes.append(Outcome(delivery, skipped=True))
+            outcomes.append(SendResult(delivery, skipped=True))
             continue
         try:
             channels.send(channel, delivery.alert, event_of(delivery))
         except ChannelError as exc:
-            outcomes.append(Outcome(delivery, exc))
+            outcomes.append(SendResult(delivery, exc))
             stopped = not exc.permanent
         except Exception as exc:  # a bug in a channel must not stop the other channels
             logger.exception("channel %s crashed", channel)
-            outcomes.append(Outcome(delivery, ChannelError(f"{type(exc).__name__}: {exc}", permanent=False)))
+            outcomes.append(SendResult(delivery, ChannelError(f"{type(exc).__name__}: {exc}", permanent=False)))
             stopped = True
         else:
-            outcomes.append(Outcome(delivery))
+            outcomes.append(SendResult(delivery))
     return outcomes
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=config.get("alert_delivery_backoff_seconds") * 2 ** (attempts - 1)), MAX_BACKOFF)
+    return min(timedelta(seconds=config.get(ALERT_DELIVERY_BACKOFF_SECONDS) * 2 ** (attempts - 1)), MAX_BACKOFF)
 
 
 FINISH_FIELDS = ["status", "attempts", "next_attempt_at", "error", "sent_at"]
 
 
-def finish(outcome: Outcome, now: datetime, *, retry_at: datetime | None) -> str:
+def finish(outcome: SendResult, now: datetime, *, retry_at: datetime | None) -> str:
     """Set the delivery's outcome on it (saved by `send` in one statement for the round)."""
     delivery = outcome.delivery
     if outcome.skipped:
@@ -95,7 +96,7 @@ def finish(outcome: Outcome, now: datetime, *, retry_at: datetime | None) -> str
     delivery.error = str(outcome.error)[:2000]
     if (
         outcome.error.permanent
-        or delivery.attempts >= config.get("alert_delivery_max_attempts")
+        or delivery.attempts >= config.get(ALERT_DELIVERY_MAX_ATTEMPTS)
         or delivery.event == AlertDelivery.Event.TEST  # a test reports on one try; nobody waits for a retry
     ):
         delivery.status = AlertDelivery.Status.FAILED

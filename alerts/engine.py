@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from alerts import channels, rules
+from alerts.config_keys import ALERT_CLEAR_EVALUATIONS, ALERT_ESCALATION_MINUTES, ALERT_RENOTIFY_MINUTES
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from tdscore import config
 from tdscore.models import Metric
@@ -179,7 +180,7 @@ def clear(ran: set[str], seen: set[str], now: datetime, notifier: Notifier) -> N
         unique_fields=["name", "at", "labels"],
         update_fields=["value"],
     )
-    n = config.get("alert_clear_evaluations")
+    n = config.get(ALERT_CLEAR_EVALUATIONS)
     recent = Metric.objects.filter(name=EVALUATIONS, at__lte=now).order_by("-at").values_list("at", flat=True)
     cutoff = list(recent[n - 1 : n])  # tds_metric_name_at
     if not cutoff:
@@ -204,7 +205,7 @@ def escalate(now: datetime, notifier: Notifier) -> None:
         status=Alert.Status.OPEN,
         severity=Alert.Severity.CRITICAL,
         escalated_at__isnull=True,
-        first_seen__lte=now - timedelta(minutes=config.get("alert_escalation_minutes")),
+        first_seen__lte=now - timedelta(minutes=config.get(ALERT_ESCALATION_MINUTES)),
     )
     ids = list(due.values_list("pk", flat=True))
     # Conditional, then read back at this evaluation's `now`: two evaluations at once escalate each alert once.
@@ -216,7 +217,7 @@ def escalate(now: datetime, notifier: Notifier) -> None:
 
 def remind(now: datetime, notifier: Notifier) -> None:
     """Re-notify alerts still open `alert_renotify_minutes` after the last notification (0: never)."""
-    every = config.get("alert_renotify_minutes")
+    every = config.get(ALERT_RENOTIFY_MINUTES)
     if not every or not notifier.channels:
         return
     cutoff = now - timedelta(minutes=every)

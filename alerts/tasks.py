@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from alerts import cycle
+from alerts import alert_round
 
 
 def check_alerts() -> dict:
-    done = cycle.run()
+    done = alert_round.run()
     return {
         "findings": len(done.evaluation.findings),
         "raised": len(done.evaluation.raised),

@@ -1,4 +1,4 @@
-"""Handler benchmark (issue 4, part A): `sync.handlers.apply_batch` alone, without claiming or the worker.
+"""Handler benchmark: `sync.handlers.apply_batch` alone, without claiming or the worker.
 
 Applies batches of queue rows as a worker does (one transaction per batch), payloads shaped like the
 recorded Zoho item (~3 KB) and invoice (~10 KB), and reports rows/s for
@@ -130,7 +130,7 @@ def queue_rows(entity: str, payload: Callable[[int, int], dict], batches: int, s
 def time_handler(entity, payload, batches: int, size: int, minutes: int, phase: str) -> tuple[float, bool]:
     from django.db import transaction
 
-    from sync.handlers import Outcome, apply_batch
+    from sync.handlers import ApplyOutcome, apply_batch
 
     rows = queue_rows(entity, payload, batches, size, minutes)
     applied = 0
@@ -138,7 +138,7 @@ def time_handler(entity, payload, batches: int, size: int, minutes: int, phase: 
     for i in range(0, len(rows), size):
         with transaction.atomic():
             outcomes = apply_batch(rows[i : i + size], now=datetime.now(UTC))
-        applied += sum(o == Outcome.APPLIED for o in outcomes.values())
+        applied += sum(o == ApplyOutcome.APPLIED for o in outcomes.values())
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return len(rows) / elapsed, len(rows) / cpu, applied == len(rows)
 

@@ -1,11 +1,11 @@
-"""Alert benchmark (issue 10): one `check_alerts` round over a big database, so the one-minute
+"""Alert benchmark: one `check_alerts` round over a big database, so the one-minute
 schedule never piles up.
 
 The database holds 1,000,000 queue rows (most finished over the last week, a backlog of 70,000
 waiting, 10,000 finished in the last hour of which 1 % dead-lettered, a few leases), 100,000
 unresolved dead letters across the entities and reasons, and 1,000 open alerts (old criticals
 among them, due for escalation and reminders). A round is what the schedule runs
-(`alerts.cycle.run`: retries due, every rule, findings to alerts, clear counting, escalation,
+(`alerts.alert_round.run`: retries due, every rule, findings to alerts, clear counting, escalation,
 reminders, deliveries), with the webhook channel on and pointed at a local server that answers
 at once, so the deliveries the round queues are sent too.
 Target: every round < 1 s on PostgreSQL. Baseline in the same run: `SELECT count(*)` of the
@@ -122,6 +122,7 @@ def run(sizes: dict[str, int]) -> bool:
     from django.db import connection
     from django.utils import timezone
 
+    from alerts.config_keys import ALERT_CLEAR_EVALUATIONS
     from sync.models import WorkerHeartbeat
     from tdscore import config
 
@@ -145,7 +146,7 @@ def run(sizes: dict[str, int]) -> bool:
 
     baseline = [seconds(count_all) for _ in range(ROUNDS)]
     # Steady state: the seeded alerts' conditions stay unseen, but not for long enough to resolve.
-    config.update("alert_clear_evaluations", ROUNDS + 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, ROUNDS + 1)
     rounds = [one_round(f"round {n}") for n in range(1, ROUNDS + 1)]
     base = statistics.median(baseline)
     worst = max(rounds)
@@ -156,7 +157,7 @@ def run(sizes: dict[str, int]) -> bool:
     )
     # Not the target, reported beside it: every seeded alert clears at once (each was notified, so
     # each queues a "resolved" notification; one round sends delivery.ROUND of them, the next the rest).
-    config.update("alert_clear_evaluations", 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, 1)
     one_round("mass clear")
     return worst < TARGET_SECONDS
 
@@ -164,12 +165,12 @@ def run(sizes: dict[str, int]) -> bool:
 def one_round(label: str) -> float:
     from django.utils import timezone
 
-    from alerts import cycle
+    from alerts import alert_round
     from sync.models import WorkerHeartbeat
 
     WorkerHeartbeat.objects.update(last_seen_at=timezone.now())  # the worker is alive throughout
     started = time.perf_counter()
-    done = cycle.run()
+    done = alert_round.run()
     took = time.perf_counter() - started
     e = done.evaluation
     print(

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert, AlertStateError
 from dashboard import charts
+from dashboard.config_keys import DASHBOARD_REFRESH_SECONDS
 from monitoring import stats
 from sync import queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
@@ -119,7 +120,7 @@ def context(now: datetime) -> dict:
     overview = stats.overview(now)
     return {
         "now": now,
-        "refresh_seconds": config.get("dashboard_refresh_seconds"),
+        "refresh_seconds": config.get(DASHBOARD_REFRESH_SECONDS),
         "tiles": tiles(overview),
         "freshness": [(entity, _latency(seconds)) for entity, seconds in stats.freshness_p95_by_entity(now).items()],
         "charts": charts.day_charts(now),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from sync import budget
+from sync.config_keys import PAUSED_ENTITIES, QUEUE_BACKLOG_THRESHOLD, QUEUE_PROGRESS_PERIOD_SECONDS
 from sync.models import QueueItem
 from sync.worker import fresh_heartbeats
 from sync.zoho import breaker
@@ -54,7 +55,7 @@ def check_queue(now: datetime) -> tuple[Readiness, str]:
             f"{depth} rows waiting; not moving: the next due row has waited {stalled.total_seconds():.0f} s "
             "and no row finished in that time",
         )
-    if depth >= config.get("queue_backlog_threshold"):
+    if depth >= config.get(QUEUE_BACKLOG_THRESHOLD):
         return Readiness.DEGRADED, f"{depth} rows waiting"
     return Readiness.OK, f"{depth} rows waiting"
 
@@ -63,12 +64,13 @@ def stalled_for(now: datetime) -> timedelta | None:
     """How long the next row to claim has been due, if the queue is not moving; else None.
 
     Not moving: that row (claim order, paused entities aside: they wait on purpose) has been due for
-    over `queue_stall_seconds`, and no row finished in that time. A deep backlog that drains is
-    moving; a claim that fails on every pass or drainers that all died are not. Two cheap
-    queries: the head of tds_queue_due (LIMIT 1) and a probe of tds_queue_finished.
+    over `queue_progress_period_seconds` (after which the queue_stalled alert rule calls it late),
+    and no row finished in that time. A deep backlog that drains is moving; a claim that fails on
+    every pass or drainers that all died are not. Two cheap queries: the head of tds_queue_due
+    (LIMIT 1) and a probe of tds_queue_finished.
     """
-    window = timedelta(seconds=config.get("queue_stall_seconds"))
-    due = QueueItem.objects.due(now).exclude(entity__in=config.get("paused_entities")).in_claim_order()
+    window = timedelta(seconds=config.get(QUEUE_PROGRESS_PERIOD_SECONDS))
+    due = QueueItem.objects.due(now).exclude(entity__in=config.get(PAUSED_ENTITIES)).in_claim_order()
     head = due.values_list("next_attempt_at", flat=True).first()
     if head is None or head > now - window:
         return None

@@ -9,7 +9,7 @@ class SyncConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        from sync import timestamps, worker
+        from sync import config_keys, timestamps, worker  # noqa: F401 - config_keys registers the keys
 
         # No row, whatever it holds, may make a read fail: see sync.timestamps.
         connection_created.connect(timestamps.install, dispatch_uid="sync.timestamps")

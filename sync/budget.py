@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 
+from sync.config_keys import ZOHO_BUDGET_RESERVE
 from sync.entities import Entity
 from sync.models import SyncRun
 from sync.zoho import limiter
@@ -84,7 +85,7 @@ def estimate(entity: Entity, run_type: str, *, records: int, changed: int, adjus
 
 
 def reserve_calls(cap: int, *, reserve: float | None = None) -> int:
-    share = config.get("zoho_budget_reserve") if reserve is None else reserve
+    share = config.get(ZOHO_BUDGET_RESERVE) if reserve is None else reserve
     return math.ceil(cap * share)
 
 

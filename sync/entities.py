@@ -15,6 +15,13 @@ from enum import StrEnum
 from typing import Any
 
 
+class ZohoApi(StrEnum):
+    """The Zoho product whose REST API serves an entity (roots in sync.zoho.client.API_ROOTS)."""
+
+    BOOKS = "books"
+    INVENTORY = "inventory"
+
+
 class Kind(StrEnum):
     RECORD = "record"  # one Zoho module, one ERP model
     # Documents (adjustments) plus per-location snapshots read from another entity's details
@@ -28,7 +35,7 @@ class Entity:
     list_key: str  # key of the list in a Zoho list response
     single_key: str  # key of the object in a Zoho detail response or webhook envelope
     id_field: str
-    api: str  # "books" or "inventory"
+    api: ZohoApi
     path: str  # REST collection path under /books/v3 or /inventory/v1
     erp_model: str  # "app_label.Model": the one place an entity names its ERP model
     kind: Kind = Kind.RECORD
@@ -65,7 +72,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="items",
             single_key="item",
             id_field="item_id",
-            api="inventory",
+            api=ZohoApi.INVENTORY,
             path="items",
             erp_model="erp.Product",
             modified_filter=True,
@@ -76,7 +83,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="contacts",
             single_key="contact",
             id_field="contact_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="contacts",
             erp_model="erp.Customer",
             modified_sort=True,
@@ -87,7 +94,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="contacts",
             single_key="contact",
             id_field="contact_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="contacts",
             erp_model="erp.Vendor",
             modified_sort=True,
@@ -98,7 +105,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="invoices",
             single_key="invoice",
             id_field="invoice_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="invoices",
             erp_model="erp.Invoice",
             modified_filter=True,
@@ -109,7 +116,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="bills",
             single_key="bill",
             id_field="bill_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="bills",
             erp_model="erp.Bill",
             modified_filter=True,
@@ -120,7 +127,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="creditnotes",
             single_key="creditnote",
             id_field="creditnote_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="creditnotes",
             erp_model="erp.CreditNote",
             has_lines=True,
@@ -130,7 +137,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="salesorders",
             single_key="salesorder",
             id_field="salesorder_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="salesorders",
             erp_model="erp.SalesOrder",
             modified_filter=True,
@@ -141,7 +148,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="customerpayments",
             single_key="payment",
             id_field="payment_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="customerpayments",
             erp_model="erp.Payment",
             has_lines=True,
@@ -151,7 +158,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="inventory_adjustments",
             single_key="inventory_adjustment",
             id_field="inventory_adjustment_id",
-            api="inventory",
+            api=ZohoApi.INVENTORY,
             path="inventoryadjustments",
             erp_model="erp.StockAdjustment",
             kind=Kind.STOCK,
@@ -167,7 +174,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="pricebooks",
             single_key="pricebook",
             id_field="pricebook_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="pricebooks",
             erp_model="erp.PriceList",
             has_lines=True,
@@ -178,7 +185,7 @@ ENTITIES: dict[str, Entity] = {
             list_key="users",
             single_key="user",
             id_field="user_id",
-            api="books",
+            api=ZohoApi.BOOKS,
             path="users",
             erp_model="erp.ErpUser",
             webhooks=False,

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.db.models import Max
 
-from sync import queue, runs
+from sync import queue, run_lifecycle
+from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
 from tdscore.models import Metric
@@ -38,6 +39,10 @@ ANALYZED_TABLES = ("tds_sync_queue", "tds_inbox_events")
 ANALYZE_BASE_ROWS, ANALYZE_SHARE = 50, 0.1
 
 
+# Heal writes one tds_metrics point per problem and run, named METRIC_PREFIX + the problem.
+METRIC_PREFIX = "heal."
+
+
 class Problem(models.TextChoices):
     EXPIRED_LEASES = "expired_leases"
     STUCK_RUNS = "stuck_runs"
@@ -46,7 +51,7 @@ class Problem(models.TextChoices):
 
     @property
     def metric(self) -> str:
-        return f"heal.{self.value}"
+        return f"{METRIC_PREFIX}{self.value}"
 
 
 @dataclass
@@ -90,14 +95,14 @@ def release_expired_leases(*, now: datetime, report: Report) -> None:
 
 
 def fail_stuck_runs(*, now: datetime, report: Report) -> None:
-    for slug in SyncRun.objects.filter(status__in=runs.ACTIVE).values_list("entity", flat=True).distinct():
+    for slug in SyncRun.objects.filter(status__in=run_lifecycle.ACTIVE).values_list("entity", flat=True).distinct():
         with transaction.atomic():
-            runs.lock_entity(slug)  # as a starter does, so heal and a new run never both decide
-            stuck = runs.fail_stale(slug, now=now)
+            run_lifecycle.lock_entity(slug)  # as a starter does, so heal and a new run never both decide
+            stuck = run_lifecycle.fail_stale(slug, now=now)
         for _ in range(stuck):
             report.note(
                 Problem.STUCK_RUNS,
-                f"failed a stuck {slug} run (no heartbeat for over {config.get('lock_timeout_seconds')} s)",
+                f"failed a stuck {slug} run (no heartbeat for over {config.get(LOCK_TIMEOUT_SECONDS)} s)",
             )
 
 
@@ -108,7 +113,7 @@ def fail_stuck_runs(*, now: datetime, report: Report) -> None:
 
 
 def redrive_dead_letters(*, now: datetime, report: Report) -> None:
-    ladder = config.get("heal_redrive_ladder_minutes")
+    ladder = config.get(HEAL_REDRIVE_LADDER_MINUTES)
     open_transient = DeadLetter.objects.unresolved().filter(reason__in=TRANSIENT, queue_item__isnull=False)
     for dead_letter in open_transient.filter(next_redrive_at__isnull=True, redrive_count__lt=len(ladder)):
         _plan(dead_letter, ladder)

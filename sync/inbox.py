@@ -24,7 +24,9 @@ from sync import queue
 from sync.models import InboxEvent, QueueItem
 
 
-class Outcome(StrEnum):
+class StoreOutcome(StrEnum):
+    """What storing a webhook in the inbox came to: a new event, a repeat of one, or a conflict."""
+
     INSERTED = "inserted"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
@@ -90,10 +92,10 @@ LATEST_CHANGE = (
 )
 
 
-def store_queued(event: InboxEvent, item: QueueItem, *, now: datetime, revertible: bool) -> tuple[int, Outcome]:
+def store_queued(event: InboxEvent, item: QueueItem, *, now: datetime, revertible: bool) -> tuple[int, StoreOutcome]:
     """Store `event` and, when it is new, `item` (unsaved, linked to it) with the supersede.
 
-    `revertible`: the key is derived and the payload
+    `revertible`: the key is derived (`<entity>:<object_id>:<content hash>`) and the payload
     has no version, so only arrival orders it. Then a conflict is a repeat only when the object's
     latest change is this same content: A, B, then A again is a revert, stored under the key
     `<derived>:after:<id of B's queue row>` and applied after B; A, A is one row. (A versioned
@@ -101,20 +103,20 @@ def store_queued(event: InboxEvent, item: QueueItem, *, now: datetime, revertibl
     """
     event_id = _insert_queued(event, item, now=now)
     if event_id is not None:
-        return event_id, Outcome.INSERTED
+        return event_id, StoreOutcome.INSERTED
     if revertible:
         latest = _latest_change(item.entity, item.object_id)
         if latest is not None and latest[1:] != (item.content_hash, item.operation):
             event.idempotency_key = f"{event.idempotency_key}:after:{latest[0]}"
             event_id = _insert_queued(event, item, now=now)
             if event_id is not None:
-                return event_id, Outcome.INSERTED
+                return event_id, StoreOutcome.INSERTED
     return _repeat(event, now=now)
 
 
 def store_dead_lettered(
     event: InboxEvent, *, entity: str, object_id: str, payload: Any, error: str, now: datetime
-) -> tuple[int, Outcome]:
+) -> tuple[int, StoreOutcome]:
     """Store `event` as `rejected` with a `validation` dead letter pointing at it (a shape or content
     failure found at ingest, before any queue row). Rare, so a plain transaction."""
     with transaction.atomic():
@@ -125,14 +127,14 @@ def store_dead_lettered(
         if object_id:
             dead.object_id = object_id
             dead.save(update_fields=["object_id"])
-    return event_id, Outcome.INSERTED
+    return event_id, StoreOutcome.INSERTED
 
 
-def store_rejected(event: InboxEvent, *, now: datetime) -> tuple[int, Outcome]:
+def store_rejected(event: InboxEvent, *, now: datetime) -> tuple[int, StoreOutcome]:
     """Store an unparseable delivery (`event.status` rejected): kept, never queued."""
     with transaction.atomic():
         event_id = _insert(event)
-        return (event_id, Outcome.INSERTED) if event_id is not None else _repeat(event, now=now)
+        return (event_id, StoreOutcome.INSERTED) if event_id is not None else _repeat(event, now=now)
 
 
 def _insert_queued(event: InboxEvent, item: QueueItem, *, now: datetime) -> int | None:
@@ -184,7 +186,7 @@ def _insert(event: InboxEvent) -> int | None:
     return row[0]
 
 
-def _repeat(event: InboxEvent, *, now: datetime) -> tuple[int, Outcome]:
+def _repeat(event: InboxEvent, *, now: datetime) -> tuple[int, StoreOutcome]:
     """The key is taken: a duplicate of its holder, or a conflict with it."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -193,12 +195,12 @@ def _repeat(event: InboxEvent, *, now: datetime) -> tuple[int, Outcome]:
         )
         row = cursor.fetchone()
         if row:
-            return row[0], Outcome.DUPLICATE
+            return row[0], StoreOutcome.DUPLICATE
         cursor.execute(KEY_HOLDER, [event.idempotency_key])
         row = cursor.fetchone()
     if row is None:
         raise KeyReleased(event.idempotency_key)
-    return row[0], Outcome.CONFLICT
+    return row[0], StoreOutcome.CONFLICT
 
 
 class KeyReleased(DatabaseError):

@@ -38,7 +38,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from sync import budget, entities, runs
+from sync import budget, entities, run_lifecycle
+from sync.config_keys import PULL_OVERLAP_SECONDS, ZOHO_CALL_RETRIES
 from sync.entities import Entity, Kind
 from sync.models import QueueItem, SyncCursor, SyncLog, SyncRun
 from sync.payloads import content_hash, parse_zoho_time, version_of
@@ -47,7 +48,7 @@ from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
 from sync.zoho.errors import ErrorKind
 from tdscore import config
-from tdscore.logging import add_log_context, logs_as
+from tdscore.logs import add_log_context, logs_as
 
 T = TypeVar("T")
 
@@ -99,30 +100,30 @@ def start_run(slug: str, mode: str, *, now: datetime, trigger: str) -> SyncRun:
     entity = entities.get(slug)
     run_type = run_type_for(entity, mode)
     with transaction.atomic():
-        runs.lock_entity(slug)
-        active = runs.active_run(slug, now=now)
+        run_lifecycle.lock_entity(slug)
+        active = run_lifecycle.active_run(slug, now=now)
         if active is not None:
-            raise runs.RunRefused(
+            raise run_lifecycle.RunRefused(
                 f"overlap: {active.run_type} run #{active.pk} of {slug} is {active.status} "
                 f"(heartbeat {active.heartbeat_at or active.created_at:%H:%M:%S})"
             )
         plan = planned_calls(entity, run_type)
         decision = budget.decide(plan, limiter.usage(now))
         if decision.action == budget.Action.REFUSE:
-            raise runs.RunRefused(f"budget: {decision.reason}")
+            raise run_lifecycle.RunRefused(f"budget: {decision.reason}")
         if decision.action == budget.Action.DEFER:
-            return runs.create_deferred(
+            return run_lifecycle.create_deferred(
                 slug, run_type, now=now, trigger=trigger, reason=decision.reason, estimated_calls=plan.total
             )
-        return runs.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total)
+        return run_lifecycle.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total)
 
 
 def planned_calls(entity: Entity, run_type: str) -> budget.Estimate:
     """Estimate from what the last runs saw (records in a full scan, changes in an incremental)."""
-    stats = runs.cursor(entity.slug, SyncRun.RunType.FULL).checkpoint
-    changed = runs.cursor(entity.slug, SyncRun.RunType.INCREMENTAL).checkpoint.get("changed", 0)
+    stats = run_lifecycle.cursor(entity.slug, SyncRun.RunType.FULL).checkpoint
+    changed = run_lifecycle.cursor(entity.slug, SyncRun.RunType.INCREMENTAL).checkpoint.get("changed", 0)
     if run_type == SyncRun.RunType.STOCK:
-        stats = runs.cursor(entity.slug, SyncRun.RunType.STOCK).checkpoint
+        stats = run_lifecycle.cursor(entity.slug, SyncRun.RunType.STOCK).checkpoint
         changed = stats.get("changed", 0)
     records = stats.get("records", 0)
     if run_type == SyncRun.RunType.FULL and not stats.get("records"):
@@ -147,7 +148,7 @@ def start_runs(slugs: list[str], mode: str, *, now: datetime, trigger: str) -> t
     for slug in slugs:
         try:
             started.append(start_run(slug, mode, now=now, trigger=trigger))
-        except runs.RunRefused as exc:
+        except run_lifecycle.RunRefused as exc:
             refused[slug] = str(exc)
     return started, refused
 
@@ -178,7 +179,7 @@ def execute(
     each page (SIGTERM): a stopped run fails with its checkpoint kept, so the next one resumes.
     """
     now = timezone.now()
-    run = runs.claim(run_id, now=now)
+    run = run_lifecycle.claim(run_id, now=now)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     add_log_context(entity=run.entity)
@@ -187,16 +188,16 @@ def execute(
     try:
         puller.pull()
     except Deferred as exc:
-        return runs.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
-    except runs.LostLock as exc:
-        runs.log(run, str(exc), level=SyncLog.Level.WARNING)
+        return run_lifecycle.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
+    except run_lifecycle.LostLock as exc:
+        run_lifecycle.log(run, str(exc), level=SyncLog.Level.WARNING)
         return SyncRun.objects.get(pk=run_id)
     except Stopped as exc:
-        return runs.finish(run, SyncRun.Status.FAILED, now=timezone.now(), error=str(exc))
+        return run_lifecycle.finish(run, SyncRun.Status.FAILED, now=timezone.now(), error=str(exc))
     except Exception as exc:
-        return runs.fail(run, exc, now=timezone.now())
+        return run_lifecycle.fail(run, exc, now=timezone.now())
     puller.complete()
-    return runs.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
+    return run_lifecycle.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
 
 
 # --- Calls within the budget: the one retry layer ---------------------------------------------
@@ -225,12 +226,14 @@ class Calls:
                 # Refused before the wire (breaker open, no limiter slot): no call to count.
                 reached_zoho = exc.status is not None or exc.kind == ErrorKind.NETWORK
                 attempts += int(reached_zoho)
-                runs.heartbeat(self.run, now=timezone.now(), calls=int(reached_zoho))
+                run_lifecycle.heartbeat(self.run, now=timezone.now(), calls=int(reached_zoho))
                 wait = self.transient_wait(exc, attempts, give_up_at)
-                runs.log(self.run, f"Zoho answered {exc!r}; trying again in {wait:.1f} s", level=SyncLog.Level.WARNING)
+                run_lifecycle.log(
+                    self.run, f"Zoho answered {exc!r}; trying again in {wait:.1f} s", level=SyncLog.Level.WARNING
+                )
                 self.sleep(wait)
                 continue
-            runs.heartbeat(self.run, now=timezone.now(), calls=1)
+            run_lifecycle.heartbeat(self.run, now=timezone.now(), calls=1)
             return result
 
     def transient_wait(self, exc: ZohoError, attempts: int, give_up_at: datetime) -> float:
@@ -239,7 +242,7 @@ class Calls:
             raise Deferred(f"daily budget: {exc}") from exc
         if exc.permanent or exc.kind in (ErrorKind.AUTH, ErrorKind.SCOPE):
             raise exc
-        if exc.kind.zoho_unwell and attempts > config.get("zoho_call_retries"):
+        if exc.kind.zoho_unwell and attempts > config.get(ZOHO_CALL_RETRIES):
             raise exc  # the breaker has been told; a later run resumes from the checkpoint
         wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 30.0)
         if timezone.now() + timedelta(seconds=wait) > give_up_at:
@@ -257,7 +260,7 @@ class Calls:
                 )
             if budget.minute_allowance(usage) > 0:
                 return
-            runs.heartbeat(self.run, now=timezone.now())
+            run_lifecycle.heartbeat(self.run, now=timezone.now())
             self.sleep(MINUTE_POLL_SECONDS)
 
 
@@ -340,7 +343,7 @@ class Details:
 
 @dataclass
 class Checkpoint:
-    """Where a run is, kept on the run and its cursor after every page (sync.runs.save_checkpoint)."""
+    """Where a run is, kept on the run and its cursor after every page (sync.run_lifecycle.save_checkpoint)."""
 
     page: int = 0  # the last page of this walk queued
     since: str | None = None  # the walk's filter (last_modified_time >= since), kept when resumed
@@ -390,10 +393,10 @@ class Puller:
     ) -> None:
         self.run, self.calls, self.on_page, self.should_stop = run, calls, on_page, should_stop
         self.entity = entities.get(run.entity)
-        resume = runs.cursor(run.entity, run.run_type).checkpoint.get("resume")
+        resume = run_lifecycle.cursor(run.entity, run.run_type).checkpoint.get("resume")
         self.state = Checkpoint.of(resume) if resume else self.fresh_state()
         if resume:
-            runs.log(run, f"resuming at page {self.state.page + 1}", resume=resume)
+            run_lifecycle.log(run, f"resuming at page {self.state.page + 1}", resume=resume)
         usage = limiter.usage(timezone.now())
         allowance = budget.day_allowance(usage) - planned_calls(self.entity, run.run_type).list_calls
         self.details = Details(calls, max(0, allowance))
@@ -405,7 +408,7 @@ class Puller:
         if self.run.run_type == SyncRun.RunType.INCREMENTAL:
             watermark = newest_watermark(self.entity.slug)
             if watermark is not None:
-                state.since = (watermark - timedelta(seconds=config.get("pull_overlap_seconds"))).isoformat()
+                state.since = (watermark - timedelta(seconds=config.get(PULL_OVERLAP_SECONDS))).isoformat()
         return state
 
     # The walks over list pages. ----------------------------------------------------------------
@@ -432,7 +435,7 @@ class Puller:
             self.state.passes += 1
             if not self.state.moved or self.state.passes >= MAX_PASSES:
                 return
-            runs.log(self.run, "rows changed while the list was read; reading it again from page 1")
+            run_lifecycle.log(self.run, "rows changed while the list was read; reading it again from page 1")
             self.state.page, self.state.rows, self.state.started_at, self.state.moved = 0, 0, None, False
 
     def walk_once(self, source: Entity, prepare: Prepare) -> None:
@@ -456,8 +459,8 @@ class Puller:
                     (v := version_of(row)) is not None and v >= started for row in page.rows
                 )
                 self.state.details, self.state.details_left = self.details.fetched, self.details.left
-                runs.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
-                runs.save_checkpoint(self.run, self.state.as_json(), now=now)
+                run_lifecycle.heartbeat(self.run, now=now, fetched=len(page.rows), queued=queued)
+                run_lifecycle.save_checkpoint(self.run, self.state.as_json(), now=now)
             self.read.update(content_hash(row) for row in unread)
             self.calls.resume_hint = f"resumes from page {page.number + 1}"
             if self.on_page:
@@ -520,7 +523,9 @@ class Puller:
         for obj, is_summary in prepared:
             located = entities.locate(self.entity.slug, obj)
             if located.object_id is None:
-                runs.log(self.run, "a list row without its id was skipped", level=SyncLog.Level.WARNING, row=obj)
+                run_lifecycle.log(
+                    self.run, "a list row without its id was skipped", level=SyncLog.Level.WARNING, row=obj
+                )
                 continue
             rows.append(
                 QueueItem(
@@ -540,7 +545,7 @@ class Puller:
         now = timezone.now()
         state = self.state
         with transaction.atomic():
-            cursor = runs.cursor(self.run.entity, self.run.run_type)
+            cursor = run_lifecycle.cursor(self.run.entity, self.run.run_type)
             stats = {k: v for k, v in cursor.checkpoint.items() if k != "resume"}
             if self.run.run_type == SyncRun.RunType.INCREMENTAL:
                 stats["changed"] = state.rows
@@ -557,7 +562,7 @@ class Puller:
             cursor.last_run, cursor.last_run_at, cursor.last_success_at = self.run, now, now
             cursor.save()
             if state.moved:
-                runs.log(
+                run_lifecycle.log(
                     self.run,
                     "rows kept changing while the list was read: the watermark stays, the next run reads "
                     "the same window again",

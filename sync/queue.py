@@ -29,6 +29,15 @@ from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from sync import payloads, queue_sql
+from sync.config_keys import (
+    BATCH_SIZE,
+    LEASE_EXPIRY_LIMIT,
+    LOCK_TIMEOUT_SECONDS,
+    MAX_RETRY_ATTEMPTS,
+    PAUSED_ENTITIES,
+    RETRY_BACKOFF_BASE_MS,
+    RETRY_BACKOFF_MAX_MS,
+)
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
@@ -139,13 +148,9 @@ def _copy_rows(items: list[QueueItem], payload_texts: list[str]) -> None:
     is one psycopg writes itself, and Django's per-field preparation cost more than the COPY. The
     payload goes as its JSON text, which PostgreSQL parses into jsonb.
     """
-    attnames = [f.attname for f in _ROW_FIELDS]
+    attnames = [f.attname for f in _ROW_FIELDS]  # the columns of queue_sql.COPY_ROWS, in its order
     payload_at = attnames.index("payload")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _ROW_FIELDS)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {QueueItem._meta.db_table} ({columns}) FROM STDIN") as copy,
-    ):
+    with connection.cursor() as cursor, cursor.cursor.copy(queue_sql.COPY_ROWS) as copy:
         for item, text in zip(items, payload_texts, strict=True):
             row = [getattr(item, name) for name in attnames]
             row[payload_at] = text
@@ -232,7 +237,7 @@ class Batch:
 
 
 def lease_until(now: datetime) -> datetime:
-    return now + timedelta(seconds=config.get("lock_timeout_seconds"))
+    return now + timedelta(seconds=config.get(LOCK_TIMEOUT_SECONDS))
 
 
 def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None) -> Batch | None:
@@ -243,7 +248,7 @@ def claim_batch(*, worker_id: str, now: datetime, due_by: datetime | None = None
     Attempts are counted here, at claim. None means nothing is due. A row that cannot be claimed
     or read is dead-lettered on its own, and the claim goes on with the others.
     """
-    paused = config.get(PAUSED)
+    paused = config.get(PAUSED_ENTITIES)
     waiting = QueueItem.objects.due(due_by or now).exclude(entity__in=paused).in_claim_order()
     for _ in range(CLAIM_TRIES):
         entity = waiting.values_list("entity", flat=True).first()
@@ -269,7 +274,7 @@ def _lease(rows: QuerySet, *, worker_id: str, token: uuid.UUID, now: datetime) -
     If the statement fails, or a row it returns cannot be loaded, the lease is rolled back and the
     rows are leased one at a time, so only the row at fault is dead-lettered (_lease_each).
     """
-    picked = rows.values("pk")[: config.get("batch_size")]
+    picked = rows.values("pk")[: config.get(BATCH_SIZE)]
     inner, inner_params = picked.query.get_compiler(connection=connection).as_sql()
     if connection.vendor == "postgresql":
         # Concurrent workers each get different rows instead of queueing on the same ones.
@@ -412,7 +417,7 @@ def recover_expired_leases(*, now: datetime) -> int:
     lease keeps expiring (it kills its worker each time) is dead-lettered as `lease_expired`. Only
     the columns this needs are read, so no row's content can stop recovery.
     """
-    limit = config.get("lease_expiry_limit")
+    limit = config.get(LEASE_EXPIRY_LIMIT)
     expired = list(
         QueueItem.objects.expired_leases(now)
         .order_by("pk")
@@ -439,7 +444,7 @@ def recover_expired_leases(*, now: datetime) -> int:
 # --- Finishing -----------------------------------------------------------------------------------
 
 
-APPLIED = "applied"  # sync.handlers.Outcome.APPLIED; every other outcome is a skip reason
+APPLIED = "applied"  # sync.handlers.ApplyOutcome.APPLIED; every other outcome is a skip reason
 
 
 class LeaseLost(Exception):
@@ -479,7 +484,7 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
         InboxEvent.objects.filter(pk__in=inbox_ids).update(status=InboxEvent.Status.PROCESSED)
 
 
-# --- Failures -------------------------------------------------------------
+# --- Failures ----------------------------------------------------------------------------------
 
 
 class FailureKind(Enum):
@@ -507,7 +512,7 @@ def classify(exc: BaseException) -> tuple[FailureKind, str]:
 
 def backoff(attempt: int, *, rng: random.Random) -> timedelta:
     """Exponential backoff with full jitter: uniform(0, min(max, base * 2**(attempt-1)))."""
-    ceiling = min(config.get("retry_backoff_max_ms"), config.get("retry_backoff_base_ms") * 2 ** max(attempt - 1, 0))
+    ceiling = min(config.get(RETRY_BACKOFF_MAX_MS), config.get(RETRY_BACKOFF_BASE_MS) * 2 ** max(attempt - 1, 0))
     return timedelta(milliseconds=rng.uniform(0, ceiling))
 
 
@@ -521,7 +526,7 @@ def record_failure(
     kind, reason = classify(exc)
     error = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_exception(exc))
-    if kind is FailureKind.TRANSIENT and item.attempts >= config.get("max_retry_attempts"):
+    if kind is FailureKind.TRANSIENT and item.attempts >= config.get(MAX_RETRY_ATTEMPTS):
         kind = FailureKind.PERMANENT
     if kind is FailureKind.PERMANENT:
         _dead_letter(item, batch.token, reason, error, type(exc).__name__, trace, now)
@@ -712,10 +717,7 @@ def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
     lock at BEGIN here: transaction_mode IMMEDIATE.)
     """
     with transaction.atomic():
-        locked = Configuration.objects.select_for_update().filter(key=PAUSED)
+        locked = Configuration.objects.select_for_update().filter(key=PAUSED_ENTITIES.name)
         if not locked.exists():
             config.ensure_rows()
-        return config.update(PAUSED, sorted(change(set(locked.get().value))), by=by)
-
-
-PAUSED = "paused_entities"
+        return config.update(PAUSED_ENTITIES, sorted(change(set(locked.get().value))), by=by)

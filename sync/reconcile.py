@@ -24,7 +24,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from sync import budget, entities, pull, runs
+from sync import budget, entities, pull, run_lifecycle
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
 from sync.payloads import content_hash, version_of
@@ -49,7 +49,7 @@ def reconcile_entity(
 def execute(
     run_id: int, *, repair: bool, client: ZohoClient | None = None, sleep: Callable[[float], None] = time.sleep
 ) -> SyncRun:
-    run = runs.claim(run_id, now=timezone.now())
+    run = run_lifecycle.claim(run_id, now=timezone.now())
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     entity = entities.get(run.entity)
@@ -60,16 +60,16 @@ def execute(
         if repair:
             report["queued"] = queue_repairs(calls, entity, report, zoho)
     except pull.Deferred as exc:
-        return runs.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
+        return run_lifecycle.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
     except Exception as exc:
-        return runs.fail(run, exc, now=timezone.now())
+        return run_lifecycle.fail(run, exc, now=timezone.now())
     report["repair"] = repair
     for bucket in report["buckets"].values():
         bucket.pop("_ids", None)
     run.drift_report = report
     run.save(update_fields=["drift_report"])
     remember_size(entity.slug, len(zoho))
-    return runs.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
+    return run_lifecycle.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
 
 
 # --- The two sides ----------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def zoho_side(calls: pull.Calls, entity: Entity) -> dict[str, dict[str, Any]]:
         for row in page.rows:
             if row.get(id_field) not in (None, ""):
                 rows[str(row[id_field])] = row
-        runs.heartbeat(calls.run, now=timezone.now(), fetched=len(page.rows))
+        run_lifecycle.heartbeat(calls.run, now=timezone.now(), fetched=len(page.rows))
     return rows
 
 
@@ -181,7 +181,7 @@ def queue_repairs(calls: pull.Calls, entity: Entity, report: dict[str, Any], zoh
         for zoho_id in ids["deleted_in_zoho"]:
             repair(entity, {entity.id_field: zoho_id}, version=None, delete=True, run=calls.run, now=now)
     queued = len(upserts) + len(ids["deleted_in_zoho"])
-    runs.heartbeat(calls.run, now=now, queued=queued)
+    run_lifecycle.heartbeat(calls.run, now=now, queued=queued)
     return queued
 
 
@@ -212,6 +212,6 @@ def repair(
 
 def remember_size(slug: str, records: int) -> None:
     """A reconciliation counts every record: the planner's estimate of the next full scan."""
-    cursor = runs.cursor(slug, SyncRun.RunType.FULL)
+    cursor = run_lifecycle.cursor(slug, SyncRun.RunType.FULL)
     cursor.checkpoint = {**cursor.checkpoint, "records": records}
     cursor.save(update_fields=["checkpoint"])

@@ -34,9 +34,20 @@ from django.db import OperationalError, connection, models, transaction
 from django.db.models import Q
 from django_q.models import Task
 
+from sync.config_keys import (
+    CLEANUP_BATCH_SIZE,
+    DEAD_LETTER_RETENTION_DAYS,
+    INBOX_RETENTION_DAYS,
+    LOG_RETENTION_DAYS,
+    METRIC_RETENTION_DAYS,
+    QUEUE_RETENTION_DAYS,
+    TASK_RESULT_RETENTION_DAYS,
+    ZOHO_CALL_LOG_RETENTION_DAYS,
+)
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from sync.zoho.models import ZohoCall
 from tdscore import config
+from tdscore.config import Key
 from tdscore.models import Metric
 
 LOCK_TIMEOUT = "2s"
@@ -54,7 +65,7 @@ class Target:
 
     name: str
     model: type[models.Model]
-    days_key: str
+    days: Key
     expired: Callable[[datetime], models.QuerySet]
     # Of a batch of expired ids, those that must stay (an unresolved dead letter still needs them).
     kept: Callable[[list], set] | None = None
@@ -96,18 +107,18 @@ def _ids(sql: str, ids: list, *, before: list | None = None) -> set:
 
 
 TARGETS = (
-    Target("logs", SyncLog, "log_retention_days", lambda cutoff: SyncLog.objects.filter(at__lt=cutoff)),
-    Target("metrics", Metric, "metric_retention_days", lambda cutoff: Metric.objects.filter(at__lt=cutoff)),
+    Target("logs", SyncLog, LOG_RETENTION_DAYS, lambda cutoff: SyncLog.objects.filter(at__lt=cutoff)),
+    Target("metrics", Metric, METRIC_RETENTION_DAYS, lambda cutoff: Metric.objects.filter(at__lt=cutoff)),
     Target(
         "dead_letters",
         DeadLetter,
-        "dead_letter_retention_days",
+        DEAD_LETTER_RETENTION_DAYS,
         lambda cutoff: DeadLetter.objects.filter(resolved_at__lt=cutoff),
     ),
     Target(
         "queue",
         QueueItem,
-        "queue_retention_days",
+        QUEUE_RETENTION_DAYS,
         lambda cutoff: QueueItem.objects.filter(status__in=QueueItem.FINISHED, finished_at__lt=cutoff),
         kept=kept_queue_rows,
         dependents=(("tds_sync_logs", "queue_item_id", "delete"), ("tds_dead_letter_queue", "queue_item_id", "null")),
@@ -115,7 +126,7 @@ TARGETS = (
     Target(
         "inbox",
         InboxEvent,
-        "inbox_retention_days",
+        INBOX_RETENTION_DAYS,
         lambda cutoff: InboxEvent.objects.filter(received_at__lt=cutoff),
         kept=kept_inbox_rows,
         dependents=(("tds_sync_queue", "inbox_event_id", "null"), ("tds_dead_letter_queue", "inbox_event_id", "null")),
@@ -123,13 +134,13 @@ TARGETS = (
     Target(
         "zoho_calls",
         ZohoCall,
-        "zoho_call_log_retention_days",
+        ZOHO_CALL_LOG_RETENTION_DAYS,
         lambda cutoff: ZohoCall.objects.filter(started_at__lt=cutoff, finished_at__isnull=False),
     ),
     Target(
         "task_results",
         Task,
-        "task_result_retention_days",
+        TASK_RESULT_RETENTION_DAYS,
         lambda cutoff: Task.objects.filter(Q(stopped__lt=cutoff) | Q(stopped__isnull=True, started__lt=cutoff)),
     ),
 )
@@ -144,7 +155,7 @@ class Result:
 
 def plan(*, now: datetime) -> dict[str, int]:
     """What a cleanup would delete now, by target (the dry run): the same walk, deleting nothing."""
-    batch_size = config.get("cleanup_batch_size")
+    batch_size = config.get(CLEANUP_BATCH_SIZE)
     return {t.name: _sweep(t, now=now, batch_size=batch_size, dry_run=True)[0] for t in TARGETS}
 
 
@@ -156,7 +167,7 @@ def cleanup(
     progress: Callable[[str, int], None] | None = None,
 ) -> Result:
     """Delete every target's expired rows in batches; `progress(target, rows)` after each batch."""
-    batch_size = batch_size or config.get("cleanup_batch_size")
+    batch_size = batch_size or config.get(CLEANUP_BATCH_SIZE)
     result = Result()
     with single_run():
         for target in TARGETS:
@@ -168,7 +179,7 @@ def cleanup(
 
 
 def _cutoff(target: Target, now: datetime) -> datetime:
-    return now - timedelta(days=config.get(target.days_key))
+    return now - timedelta(days=config.get(target.days))
 
 
 def _sweep(target, *, now, batch_size, archive=None, progress=None, dry_run=False) -> tuple[int, bool]:

@@ -22,7 +22,7 @@ Why the incremental pulls and stock runs are affordable at all:
 - stock: the items list, with a detail call only for items whose stock moved;
 - the other lists (credit notes, payments, adjustments, price lists, users) are read whole by the
   full pull and the nightly reconciliation, which also repairs what webhooks missed.
-Each scheduled run takes its entity's lock (sync.runs), so two runs of an entity never overlap.
+Each scheduled run takes its entity's lock (sync.run_lifecycle), so two runs of an entity never overlap.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from sync import budget, entities, pull
+from sync.config_keys import (
+    CLEANUP_SCHEDULE_CRON,
+    FULL_SYNC_SCHEDULE_CRON,
+    HEAL_INTERVAL_MINUTES,
+    INCREMENTAL_SYNC_INTERVAL_MINUTES,
+    RECONCILIATION_SCHEDULE_CRON,
+    STOCK_SYNC_INTERVAL_MINUTES,
+)
 from sync.models import SyncCursor, SyncRun
 from sync.zoho import limiter
 from tdscore import config
@@ -105,20 +113,20 @@ def wanted() -> list[Declared]:
             "tds-pull-incremental",
             "sync.tasks.scheduled_pull",
             args="('incremental',)",
-            minutes=config.get("incremental_sync_interval_minutes"),
+            minutes=config.get(INCREMENTAL_SYNC_INTERVAL_MINUTES),
         ),
         Declared(
             "tds-pull-stock",
             "sync.tasks.scheduled_pull",
             args="('stock',)",
-            minutes=config.get("stock_sync_interval_minutes"),
+            minutes=config.get(STOCK_SYNC_INTERVAL_MINUTES),
         ),
         Declared(
-            "tds-pull-full", "sync.tasks.scheduled_pull", args="('full',)", cron=config.get("full_sync_schedule_cron")
+            "tds-pull-full", "sync.tasks.scheduled_pull", args="('full',)", cron=config.get(FULL_SYNC_SCHEDULE_CRON)
         ),
-        Declared("tds-reconcile", "sync.tasks.scheduled_reconcile", cron=config.get("reconciliation_schedule_cron")),
-        Declared("tds-heal", "sync.tasks.heal_task", minutes=config.get("heal_interval_minutes")),
-        Declared("tds-cleanup", "sync.tasks.cleanup_task", cron=config.get("cleanup_schedule_cron")),
+        Declared("tds-reconcile", "sync.tasks.scheduled_reconcile", cron=config.get(RECONCILIATION_SCHEDULE_CRON)),
+        Declared("tds-heal", "sync.tasks.heal_task", minutes=config.get(HEAL_INTERVAL_MINUTES)),
+        Declared("tds-cleanup", "sync.tasks.cleanup_task", cron=config.get(CLEANUP_SCHEDULE_CRON)),
         Declared("tds-check-alerts", "alerts.tasks.check_alerts", minutes=1),
         Declared("tds-metric-rollup", "monitoring.tasks.rollup_metrics", minutes=1),
     ]

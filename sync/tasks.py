@@ -15,6 +15,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from sync import entities, healing, pull, reconcile, retention, schedules, worker
+from sync.config_keys import DRAINERS, RECONCILIATION_ENABLED
 from sync.models import SyncRun
 from tdscore import config
 
@@ -44,7 +45,7 @@ def ensure_drainers() -> int:
     written at once, so the next run of the watchdog does not start it twice.
     """
     now = timezone.now()
-    missing = config.get("drainers") - worker.fresh_heartbeats(now).count()
+    missing = config.get(DRAINERS) - worker.fresh_heartbeats(now).count()
     for _ in range(max(missing, 0)):
         worker_id = worker.new_worker_id("drainer")
         worker.beat(worker_id, now=now, rows=0)
@@ -100,7 +101,7 @@ def scheduled_pull(mode: str, slugs: list[str] | None = None, attempt: int = 0) 
 
 
 def scheduled_reconcile(slugs: list[str] | None = None, attempt: int = 0) -> list[int]:
-    if not config.get("reconciliation_enabled"):
+    if not config.get(RECONCILIATION_ENABLED):
         return []
     now = timezone.now()
     started, refused = pull.start_runs(
@@ -133,7 +134,7 @@ def _retry_overlaps(func: str, args: tuple, refused: dict[str, str], attempt: in
     )
 
 
-# --- Operations: healing and retention ----------------------------------------------
+# --- Operations: healing and retention -----------------------------------------------------------
 
 
 def heal_task() -> dict[str, int]:

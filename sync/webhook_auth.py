@@ -26,6 +26,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection, transaction
 from django.http import HttpRequest
 
+from sync.config_keys import WEBHOOK_AUTH_FAILURE_LIMIT, WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS
 from sync.models import InboxEvent
 from tdscore import config
 
@@ -155,20 +156,19 @@ def record_failure(address: str, *, now: datetime) -> bool:
     failures = None
     if time.monotonic() >= _shared.down_until:
         try:
-            window, limit = config.get(WINDOW), config.get(LIMIT)
+            window, limit = config.get(WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS), config.get(WEBHOOK_AUTH_FAILURE_LIMIT)
             failures = _count_shared(address[:64], now, window)
         except Exception:  # the configuration table, the database or the cache (Redis) is down
             _shared.down_until = time.monotonic() + SHARED_RETRY_SECONDS
     if failures is None:
-        # The registry's defaults still protect while the configuration cannot be read.
-        window, limit = config.REGISTRY[WINDOW].default, config.REGISTRY[LIMIT].default
+        # The keys' defaults still protect while the configuration cannot be read.
+        window, limit = WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS.default, WEBHOOK_AUTH_FAILURE_LIMIT.default
         failures = _local.count(address, now, window)
     return failures > limit
 
 
 # After the shared count failed, how long this process counts alone before trying it again.
 SHARED_RETRY_SECONDS = 5.0
-WINDOW, LIMIT = "webhook_auth_failure_window_seconds", "webhook_auth_failure_limit"
 
 
 # Plan: the primary key (address) arbitrates the upsert; one row per address that failed lately.

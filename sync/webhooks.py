@@ -47,7 +47,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sync import entities, inbox, payloads, queue, webhook_auth
 from sync.models import InboxEvent, QueueItem
-from tdscore.logging import logs_as
+from tdscore.logs import logs_as
 
 METHODS = {"POST": QueueItem.Operation.UPSERT, "PUT": QueueItem.Operation.UPSERT, "DELETE": QueueItem.Operation.DELETE}
 
@@ -58,7 +58,7 @@ ACCEPTED_TYPES = {"", "application/json", "text/json", "text/plain", webhook_aut
 KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "webhook-id", "webhook-timestamp", "x-request-id"}
 # Query parameters that are instructions, not the object of a bodiless delete.
 CONTROL_PARAMETERS = {"token", "operation"}
-# The parser's limit: deeper bodies are unparseable. Far below Python's recursion
+# The parser's depth limit: deeper bodies are unparseable. Far below Python's recursion
 # limit, so no stage (json, psycopg, the admin) ever meets a RecursionError on a stored payload.
 MAX_DEPTH = 256
 OBJECT_ID_LENGTH = QueueItem._meta.get_field("object_id").max_length
@@ -220,7 +220,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def printable(value: str) -> str:
     """A header value as kept: control characters written as `\\xNN`, so nothing is lost and the
-    database takes it: a header is never a reason to refuse a change."""
+    database takes it (a header is never a reason to refuse a change)."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
 
 
@@ -288,7 +288,7 @@ class Delivery:
         return self._answer(*stored)
 
     def _unqueueable(self, located: entities.Located) -> str:
-        """Why a storable object still cannot become a queue row, or ""."""
+        """Why a storable object still cannot become a queue row (`validation`), or ""."""
         id_field = located.entity.id_field
         if located.object_id is None:
             return f"{located.entity.slug}: the object has no {id_field}"
@@ -353,14 +353,14 @@ class Delivery:
             **fields,
         )
 
-    def _answer(self, event_id: int, outcome: inbox.Outcome) -> JsonResponse:
-        if outcome is inbox.Outcome.CONFLICT:
+    def _answer(self, event_id: int, outcome: inbox.StoreOutcome) -> JsonResponse:
+        if outcome is inbox.StoreOutcome.CONFLICT:
             return error(
                 409,
                 "idempotency_conflict",
                 "this Idempotency-Key or webhook-id was already used with a different body",
                 event_id=event_id,
             )
-        if outcome is inbox.Outcome.DUPLICATE:
+        if outcome is inbox.StoreOutcome.DUPLICATE:
             return JsonResponse({"status": "duplicate", "event_id": event_id, "duplicate": True}, status=200)
         return JsonResponse({"status": "accepted", "event_id": event_id, "duplicate": False}, status=202)

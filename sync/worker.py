@@ -25,10 +25,16 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, co
 from django.utils import timezone
 
 from sync import queue
+from sync.config_keys import (
+    HEARTBEAT_GRACE_SECONDS,
+    HEARTBEAT_PERIOD_SECONDS,
+    LOCK_TIMEOUT_SECONDS,
+    QUEUE_POLL_INTERVAL_MS,
+)
 from sync.handlers import apply_batch
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
-from tdscore.logging import logs_as
+from tdscore.logs import logs_as
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +140,7 @@ class LeaseKeeper:
         self.batch = batch
         self.stop = stop or threading.Event()
         self.interrupted = False
-        self._period = config.get("lock_timeout_seconds") / 3
+        self._period = config.get(LOCK_TIMEOUT_SECONDS) / 3
         self._applying = connections[DEFAULT_DB_ALIAS]  # this thread's: the apply's connection
         self._done = threading.Event()
         self._lock = threading.Lock()  # no cancel once the apply is over
@@ -204,7 +210,7 @@ def beat(worker_id: str, *, now: datetime, rows: int) -> None:
 
 
 def fresh_heartbeats(now: datetime):
-    grace = config.get("heartbeat_period_seconds") + config.get("heartbeat_grace_seconds")
+    grace = config.get(HEARTBEAT_PERIOD_SECONDS) + config.get(HEARTBEAT_GRACE_SECONDS)
     return WorkerHeartbeat.objects.filter(last_seen_at__gte=now - timedelta(seconds=grace))
 
 
@@ -232,7 +238,7 @@ def drain(
         if deadline is not None and now >= deadline:
             break
         try:
-            if last_beat is None or now - last_beat >= timedelta(seconds=config.get("heartbeat_period_seconds")):
+            if last_beat is None or now - last_beat >= timedelta(seconds=config.get(HEARTBEAT_PERIOD_SECONDS)):
                 beat(worker_id, now=now, rows=sum(tally.values()))
                 last_beat = now
             found = process_batch(worker_id, now, due_by=started if once else None, tally=tally, stop=stop)
@@ -247,7 +253,7 @@ def drain(
         if not found:
             if once:
                 break
-            stop.wait(config.get("queue_poll_interval_ms") / 1000)
+            stop.wait(config.get(QUEUE_POLL_INTERVAL_MS) / 1000)
     beat(worker_id, now=timezone.now(), rows=sum(tally.values()))
     return tally
 

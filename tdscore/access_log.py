@@ -1,13 +1,13 @@
 """gunicorn's access log without secrets: the logger class the root's gunicorn.conf.py names.
 
-Kept apart from tdscore.logging so that only gunicorn's processes import gunicorn.
+Kept apart from tdscore.logs so that only gunicorn's processes import gunicorn.
 """
 
 from __future__ import annotations
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-from tdscore.logging import REDACTED, redact
+from tdscore.logs import REDACTED, redact
 
 
 class RedactingGunicornLogger(GunicornLogger):

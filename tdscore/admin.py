@@ -107,7 +107,7 @@ class ConfigurationForm(forms.ModelForm):
 
     def clean_value(self):
         try:
-            return config.REGISTRY[self.instance.key].validate(self.cleaned_data["value"])
+            return config.key_named(self.instance.key).validate(self.cleaned_data["value"])
         except config.ConfigError as exc:
             raise forms.ValidationError(str(exc)) from None
 
@@ -128,7 +128,7 @@ class ConfigurationAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         # Through the one write path, so validation, audit fields and cache invalidation agree.
-        config.update(obj.key, form.cleaned_data["value"], by=request.user)
+        config.update(config.key_named(obj.key), form.cleaned_data["value"], by=request.user)
 
 
 @admin.register(Metric)

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 
 class Configuration(models.Model):
-    """One runtime setting. Keys, types and ranges live in `tdscore.config.REGISTRY`."""
+    """One runtime setting. Keys, types and ranges are declared in each app's `config_keys` (tdscore.config)."""
 
     key = models.CharField(max_length=100, unique=True)
     value = models.JSONField()

@@ -1,4 +1,4 @@
-"""Settings, read from the environment (SPEC §2). A `.env` beside manage.py is optional."""
+"""Settings, read from the environment. A `.env` beside manage.py is optional."""
 
 import os
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import environ
 from django.core.management.utils import get_random_secret_key
 
-from tdscore import logging as tdscore_logging
+from tdscore import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # A database outage is 503 on every page, never 500 (SPEC §5).
+    # A database outage is 503 on every page, never 500.
     "tdscore.middleware.DatabaseUnavailableMiddleware",
 ]
 
@@ -105,7 +105,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # `make run` has the web server and the qcluster writing at once: WAL lets readers through,
     # IMMEDIATE makes writers queue on the busy timeout instead of failing "database is locked"
-    # when a read transaction tries to upgrade (DESIGN.md, embedded default).
+    # when a read transaction tries to upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
@@ -193,7 +193,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- Webhooks (SPEC §2, §5) -------------------------------------------------------------------
+# --- Webhooks ---------------------------------------------------------------------------------
 # Each may hold several comma-separated values, all accepted, so secrets rotate without downtime.
 TDS_WEBHOOK_TOKEN = env.list("TDS_WEBHOOK_TOKEN", default=[])
 TDS_WEBHOOK_SECRET = env.list("TDS_WEBHOOK_SECRET", default=[])
@@ -203,7 +203,7 @@ TDS_WEBHOOK_MAX_BYTES = env.int("TDS_WEBHOOK_MAX_BYTES", default=1_048_576)
 # Django's own cap must not refuse a body before our 413 answers it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
-# --- Zoho (SPEC §2) ---------------------------------------------------------------------------
+# --- Zoho ------------------------------------------------------------------------------------
 ZOHO_DC = env.str("ZOHO_DC", default="com")
 ZOHO_CLIENT_ID = env.str("ZOHO_CLIENT_ID", default="")
 ZOHO_CLIENT_SECRET = env.str("ZOHO_CLIENT_SECRET", default="")
@@ -212,14 +212,14 @@ ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
 ZOHO_PLAN = env.str("ZOHO_PLAN", default="free")
 ZOHO_API_BASE = env.str("ZOHO_API_BASE", default="")
 ZOHO_ACCOUNTS_BASE = env.str("ZOHO_ACCOUNTS_BASE", default="")
-# Zoho onboarding, data centres and plans (issue 13). ZOHO_DC is one of sync.zoho.client.DATA_CENTRES
+# Zoho onboarding, data centres and plans. ZOHO_DC is one of sync.zoho.client.DATA_CENTRES
 # (com, eu, in, com.au, jp, ca, sa, com.cn, uk, ae); ZOHO_PLAN one of sync.zoho.limiter.DAILY_CAPS
 # (free … ultimate). ZOHO_DAILY_CAP: a cap Zoho raised on request. TDS_ENCRYPTION_KEY: keys for
 # the tokens zoho_connect stores (first encrypts, all decrypt); unset, derived from SECRET_KEY.
 ZOHO_DAILY_CAP = env.int("ZOHO_DAILY_CAP", default=None)
 TDS_ENCRYPTION_KEY = env.list("TDS_ENCRYPTION_KEY", default=[])
 
-# --- Alert channels (SPEC §2) -----------------------------------------------------------------
+# --- Alert channels --------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
@@ -236,7 +236,7 @@ ALERT_EMAIL_FROM = env.str("ALERT_EMAIL_FROM", default="tds-core@localhost")
 # Where notifications link to (the admin's alert page, the dashboard).
 TDS_BASE_URL = env.str("TDS_BASE_URL", default="http://127.0.0.1:8000")
 
-# --- django-q2 (CONVENTIONS "django-q2 at the edges") -------------------------------------------
+# --- django-q2: entry points are thin, named by dotted path -------------------------------------
 # Our queue table owns retries and the DLQ, so a task is tried once. A drain runs until a deadline
 # below `timeout`, and `retry` exceeds `timeout` so a slow task is never handed out twice.
 Q_BROKER = env.str("Q_BROKER", default="orm")
@@ -259,10 +259,10 @@ else:
 # The drain loop stops this long before django-q2's timeout would kill it.
 TDS_DRAIN_DEADLINE_SECONDS = env.float("TDS_DRAIN_DEADLINE_SECONDS", default=60)
 
-# --- Logging (tdscore.logging) ------------------------------------------------------------------
+# --- Logging (tdscore.logs) ---------------------------------------------------------------------
 # JSON lines unless DEBUG or a terminal (LOG_FORMAT=json|text decides); secrets redacted everywhere.
-LOGGING = tdscore_logging.logging_config(
-    log_format=tdscore_logging.log_format(env.str("LOG_FORMAT", default=""), debug=DEBUG),
+LOGGING = logs.logging_config(
+    log_format=logs.log_format(env.str("LOG_FORMAT", default=""), debug=DEBUG),
     level=env.str("LOG_LEVEL", default="INFO"),
     httpx_level=env.str("LOG_HTTPX", default="WARNING").upper(),
 )

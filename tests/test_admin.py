@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from erp.models import Invoice, Product
 from sync import queue
+from sync.config_keys import BATCH_SIZE, RECONCILIATION_ENABLED
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem
 from tdscore import config
 from tdscore.admin import money
@@ -87,20 +88,20 @@ def test_a_bad_configuration_value_shows_the_error_and_changes_nothing(operator)
     response = edit_configuration(operator, "batch_size", "0")
     assert response.status_code == 200
     assert "batch_size: 0 is below the minimum 1" in response.content.decode()
-    assert config.get("batch_size") == 100
+    assert config.get(BATCH_SIZE) == 100
 
 
 def test_a_configuration_value_of_the_wrong_type_is_refused(operator):
     response = edit_configuration(operator, "reconciliation_enabled", '"sometimes"')
     assert "expected true or false" in response.content.decode()
-    assert config.get("reconciliation_enabled") is True
+    assert config.get(RECONCILIATION_ENABLED) is True
 
 
 def test_a_good_configuration_value_is_saved_and_seen_at_once(operator, superuser):
-    config.get("batch_size")  # a warm cache must not hide the change
+    config.get(BATCH_SIZE)  # a warm cache must not hide the change
     response = edit_configuration(operator, "batch_size", "25")
     assert response.status_code == 302
-    assert config.get("batch_size") == 25
+    assert config.get(BATCH_SIZE) == 25
     assert Configuration.objects.get(key="batch_size").updated_by == superuser
 
 

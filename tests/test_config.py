@@ -1,5 +1,21 @@
-import pytest
+import importlib
+import os
+import subprocess
+import sys
 
+import pytest
+from django.apps import apps as django_apps
+
+from alerts.config_keys import FAILURE_RATE_THRESHOLD
+from sync.config_keys import (
+    BATCH_SIZE,
+    LOCK_TIMEOUT_SECONDS,
+    MAX_RETRY_ATTEMPTS,
+    PAUSED_ENTITIES,
+    QUEUE_POLL_INTERVAL_MS,
+    RECONCILIATION_ENABLED,
+    RECONCILIATION_SCHEDULE_CRON,
+)
 from tdscore import config
 from tdscore.models import Configuration
 
@@ -31,26 +47,26 @@ def test_every_registry_key_has_a_row_after_migrate():
 
 @pytest.mark.django_db
 def test_get_returns_the_stored_value():
-    assert config.get("batch_size") == 100
+    assert config.get(BATCH_SIZE) == 100
     Configuration.objects.filter(key="batch_size").update(value=25)
     config.invalidate()
-    assert config.get("batch_size") == 25
+    assert config.get(BATCH_SIZE) == 25
 
 
 @pytest.mark.django_db
 def test_a_change_made_elsewhere_is_seen_after_the_cache_period(settings):
     settings.TDS_CONFIG_CACHE_SECONDS = 0
-    assert config.get("max_retry_attempts") == 3
+    assert config.get(MAX_RETRY_ATTEMPTS) == 3
     # Another process writes the table directly: no invalidation reaches this one.
     Configuration.objects.filter(key="max_retry_attempts").update(value=7)
-    assert config.get("max_retry_attempts") == 7
+    assert config.get(MAX_RETRY_ATTEMPTS) == 7
 
 
 @pytest.mark.django_db
 def test_update_is_seen_at_once_in_this_process(superuser):
-    config.get("lock_timeout_seconds")  # warm the cache
-    config.update("lock_timeout_seconds", 1, by=superuser)
-    assert config.get("lock_timeout_seconds") == 1
+    config.get(LOCK_TIMEOUT_SECONDS)  # warm the cache
+    config.update(LOCK_TIMEOUT_SECONDS, 1, by=superuser)
+    assert config.get(LOCK_TIMEOUT_SECONDS) == 1
     row = Configuration.objects.get(key="lock_timeout_seconds")
     assert row.updated_by == superuser
 
@@ -59,26 +75,26 @@ def test_update_is_seen_at_once_in_this_process(superuser):
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("batch_size", "many", "expected a whole number"),
-        ("batch_size", 0, "below the minimum"),
-        ("failure_rate_threshold", 1.5, "above the maximum"),
-        ("reconciliation_enabled", "yes", "expected true or false"),
-        ("reconciliation_schedule_cron", "every night", "not a valid cron"),
-        ("paused_entities", ["products", "widgets"], "unknown entities widgets"),
-        ("max_retry_attempts", True, "expected a whole number"),
+        (BATCH_SIZE, "many", "expected a whole number"),
+        (BATCH_SIZE, 0, "below the minimum"),
+        (FAILURE_RATE_THRESHOLD, 1.5, "above the maximum"),
+        (RECONCILIATION_ENABLED, "yes", "expected true or false"),
+        (RECONCILIATION_SCHEDULE_CRON, "every night", "not a valid cron"),
+        (PAUSED_ENTITIES, ["products", "widgets"], "unknown entities widgets"),
+        (MAX_RETRY_ATTEMPTS, True, "expected a whole number"),
     ],
 )
 def test_invalid_values_are_refused_with_a_clear_message(key, value, message):
     with pytest.raises(config.ConfigError, match=message):
         config.update(key, value)
-    assert config.get(key) == config.REGISTRY[key].default
+    assert config.get(key) == key.default
 
 
 @pytest.mark.django_db
 def test_update_many_is_all_or_nothing():
     with pytest.raises(config.ConfigError):
-        config.update_many({"batch_size": 10, "max_retry_attempts": -1})
-    assert config.get("batch_size") == 100
+        config.update_many({BATCH_SIZE: 10, MAX_RETRY_ATTEMPTS: -1})
+    assert config.get(BATCH_SIZE) == 100
 
 
 @pytest.mark.django_db
@@ -89,5 +105,46 @@ def test_unknown_key_is_refused():
 
 @pytest.mark.django_db
 def test_short_durations_are_allowed_for_tests_across_processes():
-    config.update_many({"lock_timeout_seconds": 1, "queue_poll_interval_ms": 50})
-    assert (config.get("lock_timeout_seconds"), config.get("queue_poll_interval_ms")) == (1, 50)
+    config.update_many({LOCK_TIMEOUT_SECONDS: 1, QUEUE_POLL_INTERVAL_MS: 50})
+    assert (config.get(LOCK_TIMEOUT_SECONDS), config.get(QUEUE_POLL_INTERVAL_MS)) == (1, 50)
+
+
+def test_a_key_is_read_by_its_constant_not_by_its_name():
+    with pytest.raises(config.ConfigError, match="by its constant"):
+        config.get("batch_size")
+
+
+def test_a_name_is_declared_once():
+    with pytest.raises(config.ConfigError, match="declared twice"):
+        config.Key("batch_size", config.KeyType.INT, 1, "performance", "again")
+    assert config.REGISTRY["batch_size"] is BATCH_SIZE
+
+
+def test_a_default_the_key_refuses_is_refused_where_it_is_declared():
+    with pytest.raises(config.ConfigError, match="above the maximum"):
+        config.Key("a_bad_declaration", config.KeyType.INT, 10, "test", "", min=1, max=5)
+    assert "a_bad_declaration" not in config.REGISTRY
+
+
+def test_every_app_registers_its_keys_when_django_starts():
+    """A fresh process that only starts Django knows every key declared in the apps' config_keys."""
+    declared = set()
+    for app in django_apps.get_app_configs():
+        if importlib.util.find_spec(f"{app.name}.config_keys"):
+            module = importlib.import_module(f"{app.name}.config_keys")
+            declared |= {key.name for key in vars(module).values() if isinstance(key, config.Key)}
+    started = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from tdscore import config; print(*config.REGISTRY)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tdscore.settings"},
+    )
+    assert set(started.stdout.split()) == declared
+    assert len(declared) > 50
+
+
+@pytest.mark.django_db
+def test_the_admin_and_the_api_change_a_key_by_its_name():
+    assert config.update_many({"batch_size": 30}) == {"batch_size": 30}
+    assert config.get(BATCH_SIZE) == 30

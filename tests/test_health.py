@@ -8,6 +8,13 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from monitoring import health
+from sync.config_keys import (
+    HEARTBEAT_GRACE_SECONDS,
+    HEARTBEAT_PERIOD_SECONDS,
+    PAUSED_ENTITIES,
+    QUEUE_BACKLOG_THRESHOLD,
+    QUEUE_PROGRESS_PERIOD_SECONDS,
+)
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
 
@@ -63,7 +70,7 @@ def test_ready_without_a_worker_heartbeat_is_degraded_but_200(client):
 
 
 def test_ready_counts_a_fresh_heartbeat_and_ignores_a_stale_one(client):
-    window = config.get("heartbeat_period_seconds") + config.get("heartbeat_grace_seconds")
+    window = config.get(HEARTBEAT_PERIOD_SECONDS) + config.get(HEARTBEAT_GRACE_SECONDS)
     heartbeat(seconds_ago=window + 5)
     assert client.get("/health/ready").json()["checks"]["workers"]["status"] == "degraded"
     heartbeat(seconds_ago=1)
@@ -71,7 +78,7 @@ def test_ready_counts_a_fresh_heartbeat_and_ignores_a_stale_one(client):
 
 
 def test_ready_is_degraded_when_the_queue_passes_the_backlog_threshold(client):
-    config.update("queue_backlog_threshold", 2)
+    config.update(QUEUE_BACKLOG_THRESHOLD, 2)
     for object_id in ("1", "2"):
         QueueItem.objects.create(entity="products", object_id=object_id, content_hash="0", payload={}, source="pull")
     checks = client.get("/health/ready").json()["checks"]
@@ -99,7 +106,7 @@ def test_a_failing_readiness_check_degrades_instead_of_a_500(client, monkeypatch
 
 
 def test_ready_is_degraded_when_the_next_due_row_stops_moving(client):
-    config.update("queue_stall_seconds", 300)
+    config.update(QUEUE_PROGRESS_PERIOD_SECONDS, 300)
     heartbeat()  # workers look alive: only the queue tells
     now = timezone.now()
     stuck = QueueItem.objects.create(
@@ -128,7 +135,7 @@ def test_ready_is_degraded_when_the_next_due_row_stops_moving(client):
 
 
 def test_rows_of_a_paused_entity_waiting_long_do_not_degrade_readiness(client):
-    config.update_many({"queue_stall_seconds": 300, "paused_entities": ["products"]})
+    config.update_many({QUEUE_PROGRESS_PERIOD_SECONDS: 300, PAUSED_ENTITIES: ["products"]})
     QueueItem.objects.create(
         entity="products",
         object_id="1",

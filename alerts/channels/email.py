@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils.html import format_html, format_html_join
 
-from alerts import notices
+from alerts import alert_message
 from alerts.channels import ChannelError, Event
 
 # The server will refuse these the same way next time: our credentials, or every recipient.
@@ -16,7 +16,7 @@ PERMANENT = (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused, smt
 
 
 def message(alert, event: Event) -> EmailMultiAlternatives:
-    notice = notices.build(alert, event)
+    notice = alert_message.build(alert, event)
     mail = EmailMultiAlternatives(
         subject=notice.headline[:200],
         body=notice.text(),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from alerts import notices
+from alerts import alert_message
 from alerts.channels import Event, http
 
 EMOJI = {"info": ":information_source:", "warning": ":warning:", "error": ":x:", "critical": ":rotating_light:"}
 
 
 def message(alert, event: Event) -> dict:
-    notice = notices.build(alert, event)
+    notice = alert_message.build(alert, event)
     emoji = ":white_check_mark:" if event.kind == "resolved" else EMOJI.get(notice.severity, "")
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{text}"} for label, text in notice.facts()[:10]]
     return {

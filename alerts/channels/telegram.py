@@ -6,12 +6,12 @@ from html import escape
 
 from django.conf import settings
 
-from alerts import notices
+from alerts import alert_message
 from alerts.channels import Event, http
 
 
 def message(alert, event: Event) -> dict:
-    notice = notices.build(alert, event)
+    notice = alert_message.build(alert, event)
     lines = [f"<b>{escape(notice.headline)}</b>", ""]
     lines += [f"<b>{escape(label)}:</b> {escape(text)}" for label, text in notice.facts()]
     lines += [

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from alerts import notices
+from alerts import alert_message
 from alerts.channels import Event, http
 
 
 def body(alert, event: Event) -> dict:
-    notice = notices.build(alert, event)
+    notice = alert_message.build(alert, event)
     return {
         "type": f"alert.{event.kind}",
         "timestamp": event.at.isoformat(),

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sync.errors import UnknownEntityError, ValidationFailed
-from sync.handlers.base import Handler, Outcome
+from sync.handlers.apply import Handler
+from sync.handlers.decisions import ApplyOutcome
 from sync.models import QueueItem
 
-__all__ = ["Outcome", "apply_batch", "handler_for"]
+__all__ = ["ApplyOutcome", "apply_batch", "handler_for"]
 
 
 def handler_for(item: QueueItem) -> Handler:
@@ -29,7 +30,7 @@ def handler_for(item: QueueItem) -> Handler:
     raise ValidationFailed(f"{item.entity} object id {item.object_id!r} has none of the expected prefixes")
 
 
-def apply_batch(items: Sequence[QueueItem], *, now: datetime) -> dict[int, Outcome]:
+def apply_batch(items: Sequence[QueueItem], *, now: datetime) -> dict[int, ApplyOutcome]:
     """Apply queue rows of ONE entity slug to the ERP tables.
 
     The caller holds a transaction (transaction.atomic()) and has claimed the rows. The ERP rows of
@@ -48,7 +49,7 @@ def apply_batch(items: Sequence[QueueItem], *, now: datetime) -> dict[int, Outco
     by_handler: dict[Handler, list[QueueItem]] = defaultdict(list)
     for item in items:
         by_handler[handler_for(item)].append(item)
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, ApplyOutcome] = {}
     for handler, rows in by_handler.items():
         outcomes.update(handler.apply(rows, now))
     return outcomes

@@ -11,7 +11,7 @@ from django.apps import apps
 
 from erp import models as erp
 from sync import entities
-from sync.handlers.base import Handler, Lines
+from sync.handlers.apply import Handler, Lines
 from sync.handlers.stock import StockLevelHandler
 
 # `discount` on a Zoho line may be "12.5%"; `discount_amount` is always the amount.

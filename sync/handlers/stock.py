@@ -15,7 +15,8 @@ from typing import Any
 from erp.models import Product, StockLevel
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
-from sync.handlers.base import Change, Columns, Handler, Lines, link_parents, lock_objects
+from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
+from sync.handlers.decisions import Change
 from sync.models import QueueItem
 
 # Older Zoho Inventory organisations call locations warehouses.

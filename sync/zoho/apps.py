@@ -7,3 +7,6 @@ class ZohoConfig(AppConfig):
     name = "sync.zoho"
     label = "zoho"
     verbose_name = "Zoho"
+
+    def ready(self) -> None:
+        from sync.zoho import config_keys  # noqa: F401 - registers the configuration keys

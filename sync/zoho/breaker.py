@@ -19,6 +19,14 @@ from enum import StrEnum
 from django.db import transaction
 from django.db.models import Q
 
+from sync.zoho.config_keys import (
+    ZOHO_AUTH_RETRY_SECONDS,
+    ZOHO_BREAKER_CONSECUTIVE_FAILURES,
+    ZOHO_BREAKER_COOLDOWN_SECONDS,
+    ZOHO_BREAKER_FAILURE_RATE,
+    ZOHO_BREAKER_MIN_CALLS,
+    ZOHO_BREAKER_WINDOW_SECONDS,
+)
 from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.limiter import organization
 from sync.zoho.models import BreakerState, CallOutcome, ZohoCall
@@ -85,7 +93,7 @@ def _allow_auth_retry(row: BreakerState, now: datetime) -> None:
             kind=ErrorKind.AUTH,
             retry_after=(row.auth_retry_at - now).total_seconds(),
         )
-    row.auth_retry_at = now + timedelta(seconds=config.get("zoho_auth_retry_seconds"))
+    row.auth_retry_at = now + timedelta(seconds=config.get(ZOHO_AUTH_RETRY_SECONDS))
     row.save(update_fields=["auth_retry_at"])
 
 
@@ -139,23 +147,23 @@ def record_failure(detail: str, now: datetime, *, org: str | None = None) -> Non
 def _should_open(row: BreakerState, org: str, now: datetime) -> bool:
     if row.state != BreakerState.State.CLOSED:
         return False
-    if row.consecutive_failures >= config.get("zoho_breaker_consecutive_failures"):
+    if row.consecutive_failures >= config.get(ZOHO_BREAKER_CONSECUTIVE_FAILURES):
         return True
-    since = max(row.closed_at, now - timedelta(seconds=config.get("zoho_breaker_window_seconds")))
+    since = max(row.closed_at, now - timedelta(seconds=config.get(ZOHO_BREAKER_WINDOW_SECONDS)))
     finished = ZohoCall.objects.filter(organization_id=org, finished_at__gt=since).exclude(
         outcome=CallOutcome.IN_FLIGHT
     )
     total = finished.count()
-    if total < config.get("zoho_breaker_min_calls"):
+    if total < config.get(ZOHO_BREAKER_MIN_CALLS):
         return False
     failures = finished.filter(outcome=CallOutcome.FAILURE).count()
-    return failures / total >= config.get("zoho_breaker_failure_rate")
+    return failures / total >= config.get(ZOHO_BREAKER_FAILURE_RATE)
 
 
 def _open(row: BreakerState, now: datetime) -> None:
     row.state = BreakerState.State.OPEN
     row.opened_at = now
-    row.open_until = now + timedelta(seconds=config.get("zoho_breaker_cooldown_seconds"))
+    row.open_until = now + timedelta(seconds=config.get(ZOHO_BREAKER_COOLDOWN_SECONDS))
     row.probe_until = None
 
 
@@ -166,7 +174,7 @@ def enter_auth(detail: str, now: datetime, *, org: str | None = None) -> None:
         if row.auth_failed_at is None:
             row.auth_failed_at = now
         row.auth_detail = detail[:1000]
-        row.auth_retry_at = now + timedelta(seconds=config.get("zoho_auth_retry_seconds"))
+        row.auth_retry_at = now + timedelta(seconds=config.get(ZOHO_AUTH_RETRY_SECONDS))
         row.updated_at = now
         row.save()
 

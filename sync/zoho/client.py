@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from sync.entities import Entity
+from sync.entities import Entity, ZohoApi
 from sync.entities import get as get_entity
 from sync.zoho import breaker, limiter
 from sync.zoho.errors import ErrorKind, ZohoError, raise_for_response
@@ -51,7 +51,7 @@ DATA_CENTRES = {
     "uk": ("https://www.zohoapis.uk", "https://accounts.zoho.uk"),
     "ae": ("https://www.zohoapis.ae", "https://accounts.zoho.ae"),
 }
-API_ROOTS = {"books": "/books/v3", "inventory": "/inventory/v1"}
+API_ROOTS = {ZohoApi.BOOKS: "/books/v3", ZohoApi.INVENTORY: "/inventory/v1"}
 TOKEN_MARGIN = timedelta(seconds=60)  # refresh a minute early, so a token never expires in flight
 # Zoho Inventory's "Bulk fetch item details" (GET /inventory/v1/itemdetails?item_ids=…,
 # https://www.zoho.com/inventory/api/v1/items/#bulk-fetch-item-details) takes up to 100 ids a call.
@@ -191,15 +191,15 @@ class ZohoClient:
         """Inventory items' details (with `locations[]`) for up to ITEM_DETAILS_MAX ids in one call."""
         if not 0 < len(item_ids) <= ITEM_DETAILS_MAX:
             raise ValueError(f"item_details takes 1 to {ITEM_DETAILS_MAX} ids, got {len(item_ids)}")
-        body = self._call("inventory", "itemdetails", {"item_ids": ",".join(item_ids)})
+        body = self._call(ZohoApi.INVENTORY, "itemdetails", {"item_ids": ",".join(item_ids)})
         return [row for row in body.get("items") or [] if isinstance(row, dict)]
 
     def organizations(self) -> list[dict[str, Any]]:
         """GET /books/v3/organizations: every organisation the token reaches (no organization_id)."""
-        return list(self._call("books", "organizations", {}, organization=False).get("organizations") or [])
+        return list(self._call(ZohoApi.BOOKS, "organizations", {}, organization=False).get("organizations") or [])
 
     # --- one authenticated call -----------------------------------------------------------------
-    def _call(self, api: str, path: str, params: dict[str, Any], *, organization: bool = True) -> dict[str, Any]:
+    def _call(self, api: ZohoApi, path: str, params: dict[str, Any], *, organization: bool = True) -> dict[str, Any]:
         return self._authenticated(f"{API_ROOTS[api]}/{path}", params, organization=organization)
 
     def _authenticated(self, url_path: str, params: dict[str, Any], *, organization: bool) -> dict[str, Any]:

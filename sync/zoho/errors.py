@@ -12,7 +12,6 @@ import httpx
 CODE_OK = 0
 CODE_RATE_LIMIT = 44
 CODE_DAILY_LIMIT = 45
-CODE_INVALID_TOKEN = 14
 CODE_NOT_AUTHORISED = 57
 CODE_INTERNAL = 1000
 CODE_NOT_FOUND = 1002
@@ -117,8 +116,9 @@ def raise_for_response(response: httpx.Response) -> dict[str, Any]:
         message += f": {response.text[:200]!r}"
     options = {"status": status, "code": code}
     if status == 401:
-        # Code 57 on a 401 is also what a token Zoho invalidated early gets (peers'
-        # reports): the client refreshes once and only a refused fresh token is an auth failure.
+        # Code 57 on a 401 is also what a token Zoho invalidated early gets (as others running Zoho
+        # integrations report): the client refreshes once and only a refused fresh token is an auth
+        # failure.
         raise ZohoError(message, kind=ErrorKind.AUTH, **options)
     if code == CODE_NOT_AUTHORISED:
         # A missing OAuth scope on an accepted token: a new token has the same scopes, so no

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from sync.zoho.config_keys import ZOHO_RATE_LIMIT_MAX_WAIT_SECONDS
 from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.models import CallOutcome, LimiterState, ZohoCall
 from tdscore import config
@@ -206,7 +207,7 @@ def acquire(
 ) -> Slot:
     """Wait for a slot, at most `zoho_rate_limit_max_wait_seconds` in all, then give up (rate_limit)."""
     if max_wait is None:
-        max_wait = config.get("zoho_rate_limit_max_wait_seconds")
+        max_wait = config.get(ZOHO_RATE_LIMIT_MAX_WAIT_SECONDS)
     waited = 0.0
     while True:
         granted = try_acquire(timezone.now(), path=path, lease_seconds=lease_seconds, org=org)

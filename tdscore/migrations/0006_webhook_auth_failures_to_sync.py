@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tdscore", "0004_metric_rollups"),
+        ("tdscore", "0005_merge_queue_stall_key"),
     ]
 
     operations = [

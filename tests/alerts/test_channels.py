@@ -8,6 +8,7 @@ from django.core import mail
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from alerts import delivery, engine
+from alerts.config_keys import ALERT_CLEAR_EVALUATIONS, ALERT_DELIVERY_BACKOFF_SECONDS, ALERT_DELIVERY_MAX_ATTEMPTS
 from alerts.models import Alert, AlertDelivery
 from tdscore import config
 from tests import factories
@@ -132,7 +133,7 @@ def test_a_channel_answering_500_is_retried_while_the_others_are_delivered_at_on
     slack = AlertDelivery.objects.get(channel="slack")
     assert (slack.status, slack.attempts) == ("pending", 1)
     assert "slack answered 500" in slack.error
-    assert slack.next_attempt_at == NOW + timedelta(seconds=config.get("alert_delivery_backoff_seconds"))
+    assert slack.next_attempt_at == NOW + timedelta(seconds=config.get(ALERT_DELIVERY_BACKOFF_SECONDS))
     channels_on.answer(SLACK, 200)
     deliver(NOW + timedelta(seconds=10))  # before its backoff: not tried
     assert len(channels_on.to(SLACK)) == 1
@@ -150,7 +151,7 @@ def test_a_slow_channel_does_not_delay_the_others(backlog_alert, channels_on):
 
 
 def test_retries_back_off_and_stop_after_the_configured_attempts(backlog_alert, channels_on):
-    config.update_many({"alert_delivery_max_attempts": 3, "alert_delivery_backoff_seconds": 10})
+    config.update_many({ALERT_DELIVERY_MAX_ATTEMPTS: 3, ALERT_DELIVERY_BACKOFF_SECONDS: 10})
     channels_on.answer(TELEGRAM, 502)
     waits = []
     at = NOW
@@ -187,7 +188,7 @@ def test_an_auth_refusal_is_permanent(backlog_alert, channels_on, status):
 
 
 def test_a_channel_that_delivers_again_resolves_its_channel_alert(backlog_alert, channels_on):
-    config.update("alert_clear_evaluations", 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, 1)
     channels_on.answer(SLACK, 404)
     deliver()
     engine.evaluate(NOW)

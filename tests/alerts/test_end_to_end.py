@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from alerts.models import Alert
 from sync import tasks
+from sync.config_keys import HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS, QUEUE_POLL_INTERVAL_MS
 from sync.models import WorkerHeartbeat
 from tdscore import config
 from tests.alerts.conftest import HOOK, WEBHOOK_SECRET
@@ -35,10 +36,10 @@ SLACK_SECONDS = 3.0
 CHECKER = f"""
 import time, django
 django.setup()
-from alerts import cycle
+from alerts import alert_round
 while True:
     began = time.monotonic()
-    cycle.run()
+    alert_round.run()
     took = time.monotonic() - began
     print(f"cycle {{took:.2f}} s", flush=True)
     time.sleep(max(0.0, {EVALUATION} - took))  # one evaluation a second, as near as the machine allows
@@ -95,9 +96,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
 
 
 def test_stopping_the_cluster_delivers_a_critical_worker_down_within_period_grace_and_one_evaluation(recorder):
-    config.update_many(
-        {"heartbeat_period_seconds": PERIOD, "heartbeat_grace_seconds": GRACE, "queue_poll_interval_ms": 50}
-    )
+    config.update_many({HEARTBEAT_PERIOD_SECONDS: PERIOD, HEARTBEAT_GRACE_SECONDS: GRACE, QUEUE_POLL_INTERVAL_MS: 50})
     tasks.ensure_drainers()  # autocommit: the drain task is in the ORM broker at once
     cluster = start([sys.executable, "manage.py", "qcluster"], recorder)
     checker = None

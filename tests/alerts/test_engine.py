@@ -6,8 +6,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from alerts import cycle, engine
+from alerts import alert_round, engine
+from alerts.config_keys import ALERT_CLEAR_EVALUATIONS, ALERT_ESCALATION_MINUTES, ALERT_RENOTIFY_MINUTES
 from alerts.models import Alert, AlertDelivery, AlertSilence
+from sync.config_keys import HEARTBEAT_GRACE_SECONDS
 from sync.models import DeadLetter
 from tdscore import config
 from tests import factories
@@ -25,7 +27,7 @@ def dlq_alert() -> Alert:
 def broken(only_channels):
     """One dead letter (dlq_threshold is 1) and a live worker; notifications to Slack only."""
     only_channels("slack")
-    config.update("heartbeat_grace_seconds", 86400)
+    config.update(HEARTBEAT_GRACE_SECONDS, 86400)
     factories.worker_heartbeat(last_seen_at=NOW)
     return factories.dead_letter(object_id="1001")
 
@@ -47,7 +49,7 @@ def test_alert_names_entity_object_reason_and_payload_excerpt(broken):
 
 
 def test_a_cleared_condition_resolves_after_the_configured_clear_evaluations(broken):
-    config.update("alert_clear_evaluations", 3)
+    config.update(ALERT_CLEAR_EVALUATIONS, 3)
     engine.evaluate(NOW)
     DeadLetter.objects.update(resolved_at=NOW)
     for minute in (1, 2):
@@ -60,7 +62,7 @@ def test_a_cleared_condition_resolves_after_the_configured_clear_evaluations(bro
 
 
 def test_a_flapping_condition_keeps_one_alert_and_pages_once(broken):
-    config.update("alert_clear_evaluations", 3)
+    config.update(ALERT_CLEAR_EVALUATIONS, 3)
     letter = DeadLetter.objects.get()
     for minute in range(8):
         # Present on even minutes, gone on odd ones: never clear three evaluations in a row.
@@ -72,7 +74,7 @@ def test_a_flapping_condition_keeps_one_alert_and_pages_once(broken):
 
 
 def test_after_resolving_a_new_occurrence_is_a_new_alert(broken):
-    config.update("alert_clear_evaluations", 1)
+    config.update(ALERT_CLEAR_EVALUATIONS, 1)
     engine.evaluate(NOW)
     DeadLetter.objects.update(resolved_at=NOW)
     engine.evaluate(NOW + timedelta(minutes=1))
@@ -109,17 +111,17 @@ def test_an_expired_silence_no_longer_suppresses(broken):
 def test_an_unacknowledged_critical_escalates_after_the_configured_minutes(channels_on, only_channels, settings):
     only_channels("slack", "telegram")
     settings.ALERT_ESCALATION_CHANNELS = ["telegram"]
-    config.update("alert_escalation_minutes", 30)
+    config.update(ALERT_ESCALATION_MINUTES, 30)
     with time_machine.travel(NOW, tick=False) as clock:
-        cycle.run()  # no worker has ever beaten: worker down, critical
+        alert_round.run()  # no worker has ever beaten: worker down, critical
         alert = Alert.objects.get(rule="worker_heartbeat")
         assert alert.severity == Alert.Severity.CRITICAL
         clock.move_to(NOW + timedelta(minutes=29))
-        cycle.run()
+        alert_round.run()
         assert Alert.objects.get(pk=alert.pk).escalated_at is None
         clock.move_to(NOW + timedelta(minutes=30))
-        cycle.run()
-        cycle.run()
+        alert_round.run()
+        alert_round.run()
     alert.refresh_from_db()
     assert alert.escalated_at == NOW + timedelta(minutes=30)
     escalations = alert.deliveries.filter(event=AlertDelivery.Event.ESCALATED)
@@ -139,7 +141,7 @@ def test_an_acknowledged_critical_is_not_escalated(only_channels):
 
 
 def test_a_long_open_alert_is_re_notified_at_the_configured_interval(broken):
-    config.update("alert_renotify_minutes", 60)
+    config.update(ALERT_RENOTIFY_MINUTES, 60)
     engine.evaluate(NOW)
     engine.evaluate(NOW + timedelta(minutes=59))
     assert dlq_alert().deliveries.count() == 1

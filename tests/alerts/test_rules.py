@@ -12,7 +12,31 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts import engine, rules
+from alerts.config_keys import (
+    ALERT_CLEAR_EVALUATIONS,
+    DLQ_THRESHOLD,
+    FAILURE_RATE_MIN_ROWS,
+    FAILURE_RATE_THRESHOLD,
+    FRESHNESS_THRESHOLD_MINUTES,
+    HEAL_REPEAT_RUNS,
+    RECONCILIATION_DRIFT_THRESHOLD,
+    STUCK_PROCESSING_MINUTES,
+    SYNC_LAG_THRESHOLD_MINUTES,
+    WEBHOOK_SILENCE_MINUTES,
+    ZOHO_CAP_ALERT_RATIO,
+    ZOHO_WEBHOOK_DAILY_CAP,
+)
 from alerts.models import Alert
+from alerts.rules import core
+from sync.config_keys import (
+    HEARTBEAT_GRACE_SECONDS,
+    HEARTBEAT_PERIOD_SECONDS,
+    INCREMENTAL_SYNC_INTERVAL_MINUTES,
+    PAUSED_ENTITIES,
+    QUEUE_BACKLOG_THRESHOLD,
+    QUEUE_PROGRESS_GRACE_SECONDS,
+    QUEUE_PROGRESS_PERIOD_SECONDS,
+)
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncRun, WorkerHeartbeat
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall
 from tdscore import config
@@ -39,7 +63,7 @@ def pending_rows(n: int, **fields) -> list[QueueItem]:
 
 
 def backlog(at: bool) -> None:
-    config.update("queue_backlog_threshold", 3)
+    config.update(QUEUE_BACKLOG_THRESHOLD, 3)
     pending_rows(3 if at else 2)
 
 
@@ -48,13 +72,13 @@ def finish_all() -> None:
 
 
 def failure_rate(at: bool) -> None:
-    config.update_many({"failure_rate_threshold": 0.25, "failure_rate_min_rows": 4})
+    config.update_many({FAILURE_RATE_THRESHOLD: 0.25, FAILURE_RATE_MIN_ROWS: 4})
     rows = pending_rows(4 if at else 5, status=QueueItem.Status.COMPLETED, finished_at=ago(minutes=30))
     QueueItem.objects.filter(pk=rows[0].pk).update(status=QueueItem.Status.DEAD_LETTER)
 
 
 def dlq(at: bool) -> None:
-    config.update("dlq_threshold", 2)
+    config.update(DLQ_THRESHOLD, 2)
     for n in range(2 if at else 1):
         factories.dead_letter(queue_item=factories.queue_item(object_id=f"d{n}"))
 
@@ -64,12 +88,12 @@ def resolve_dead_letters() -> None:
 
 
 def lag_oldest_pending(at: bool) -> None:
-    config.update("sync_lag_threshold_minutes", 15)
+    config.update(SYNC_LAG_THRESHOLD_MINUTES, 15)
     pending_rows(1, next_attempt_at=ago(minutes=15 if at else 14))
 
 
 def lag_cursor(at: bool) -> None:
-    config.update_many({"sync_lag_threshold_minutes": 15, "incremental_sync_interval_minutes": 60})
+    config.update_many({SYNC_LAG_THRESHOLD_MINUTES: 15, INCREMENTAL_SYNC_INTERVAL_MINUTES: 60})
     factories.sync_cursor("invoices", last_success_at=ago(minutes=75 if at else 74))
 
 
@@ -85,7 +109,7 @@ def live_worker() -> None:
 
 
 def stalled(at: bool) -> None:
-    config.update_many({"queue_progress_period_seconds": 60, "queue_progress_grace_seconds": 60})
+    config.update_many({QUEUE_PROGRESS_PERIOD_SECONDS: 60, QUEUE_PROGRESS_GRACE_SECONDS: 60})
     live_worker()
     done = pending_rows(1, status=QueueItem.Status.COMPLETED)
     QueueItem.objects.filter(pk=done[0].pk).update(finished_at=ago(seconds=121 if at else 120))
@@ -97,12 +121,12 @@ def progress() -> None:
 
 
 def stuck_lease(at: bool) -> None:
-    config.update("stuck_processing_minutes", 15)
+    config.update(STUCK_PROCESSING_MINUTES, 15)
     pending_rows(1, status=QueueItem.Status.PROCESSING, locked_until=ago(minutes=15 if at else 14))
 
 
 def stuck_run(at: bool) -> None:
-    config.update("stuck_processing_minutes", 15)
+    config.update(STUCK_PROCESSING_MINUTES, 15)
     factories.sync_run(status=SyncRun.Status.RUNNING, heartbeat_at=ago(minutes=15 if at else 14))
 
 
@@ -112,12 +136,12 @@ def finish_processing() -> None:
 
 
 def worker_down(at: bool) -> None:
-    config.update_many({"heartbeat_period_seconds": 30, "heartbeat_grace_seconds": 90})
+    config.update_many({HEARTBEAT_PERIOD_SECONDS: 30, HEARTBEAT_GRACE_SECONDS: 90})
     factories.worker_heartbeat(last_seen_at=ago(seconds=121 if at else 120))
 
 
 def freshness(at: bool) -> None:
-    config.update("freshness_threshold_minutes", 15)
+    config.update(FRESHNESS_THRESHOLD_MINUTES, 15)
     for n in range(20):  # p95 of 20 delays is the 19th: one slow change among them does not fire
         delay = 15 if at and n >= 1 else 14 if n >= 1 else 1
         factories.audit_row(object_id=f"f{n}", at=ago(minutes=1), version=ago(minutes=1 + delay), source="webhook")
@@ -134,7 +158,7 @@ def fast_again() -> None:
 
 
 def webhooks_stopped(at: bool) -> None:
-    config.update("webhook_silence_minutes", 60)
+    config.update(WEBHOOK_SILENCE_MINUTES, 60)
     factories.inbox_event(received_at=ago(minutes=60 if at else 59))
     run = factories.sync_run(finished_at=ago(minutes=5))
     item = factories.queue_item(object_id="pulled", sync_run=run, source=QueueItem.Source.PULL)
@@ -172,7 +196,7 @@ def new_day() -> None:
 
 
 def webhook_cap(at: bool) -> None:
-    config.update_many({"zoho_webhook_daily_cap": 10, "zoho_cap_alert_ratio": 0.8})
+    config.update_many({ZOHO_WEBHOOK_DAILY_CAP: 10, ZOHO_CAP_ALERT_RATIO: 0.8})
     factories.limiter_state(ORG, day_resets_at=NOW + timedelta(hours=6))
     for n in range(8 if at else 7):
         factories.inbox_event(received_at=ago(hours=1), idempotency_key=f"cap:{n}")
@@ -180,7 +204,7 @@ def webhook_cap(at: bool) -> None:
 
 
 def api_cap(at: bool) -> None:
-    config.update("zoho_cap_alert_ratio", 0.01)  # of 1,000: 10 calls
+    config.update(ZOHO_CAP_ALERT_RATIO, 0.01)  # of 1,000: 10 calls
     factories.limiter_state(ORG, day_resets_at=NOW + timedelta(hours=6))
     for n in range(10 if at else 9):
         factories.zoho_call(organization_id=ORG, started_at=ago(minutes=n))
@@ -193,7 +217,7 @@ def cap_day_over() -> None:
 
 
 def drift(at: bool) -> None:
-    config.update("reconciliation_drift_threshold", 2)
+    config.update(RECONCILIATION_DRIFT_THRESHOLD, 2)
     report = {"drift": 2 if at else 1, "totals": {"missing": 2}, "buckets": {"2026-11": {"missing": {"ids": ["7"]}}}}
     factories.sync_run(
         "invoices", run_type=SyncRun.RunType.RECONCILIATION, created_at=ago(hours=1), drift_report=report
@@ -205,7 +229,7 @@ def clean_reconciliation() -> None:
 
 
 def heal_repeats(at: bool) -> None:
-    config.update("heal_repeat_runs", 3)
+    config.update(HEAL_REPEAT_RUNS, 3)
     for minutes, value in [(3, 2), (2, 1 if at else 0), (1, 4)]:
         Metric.objects.create(name="heal.expired_leases", value=value, at=ago(minutes=minutes))
 
@@ -273,7 +297,7 @@ def test_rule_is_quiet_below_its_threshold(case):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_rule_alert_resolves_when_the_condition_clears(case):
-    config.update("alert_clear_evaluations", 2)
+    config.update(ALERT_CLEAR_EVALUATIONS, 2)
     case.build(True)
     engine.evaluate(NOW)
     alert = Alert.objects.get(rule=case.rule, fingerprint__startswith=f"{case.rule}:{case.subject}")
@@ -285,50 +309,50 @@ def test_rule_alert_resolves_when_the_condition_clears(case):
 
 
 def test_worker_that_never_beat_is_down():
-    [finding] = rules.worker_heartbeat(NOW)
+    [finding] = rules.RULES["worker_heartbeat"](NOW)
     assert (finding.severity, finding.title) == ("critical", "Worker down: no heartbeat ever")
 
 
 def test_heartbeat_late_but_within_grace_is_not_an_alert():
-    config.update_many({"heartbeat_period_seconds": 30, "heartbeat_grace_seconds": 90})
+    config.update_many({HEARTBEAT_PERIOD_SECONDS: 30, HEARTBEAT_GRACE_SECONDS: 90})
     factories.worker_heartbeat(last_seen_at=ago(seconds=60))
     assert rules.liveness(timedelta(seconds=60), period=30, grace=90) is rules.Liveness.LATE
-    assert rules.worker_heartbeat(NOW) == []
+    assert rules.RULES["worker_heartbeat"](NOW) == []
 
 
 def test_queue_not_moving_is_not_raised_when_no_worker_is_alive():
     stalled(True)
     WorkerHeartbeat.objects.all().delete()
-    assert rules.queue_stalled(NOW) == []
+    assert rules.RULES["queue_stalled"](NOW) == []
 
 
 def test_queue_rows_of_paused_entities_are_not_a_stall():
     stalled(True)
-    config.update("paused_entities", ["products"])
-    assert rules.queue_stalled(NOW) == []
+    config.update(PAUSED_ENTITIES, ["products"])
+    assert rules.RULES["queue_stalled"](NOW) == []
 
 
 def test_webhooks_quiet_while_pulls_find_nothing_is_not_an_alert():
-    config.update("webhook_silence_minutes", 60)
+    config.update(WEBHOOK_SILENCE_MINUTES, 60)
     factories.inbox_event(received_at=ago(hours=5))
     factories.sync_run(finished_at=ago(minutes=5))
-    assert rules.webhooks_stopped(NOW) == []
+    assert rules.RULES["webhooks_stopped"](NOW) == []
 
 
 def test_healing_needs_the_configured_number_of_runs():
-    config.update("heal_repeat_runs", 3)
+    config.update(HEAL_REPEAT_RUNS, 3)
     for minutes in (2, 1):
         Metric.objects.create(name="heal.stuck_runs", value=5, at=ago(minutes=minutes))
-    assert rules.healing_repeats(NOW) == []
+    assert rules.RULES["healing_repeats"](NOW) == []
 
 
 def test_payload_excerpt_is_short_and_hides_credentials():
     text = rules.excerpt({"access_token": "1000.secret", "name": "x" * 500})
     assert "1000.secret" not in text and '"access_token": "***"' in text
-    assert len(text) == rules.EXCERPT_CHARS
+    assert len(text) == core.EXCERPT_CHARS
 
 
 def test_failure_rate_needs_enough_finished_rows():
-    config.update_many({"failure_rate_threshold": 0.05, "failure_rate_min_rows": 20})
+    config.update_many({FAILURE_RATE_THRESHOLD: 0.05, FAILURE_RATE_MIN_ROWS: 20})
     rows = pending_rows(3, status=QueueItem.Status.DEAD_LETTER, finished_at=ago(minutes=1))
-    assert len(rows) == 3 and rules.failure_rate(NOW) == []
+    assert len(rows) == 3 and rules.RULES["failure_rate"](NOW) == []

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from sync.config_keys import BATCH_SIZE
 from sync.models import QueueItem
 from tests import factories
 
@@ -371,7 +372,7 @@ def test_config_patch_changes_several_keys_at_once(root_client, superuser):
 
     assert answer.status_code == 200
     assert answer.json()["updated"] == {"batch_size": 250, "paused_entities": ["invoices"]}
-    assert config.get("batch_size") == 250
+    assert config.get(BATCH_SIZE) == 250
     assert Configuration.objects.get(key="batch_size").updated_by == superuser
 
 
@@ -383,7 +384,7 @@ def test_config_patch_with_one_bad_value_changes_nothing_and_names_the_key(root_
     assert answer.status_code == 400
     assert answer.json()["key"] == "max_retry_attempts"
     assert "below the minimum" in answer.json()["detail"]
-    assert config.get("batch_size") == 100
+    assert config.get(BATCH_SIZE) == 100
 
 
 def test_config_patch_of_an_unknown_key_is_400(root_client):

@@ -20,6 +20,7 @@ from django.db import connections
 from django.utils import timezone
 
 from alerts.models import Alert
+from dashboard.config_keys import DASHBOARD_REFRESH_SECONDS
 from sync.models import DeadLetter, QueueItem
 from tdscore import config
 from tests import factories
@@ -105,7 +106,7 @@ def test_an_operator_works_the_dashboard_in_a_browser(browser, live_server, staf
     screenshot(page, "after-actions")
 
     # The page refreshes its panels by itself: a dead letter that arrives later shows up unasked.
-    config.update("dashboard_refresh_seconds", 1)
+    config.update(DASHBOARD_REFRESH_SECONDS, 1)
     page.reload()
     late = dead_lettered("customers", "4815000000060001", at=timezone.now())
     page.wait_for_selector(f"#dead-letters a[href$='/deadletter/{late.pk}/change/']", timeout=10_000)

@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 
 from sync import entities, queue
-from sync.handlers import Outcome, apply_batch
+from sync.handlers import ApplyOutcome, apply_batch
 from sync.models import QueueItem
 from sync.payloads import content_hash, version_of
 
@@ -43,7 +43,7 @@ def enqueue(slug: str, obj: dict[str, Any], *, now: datetime = NOW, **fields: An
     )
 
 
-def apply(*items: QueueItem, now: datetime = NOW) -> list[Outcome]:
+def apply(*items: QueueItem, now: datetime = NOW) -> list[ApplyOutcome]:
     """Apply rows in one batch inside a transaction, as the worker does; outcomes in the given order."""
     with transaction.atomic():
         outcomes = apply_batch(list(items), now=now)

@@ -22,7 +22,7 @@ from erp.models import (
     Vendor,
 )
 from sync.errors import ValidationFailed
-from sync.handlers import Outcome
+from sync.handlers import ApplyOutcome
 from sync.models import AuditTrail
 from tests.handlers.conftest import apply, enqueue, sample
 
@@ -39,7 +39,7 @@ def line(n, **fields):
 
 
 def test_contact_sample_is_a_customer():
-    assert apply(enqueue("customers", CONTACT)) == [Outcome.APPLIED]
+    assert apply(enqueue("customers", CONTACT)) == [ApplyOutcome.APPLIED]
     customer = Customer.objects.get()
     assert (customer.zoho_id, customer.contact_name, customer.currency_code, customer.status) == (
         "260815000000097001",
@@ -62,7 +62,7 @@ def test_vendor_contact_is_filed_as_vendor():
 
 def test_invoice_sample_lands_header_lines_and_product_reference():
     apply(enqueue("products", sample("books-item")))
-    assert apply(enqueue("invoices", INVOICE)) == [Outcome.APPLIED]
+    assert apply(enqueue("invoices", INVOICE)) == [ApplyOutcome.APPLIED]
     invoice = Invoice.objects.get()
     assert (invoice.invoice_number, invoice.date, invoice.due_date, invoice.status) == (
         "INV-000001",
@@ -101,7 +101,7 @@ def test_new_detail_replaces_lines():
 def test_summary_never_overrides_a_detail_of_the_same_version_nor_its_lines():
     apply(enqueue("invoices", INVOICE))
     summary = {k: v for k, v in INVOICE.items() if k != "line_items"} | {"status": "overdue"}
-    assert apply(enqueue("invoices", summary, is_summary=True)) == [Outcome.SUMMARY]
+    assert apply(enqueue("invoices", summary, is_summary=True)) == [ApplyOutcome.SUMMARY]
     invoice = Invoice.objects.get()
     assert invoice.status == "paid" and not invoice.is_summary
     assert invoice.lines.count() == 1
@@ -110,7 +110,7 @@ def test_summary_never_overrides_a_detail_of_the_same_version_nor_its_lines():
 def test_summary_carrying_lines_still_leaves_stored_lines_alone():
     apply(enqueue("invoices", INVOICE))
     summary = invoice_version("2026-06-10T00:00:00-0400", status="void", line_items=[line(9)])
-    assert apply(enqueue("invoices", summary, is_summary=True)) == [Outcome.APPLIED]
+    assert apply(enqueue("invoices", summary, is_summary=True)) == [ApplyOutcome.APPLIED]
     assert InvoiceLine.objects.get().line_item_id == "260815000000103006"
 
 
@@ -122,7 +122,7 @@ def test_newer_summary_updates_header_and_leaves_lines_alone():
         "total": 0,
         "last_modified_time": "2026-06-10T00:00:00-0400",
     }
-    assert apply(enqueue("invoices", summary, is_summary=True)) == [Outcome.APPLIED]
+    assert apply(enqueue("invoices", summary, is_summary=True)) == [ApplyOutcome.APPLIED]
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.total, invoice.invoice_number) == ("void", Decimal("0"), "INV-000001")
     assert invoice.is_summary
@@ -132,7 +132,7 @@ def test_newer_summary_updates_header_and_leaves_lines_alone():
 def test_detail_after_summary_of_the_same_version_replaces_it_with_lines():
     summary = {k: v for k, v in INVOICE.items() if k != "line_items"}
     apply(enqueue("invoices", summary, is_summary=True))
-    assert apply(enqueue("invoices", INVOICE)) == [Outcome.APPLIED]
+    assert apply(enqueue("invoices", INVOICE)) == [ApplyOutcome.APPLIED]
     invoice = Invoice.objects.get()
     assert not invoice.is_summary and invoice.lines.count() == 1
 
@@ -144,7 +144,7 @@ def test_older_detail_then_newer_summary_in_one_batch_keeps_both():
         {"invoice_id": INVOICE["invoice_id"], "status": "void", "last_modified_time": "2026-06-11T09:00:00-0400"},
         is_summary=True,
     )
-    assert apply(summary, detail) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert apply(summary, detail) == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED]
     invoice = Invoice.objects.get()
     assert invoice.status == "void" and invoice.lines.get().line_item_id == "L1"
 
@@ -259,7 +259,7 @@ def test_simulator_price_book_sample_lands():
 def test_simulator_user_sample_lands_without_a_version():
     item = enqueue("users", sample("user"))
     assert item.version is None
-    assert apply(item) == [Outcome.APPLIED]
+    assert apply(item) == [ApplyOutcome.APPLIED]
     stored = ErpUser.objects.get()
     assert (stored.name, stored.email, stored.role_id, stored.user_type) == (
         "Nango Developer",
@@ -283,5 +283,5 @@ def test_invoice_batch_applies_in_a_fixed_number_of_queries(django_assert_max_nu
         for n in range(1, 41)
     ]
     with django_assert_max_num_queries(11):
-        assert set(apply(*items)) == {Outcome.APPLIED}
+        assert set(apply(*items)) == {ApplyOutcome.APPLIED}
     assert InvoiceLine.objects.count() == 1 + 40 * 5

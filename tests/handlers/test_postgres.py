@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
 from erp.models import Product
-from sync.handlers import Outcome, apply_batch
+from sync.handlers import ApplyOutcome, apply_batch
 from sync.models import AuditTrail
 from tests.handlers.conftest import NOW, apply, enqueue, sample
 
@@ -31,7 +31,7 @@ def test_two_workers_creating_one_new_object_keep_the_newest_version():
     newer = enqueue("products", {**ITEM, "name": "newer", "last_modified_time": "2026-06-10T10:00:00+0000"})
     older = enqueue("products", {**ITEM, "name": "older", "last_modified_time": "2026-06-09T10:00:00+0000"})
     applied_newer = threading.Event()
-    outcome: dict[str, Outcome] = {}
+    outcome: dict[str, ApplyOutcome] = {}
 
     def worker_a():
         with transaction.atomic():
@@ -52,5 +52,5 @@ def test_two_workers_creating_one_new_object_keep_the_newest_version():
         t.start()
     for t in threads:
         t.join(10)
-    assert outcome == {"older": Outcome.STALE}
+    assert outcome == {"older": ApplyOutcome.STALE}
     assert Product.objects.get().name == "newer"

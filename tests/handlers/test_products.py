@@ -8,7 +8,7 @@ import pytest
 
 from erp.models import Product
 from sync.errors import ValidationFailed
-from sync.handlers import Outcome
+from sync.handlers import ApplyOutcome
 from sync.models import AuditTrail, QueueItem
 from tests.handlers.conftest import NOW, apply, enqueue, sample
 
@@ -21,7 +21,7 @@ def version(obj, stamp, **fields):
 
 
 def test_sample_item_lands_with_decimals_and_string_fields():
-    assert apply(enqueue("products", ITEM)) == [Outcome.APPLIED]
+    assert apply(enqueue("products", ITEM)) == [ApplyOutcome.APPLIED]
     product = Product.objects.get(zoho_id=ITEM_ID)
     assert (product.name, product.unit, product.status, product.item_type) == (
         "Software License",
@@ -45,7 +45,7 @@ def test_inventory_item_with_numeric_ids_stores_them_as_text():
 
 def test_a_number_beyond_64_bits_in_a_payload_is_stored_exactly():
     obj = {**ITEM, "ean": 123456789012345678901234567890}
-    assert apply(enqueue("products", obj)) == [Outcome.APPLIED]
+    assert apply(enqueue("products", obj)) == [ApplyOutcome.APPLIED]
     product = Product.objects.get(zoho_id=ITEM_ID)
     assert product.raw["ean"] == 123456789012345678901234567890
     assert AuditTrail.objects.get(object_id=ITEM_ID).after["name"] == "Software License"
@@ -59,7 +59,7 @@ def test_raw_is_the_object_whether_or_not_its_queue_row_kept_an_envelope():
     wrapped = enqueue("products", {"code": 0, "message": "success", "item": other}, object_id="9001")
     wrapped.payload = {"code": 0, "message": "success", "item": other}
     wrapped.save(update_fields=["payload"])
-    assert apply(bare, wrapped) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert apply(bare, wrapped) == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED]
     assert Product.objects.get(zoho_id=ITEM_ID).raw == ITEM
     assert Product.objects.get(zoho_id="9001").raw == other
 
@@ -67,23 +67,23 @@ def test_raw_is_the_object_whether_or_not_its_queue_row_kept_an_envelope():
 def test_newer_version_in_another_offset_wins_over_older_arriving_later():
     # 09:45-04:00 is 13:45Z; 20:00+05:30 is 14:30Z, later although its wall clock reads earlier in UTC terms.
     newer = enqueue("products", version(ITEM, "2026-06-09T20:00:00+0530", name="New"))
-    assert apply(newer) == [Outcome.APPLIED]
+    assert apply(newer) == [ApplyOutcome.APPLIED]
     older = enqueue("products", version(ITEM, "2026-06-09T09:45:41-0400", name="Old"))
-    assert apply(older) == [Outcome.STALE]
+    assert apply(older) == [ApplyOutcome.STALE]
     assert Product.objects.get().name == "New"
 
 
 def test_same_instant_in_two_offsets_with_other_content_is_applied():
     apply(enqueue("products", version(ITEM, "2026-06-09T09:45:41-0400", name="A")))
     same_instant = enqueue("products", version(ITEM, "2026-06-09T19:15:41+0530", name="B"))
-    assert apply(same_instant) == [Outcome.APPLIED]
+    assert apply(same_instant) == [ApplyOutcome.APPLIED]
     assert Product.objects.get().name == "B"
 
 
 def test_versions_of_one_object_in_one_batch_end_with_the_newest_and_older_stale():
     newer = enqueue("products", version(ITEM, "2026-06-09T10:00:00-0400", name="v2"))
     older = enqueue("products", version(ITEM, "2026-06-09T19:00:00+0530", name="v1"))  # 13:30Z < 14:00Z
-    assert apply(newer, older) == [Outcome.APPLIED, Outcome.STALE]
+    assert apply(newer, older) == [ApplyOutcome.APPLIED, ApplyOutcome.STALE]
     assert Product.objects.get().name == "v2"
     assert AuditTrail.objects.filter(queue_item_id=newer.pk).count() == 1
     assert not AuditTrail.objects.filter(queue_item_id=older.pk).exists()
@@ -92,7 +92,7 @@ def test_versions_of_one_object_in_one_batch_end_with_the_newest_and_older_stale
 def test_identical_content_is_unchanged_and_not_audited():
     apply(enqueue("products", ITEM))
     again = enqueue("products", dict(ITEM))
-    assert apply(again) == [Outcome.UNCHANGED]
+    assert apply(again) == [ApplyOutcome.UNCHANGED]
     assert AuditTrail.objects.count() == 1
 
 
@@ -101,7 +101,7 @@ def test_rows_without_version_are_never_stale_and_apply_in_arrival_order():
     first = enqueue("products", {"item_id": ITEM_ID, "name": "first"})
     second = enqueue("products", {"item_id": ITEM_ID, "name": "second"})
     assert (first.version, second.version) == (None, None)
-    assert apply(first, second) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert apply(first, second) == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED]
     assert Product.objects.get().name == "second"
 
 
@@ -136,7 +136,7 @@ def test_audit_row_records_before_after_and_changed_fields():
 def test_delete_tombstones_and_keeps_the_row():
     apply(enqueue("products", ITEM))
     delete = enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE)
-    assert apply(delete) == [Outcome.APPLIED]
+    assert apply(delete) == [ApplyOutcome.APPLIED]
     product = Product.objects.get()
     assert product.deleted_at == NOW and product.name == "Software License"
     audit = AuditTrail.objects.get(queue_item_id=delete.pk)
@@ -147,13 +147,13 @@ def test_late_older_update_does_not_revive_a_tombstone():
     apply(enqueue("products", ITEM))
     apply(enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE))
     late = enqueue("products", version(ITEM, "2026-06-09T10:00:00-0400", name="late"))
-    assert apply(late) == [Outcome.STALE]
+    assert apply(late) == [ApplyOutcome.STALE]
     assert Product.objects.get().deleted_at == NOW
 
 
 def test_update_without_version_does_not_revive_a_tombstone():
     apply(enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE))
-    assert apply(enqueue("products", {"item_id": ITEM_ID, "name": "unversioned"})) == [Outcome.STALE]
+    assert apply(enqueue("products", {"item_id": ITEM_ID, "name": "unversioned"})) == [ApplyOutcome.STALE]
 
 
 def test_strictly_newer_upsert_revives_a_tombstone():
@@ -161,21 +161,21 @@ def test_strictly_newer_upsert_revives_a_tombstone():
     apply(enqueue("products", ITEM))
     apply(enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE))
     newer = enqueue("products", version(ITEM, "2026-11-23T07:00:00+0000", name="back"))
-    assert apply(newer) == [Outcome.APPLIED]
+    assert apply(newer) == [ApplyOutcome.APPLIED]
     product = Product.objects.get()
     assert product.deleted_at is None and product.name == "back"
 
 
 def test_delete_of_an_unknown_object_keeps_a_tombstone_so_an_older_create_stays_out():
     apply(enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE))
-    assert apply(enqueue("products", ITEM)) == [Outcome.STALE]
+    assert apply(enqueue("products", ITEM)) == [ApplyOutcome.STALE]
     assert Product.objects.get().deleted_at == NOW
 
 
 def test_repeated_delete_is_unchanged():
     apply(enqueue("products", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE))
     again = enqueue("products", {"item_id": ITEM_ID, "x": 1}, operation=QueueItem.Operation.DELETE)
-    assert apply(again) == [Outcome.UNCHANGED]
+    assert apply(again) == [ApplyOutcome.UNCHANGED]
 
 
 @pytest.mark.parametrize(
@@ -201,5 +201,5 @@ def test_bad_payload_fails_the_batch(payload, message):
 def test_batch_of_many_products_applies_in_a_fixed_number_of_queries(django_assert_max_num_queries):
     items = [enqueue("products", {**ITEM, "item_id": str(n), "name": f"P{n}"}) for n in range(50)]
     with django_assert_max_num_queries(6):
-        assert set(apply(*items)) == {Outcome.APPLIED}
+        assert set(apply(*items)) == {ApplyOutcome.APPLIED}
     assert Product.objects.count() == 50 and AuditTrail.objects.count() == 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from erp.models import Product, StockAdjustment, StockLevel
-from sync.handlers import Outcome
+from sync.handlers import ApplyOutcome
 from sync.models import AuditTrail, QueueItem
 from tests.handlers.conftest import apply, enqueue, sample
 
@@ -33,7 +33,7 @@ def levels():
 def test_inventory_item_sample_stores_unknown_stock_as_null_not_zero():
     item = enqueue("stock", ITEM)
     assert item.object_id == f"item:{ITEM_ID}"
-    assert apply(item) == [Outcome.APPLIED]
+    assert apply(item) == [ApplyOutcome.APPLIED]
     level = StockLevel.objects.get()
     assert (level.zoho_id, level.item_id, level.location_id) == (
         f"{ITEM_ID}:460000000038080",
@@ -55,20 +55,20 @@ def test_snapshot_sets_absolute_levels_per_location_and_links_the_product():
 def test_older_snapshot_in_another_offset_is_stale():
     apply(enqueue("stock", snapshot("2026-11-01T10:00:00-0400", ("A", 5))))  # 14:00Z
     older = enqueue("stock", snapshot("2026-11-01T19:00:00+0530", ("A", 99)))  # 13:30Z
-    assert apply(older) == [Outcome.STALE]
+    assert apply(older) == [ApplyOutcome.STALE]
     assert levels() == {"A": Decimal("5")}
 
 
 def test_identical_snapshot_is_unchanged():
     apply(enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("A", 5), ("B", 1))))
-    assert apply(enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("A", 5), ("B", 1)))) == [Outcome.UNCHANGED]
+    assert apply(enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("A", 5), ("B", 1)))) == [ApplyOutcome.UNCHANGED]
 
 
 def test_adjustment_is_a_document_and_never_changes_stock_levels():
     apply(enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("460000000038080", 5))))
     item = enqueue("stock", ADJUSTMENT)
     assert item.object_id == "adjustment:4815000000044100"
-    assert apply(item) == [Outcome.APPLIED]
+    assert apply(item) == [ApplyOutcome.APPLIED]
     adjustment = StockAdjustment.objects.get()
     assert (adjustment.zoho_id, adjustment.reason, adjustment.adjustment_type, str(adjustment.date)) == (
         "4815000000044100",
@@ -88,7 +88,7 @@ def test_adjustment_is_a_document_and_never_changes_stock_levels():
 def test_adjustments_and_snapshots_in_one_batch_each_go_their_way():
     adjustment = enqueue("stock", ADJUSTMENT)
     level = enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("A", 2)))
-    assert apply(adjustment, level) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert apply(adjustment, level) == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED]
     assert StockAdjustment.objects.count() == 1 and levels() == {"A": Decimal("2")}
 
 
@@ -112,7 +112,7 @@ def test_snapshot_audit_names_the_changed_location():
 def test_deleted_item_tombstones_its_levels_and_an_older_snapshot_does_not_revive_them():
     apply(enqueue("stock", snapshot("2026-11-01T10:00:00+0000", ("A", 5))))
     delete = enqueue("stock", {"item_id": ITEM_ID}, operation=QueueItem.Operation.DELETE)
-    assert apply(delete) == [Outcome.APPLIED]
+    assert apply(delete) == [ApplyOutcome.APPLIED]
     assert StockLevel.objects.get().deleted_at is not None
-    assert apply(enqueue("stock", snapshot("2026-11-02T10:00:00+0000", ("A", 9)))) == [Outcome.STALE]
+    assert apply(enqueue("stock", snapshot("2026-11-02T10:00:00+0000", ("A", 9)))) == [ApplyOutcome.STALE]
     assert levels() == {"A": Decimal("5")}

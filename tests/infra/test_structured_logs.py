@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from sync.models import DeadLetter, QueueItem
-from tdscore import logging as tds_logging
+from tdscore import logs as tds_logs
 from tests.infra.conftest import ROOT, server_env, shared_database_url
 from tests.webhooks.conftest import TOKENS, deliver
 
@@ -54,11 +54,11 @@ class Collect(logging.Handler):
 
     def __init__(self):
         super().__init__()
-        self.addFilter(tds_logging.ContextFilter())
+        self.addFilter(tds_logs.ContextFilter())
         self.lines: list[tuple[str, dict]] = []
 
     def emit(self, record):
-        ids = {name: getattr(record, name) for name in tds_logging.FIELDS if hasattr(record, name)}
+        ids = {name: getattr(record, name) for name in tds_logs.FIELDS if hasattr(record, name)}
         self.lines.append((record.getMessage(), ids))
 
 
@@ -74,13 +74,13 @@ def collected():
 def test_lines_carry_the_ids_of_their_context_nested_and_learnt(collected):
     logger, lines = collected
 
-    @tds_logging.logs_as(run="run_id")
+    @tds_logs.logs_as(run="run_id")
     def execute(run_id: int) -> None:
         logger.info("claimed")
-        tds_logging.add_log_context(entity="bills")
+        tds_logs.add_log_context(entity="bills")
         logger.info("pulling")
 
-    with tds_logging.log_context(worker="w-1"):
+    with tds_logs.log_context(worker="w-1"):
         execute(7)
         logger.info("between runs")
     logger.info("outside")
@@ -91,19 +91,19 @@ def test_lines_carry_the_ids_of_their_context_nested_and_learnt(collected):
         ("outside", {}),
     ]
     with pytest.raises(TypeError):
-        tds_logging.log_context(payload="{...}").__enter__()
+        tds_logs.log_context(payload="{...}").__enter__()
     with pytest.raises(RuntimeError):
-        tds_logging.add_log_context(entity="bills")  # outside any context it would label every later line
+        tds_logs.add_log_context(entity="bills")  # outside any context it would label every later line
 
 
 def _format(record: logging.LogRecord, log_format: str) -> str:
-    handler_config = tds_logging.logging_config(log_format=log_format, level="INFO", httpx_level="WARNING")
+    handler_config = tds_logs.logging_config(log_format=log_format, level="INFO", httpx_level="WARNING")
     formatter = (
-        tds_logging.json_formatter()
+        tds_logs.json_formatter()
         if log_format == "json"
-        else tds_logging.TextFormatter(handler_config["formatters"]["main"]["fmt"])
+        else tds_logs.TextFormatter(handler_config["formatters"]["main"]["fmt"])
     )
-    for filter_ in (tds_logging.ContextFilter(), tds_logging.RedactFilter()):
+    for filter_ in (tds_logs.ContextFilter(), tds_logs.RedactFilter()):
         filter_.filter(record)
     return formatter.format(record)
 
@@ -119,7 +119,7 @@ def test_secrets_are_redacted_from_messages_and_tracebacks(log_format):
         raise RuntimeError(f"refresh failed for {refresh}")
     except RuntimeError:
         exc_info = sys.exc_info()
-    with tds_logging.log_context(entity="invoices", object_id="INV-1"):
+    with tds_logs.log_context(entity="invoices", object_id="INV-1"):
         line = _format(
             _record(
                 "POST /webhooks/invoices?token=%s&x=1 Authorization: Zoho-oauthtoken %s",
@@ -141,13 +141,13 @@ def test_secrets_are_redacted_from_messages_and_tracebacks(log_format):
 
 def test_a_long_message_is_cut_so_no_payload_is_logged_whole():
     line = _format(_record("payload: %s", "x" * 50_000), "json")
-    assert len(line) < tds_logging.MAX_MESSAGE_CHARS + 500
+    assert len(line) < tds_logs.MAX_MESSAGE_CHARS + 500
 
 
 def test_the_format_follows_log_format_then_debug_then_the_terminal():
-    assert tds_logging.log_format("json", debug=True) == "json"
-    assert tds_logging.log_format("text", debug=False) == "text"
-    assert tds_logging.log_format("", debug=True) == "text"
+    assert tds_logs.log_format("json", debug=True) == "json"
+    assert tds_logs.log_format("text", debug=False) == "text"
+    assert tds_logs.log_format("", debug=True) == "text"
     with pytest.raises(ValueError):
-        tds_logging.log_format("yaml", debug=False)
+        tds_logs.log_format("yaml", debug=False)
     assert django_settings.LOGGING["loggers"]["httpx"]["level"] == "WARNING"  # one line per Zoho call: not by default

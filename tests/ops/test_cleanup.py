@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_q.models import Success
 
 from sync import queue, retention, worker
+from sync.config_keys import PAUSED_ENTITIES
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncLog
 from sync.zoho.models import ZohoCall
 from tdscore import config
@@ -36,7 +37,7 @@ def webhook_row(object_id: str, *, entity: str = "products", payload: dict | Non
 @pytest.fixture
 def history():
     """Forty days ago: applied rows, a row still waiting, dead letters open and resolved; and today's."""
-    config.update("paused_entities", ["customers"])
+    config.update(PAUSED_ENTITIES, ["customers"])
     with time_machine.travel(LONG_AGO, tick=False):
         applied = [webhook_row(str(n)) for n in range(1001, 1004)]
         waiting = webhook_row("2001", entity="customers", payload={"contact_id": "2001"})

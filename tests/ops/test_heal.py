@@ -12,7 +12,8 @@ from django.db import connection
 from django.utils import timezone
 
 from erp.models import Product
-from sync import healing, queue, runs, worker
+from sync import healing, queue, run_lifecycle, worker
+from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LEASE_EXPIRY_LIMIT, LOCK_TIMEOUT_SECONDS
 from sync.models import AuditTrail, DeadLetter, QueueItem, SyncRun
 from tdscore import config
 from tdscore.models import Metric
@@ -46,7 +47,7 @@ def drain() -> None:
 
 
 def test_expired_lease_is_released_and_the_row_then_applied_once(clock):
-    config.update("lock_timeout_seconds", 60)
+    config.update(LOCK_TIMEOUT_SECONDS, 60)
     item = factories.queue_item()
     killed_worker_claims(item)
     clock(minutes=2)
@@ -64,7 +65,7 @@ def test_expired_lease_is_released_and_the_row_then_applied_once(clock):
 
 
 def test_live_lease_is_left_alone(clock):
-    config.update("lock_timeout_seconds", 600)
+    config.update(LOCK_TIMEOUT_SECONDS, 600)
     item = factories.queue_item()
     killed_worker_claims(item)
     clock(minutes=2)
@@ -76,7 +77,7 @@ def test_live_lease_is_left_alone(clock):
 
 
 def test_transient_dead_letter_is_redriven_on_the_ladder(clock):
-    config.update_many({"lock_timeout_seconds": 60, "lease_expiry_limit": 1})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 60, LEASE_EXPIRY_LIMIT: 1})
     item = factories.queue_item()
     killed_worker_claims(item)
     clock(minutes=2)
@@ -120,7 +121,7 @@ def test_transient_dead_letter_is_redriven_on_the_ladder(clock):
 
 
 def test_a_dead_letter_past_the_last_step_is_left_to_an_operator(clock):
-    config.update_many({"lock_timeout_seconds": 60, "lease_expiry_limit": 1, "heal_redrive_ladder_minutes": "15"})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 60, LEASE_EXPIRY_LIMIT: 1, HEAL_REDRIVE_LADDER_MINUTES: "15"})
     item = factories.queue_item()
     for _ in range(2):
         killed_worker_claims(item)
@@ -153,9 +154,9 @@ def test_validation_dead_letter_is_never_redriven(clock):
 
 
 def test_stuck_run_is_failed_by_heal(clock):
-    config.update("lock_timeout_seconds", 300)
-    run = runs.create("products", SyncRun.RunType.INCREMENTAL, now=timezone.now(), trigger="schedule")
-    runs.claim(run.pk, now=timezone.now())  # its process then dies: no more heartbeats
+    config.update(LOCK_TIMEOUT_SECONDS, 300)
+    run = run_lifecycle.create("products", SyncRun.RunType.INCREMENTAL, now=timezone.now(), trigger="schedule")
+    run_lifecycle.claim(run.pk, now=timezone.now())  # its process then dies: no more heartbeats
     clock(minutes=4)
     heal()
     assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.RUNNING
@@ -170,7 +171,7 @@ def test_stuck_run_is_failed_by_heal(clock):
 
 
 def test_every_heal_run_records_a_metric_per_problem(clock):
-    config.update("lock_timeout_seconds", 60)
+    config.update(LOCK_TIMEOUT_SECONDS, 60)
     killed_worker_claims(factories.queue_item())
     clock(minutes=2)
     heal()
@@ -206,8 +207,8 @@ def test_heal_analyzes_the_queue_after_many_changes():
 
 
 def test_the_ladder_is_set_as_a_list_or_as_text_and_nonsense_is_refused():
-    assert config.update("heal_redrive_ladder_minutes", "30, 120") == [30, 120]
-    assert config.update("heal_redrive_ladder_minutes", [5]) == [5]
+    assert config.update(HEAL_REDRIVE_LADDER_MINUTES, "30, 120") == [30, 120]
+    assert config.update(HEAL_REDRIVE_LADDER_MINUTES, [5]) == [5]
     for wrong in ([], "soon", [0], [15, True]):
         with pytest.raises(config.ConfigError):
-            config.update("heal_redrive_ladder_minutes", wrong)
+            config.update(HEAL_REDRIVE_LADDER_MINUTES, wrong)

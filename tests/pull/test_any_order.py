@@ -15,6 +15,7 @@ import pytest
 from django.utils import timezone
 
 from erp.models import Invoice
+from sync.config_keys import PULL_OVERLAP_SECONDS
 from sync.models import SyncRun
 from sync.payloads import parse_zoho_time
 from tdscore import config
@@ -75,7 +76,7 @@ def kill_after_page(sim, page: int):
 def test_an_incremental_pull_of_invoices_lands_every_change_however_zoho_answers_a_sort(
     make_sim, run_pull, clock, sort
 ):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     sim = make_sim(sort={"invoices": sort})
     synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
 
@@ -89,7 +90,7 @@ def test_an_incremental_pull_of_invoices_lands_every_change_however_zoho_answers
 
 @pytest.mark.parametrize("sort", [Sort.IGNORED, Sort.REFUSED])
 def test_a_resumed_incremental_pull_lands_every_change(make_sim, run_pull, clock, sort):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     sim = make_sim(sort={"invoices": sort})
     synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
 
@@ -121,7 +122,7 @@ def edited_mid_walk(sim, changed: list[str], *, after_page: int) -> str:
 
 
 def test_a_record_edited_mid_walk_moving_between_pages_loses_no_change(make_sim, run_pull, clock):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     sim = make_sim()
     changed = synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
     moving = edited_mid_walk(sim, changed, after_page=1)
@@ -138,7 +139,7 @@ def test_a_record_edited_mid_walk_moving_between_pages_loses_no_change(make_sim,
 
 
 def test_a_run_resumed_after_a_record_moved_between_its_pages_loses_no_change(make_sim, run_pull, clock):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     sim = make_sim()
     changed = synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
     edited_mid_walk(sim, changed, after_page=1)
@@ -169,7 +170,7 @@ def test_the_watermark_is_where_the_walk_began_not_the_newest_row_seen(make_sim,
 def test_rows_that_keep_moving_leave_the_watermark_for_the_next_run_to_read_again(make_sim, run_pull, clock):
     from sync.models import SyncCursor
 
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     sim = make_sim()
     changed = synced_then_changed(sim, run_pull, clock, changed=PAGE * 2 + 5)
     old = SyncCursor.objects.get(entity="invoices", run_type="full").watermark

@@ -119,7 +119,7 @@ def test_a_scan_bigger_than_a_day_is_refused_with_the_reason(sim, settings):
     settings.ZOHO_PLAN = "free"
     SyncCursor.objects.create(entity="products", run_type="full", checkpoint={"records": PAGE * 950})
 
-    with pytest.raises(pull.runs.RunRefused, match="budget: needs about 950 list calls"):
+    with pytest.raises(pull.run_lifecycle.RunRefused, match="budget: needs about 950 list calls"):
         pull.start_run("products", "full", now=timezone.now(), trigger="manual")
     assert not SyncRun.objects.exists()
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from erp.models import Product
 from sync import pull, tasks
+from sync.config_keys import RECONCILIATION_ENABLED
 from sync.models import SyncRun
 
 from .conftest import drain
@@ -62,7 +63,7 @@ def test_scheduled_pull_starts_runs_and_hands_them_to_the_cluster(sim):
 def test_scheduled_reconcile_is_off_when_disabled(sim):
     from tdscore import config
 
-    config.update("reconciliation_enabled", False)
+    config.update(RECONCILIATION_ENABLED, False)
 
     assert tasks.scheduled_reconcile() == []
     assert not SyncRun.objects.exists()

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from erp.models import Bill, Customer, Invoice, InvoiceLine, Product, StockLevel, Vendor
 from sync import pull
+from sync.config_keys import PULL_OVERLAP_SECONDS
 from sync.models import QueueItem, SyncCursor, SyncRun
 from tdscore import config
 
@@ -71,7 +72,7 @@ def test_documents_already_stored_at_their_version_need_no_detail_call(sim, run_
 
 
 def test_incremental_fetches_only_changed_records(sim, run_pull, clock):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     products = sim.seed("products", PAGE * 5)
     run_pull("products", "full")
     drain()
@@ -94,7 +95,7 @@ def test_incremental_fetches_only_changed_records(sim, run_pull, clock):
 
 
 def test_incremental_contacts_read_newest_first_and_stop_at_the_cursor(sim, run_pull, clock):
-    config.update("pull_overlap_seconds", 0)
+    config.update(PULL_OVERLAP_SECONDS, 0)
     customers = sim.seed("customers", PAGE * 5)
     run_pull("customers", "full")
     clock(600)
@@ -182,7 +183,7 @@ def test_an_unfilterable_run_resumes_by_page_number(sim, run_pull):
 def test_a_second_run_of_an_entity_is_refused_while_one_is_active(sim):
     first = pull.start_run("products", "full", now=timezone.now(), trigger="manual")
 
-    with pytest.raises(pull.runs.RunRefused, match="overlap"):
+    with pytest.raises(pull.run_lifecycle.RunRefused, match="overlap"):
         pull.start_run("products", "incremental", now=timezone.now(), trigger="schedule")
     assert SyncRun.objects.filter(entity="products").count() == 1
     assert first.status == SyncRun.Status.PENDING
@@ -273,7 +274,7 @@ def test_two_starters_at_once_get_one_run(sim):
         try:
             pull.start_run("invoices", "full", now=timezone.now(), trigger="schedule")
             outcomes.append("started")
-        except pull.runs.RunRefused:
+        except pull.run_lifecycle.RunRefused:
             outcomes.append("refused")
         finally:
             connection.close()

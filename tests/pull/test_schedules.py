@@ -7,7 +7,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
-from sync import pull, runs, schedules, tasks
+from sync import pull, run_lifecycle, schedules, tasks
+from sync.config_keys import INCREMENTAL_SYNC_INTERVAL_MINUTES, STOCK_SYNC_INTERVAL_MINUTES
 from sync.models import SyncRun
 from sync.zoho.limiter import DAILY_CAPS
 
@@ -35,10 +36,10 @@ FREE_PLAN_ORG = schedules.Organisation(
 def record_sizes(org: schedules.Organisation) -> None:
     """What full scans (and a stock run) of this organisation leave on the cursors."""
     for slug, records in org.records.items():
-        cursor = runs.cursor(slug, SyncRun.RunType.FULL)
+        cursor = run_lifecycle.cursor(slug, SyncRun.RunType.FULL)
         cursor.checkpoint = {"records": records}
         cursor.save()
-    stock = runs.cursor("stock", SyncRun.RunType.STOCK)
+    stock = run_lifecycle.cursor("stock", SyncRun.RunType.STOCK)
     stock.checkpoint = {"records": org.records["products"]}
     stock.save()
 
@@ -79,7 +80,7 @@ def test_on_a_larger_plan_nothing_is_stretched(settings):
 def test_a_tighter_schedule_is_stretched_to_fit():
     from tdscore import config
 
-    config.update("incremental_sync_interval_minutes", 5)
+    config.update(INCREMENTAL_SYNC_INTERVAL_MINUTES, 5)
 
     assert sum(schedules.calls_per_day(FREE_PLAN_ORG, schedules.wanted()).values()) > DAILY_CAPS["free"] * 0.9
     fitted = schedules.plan(FREE_PLAN_ORG)
@@ -100,7 +101,7 @@ def test_schedules_are_reinstalled_when_a_schedule_key_changes():
     from tdscore import config
 
     schedules.install(timezone.now())
-    config.update("stock_sync_interval_minutes", 30)
+    config.update(STOCK_SYNC_INTERVAL_MINUTES, 30)
 
     assert tasks.ensure_schedules() == ["tds-pull-stock"]  # the every-minute watch task
     assert Schedule.objects.get(name="tds-pull-stock").minutes == 30
@@ -158,7 +159,7 @@ def test_setup_schedules_follows_changed_configuration():
     from tdscore import config
 
     schedules.install(timezone.now())
-    config.update("stock_sync_interval_minutes", 120)
+    config.update(STOCK_SYNC_INTERVAL_MINUTES, 120)
     schedules.install(timezone.now())
 
     assert Schedule.objects.get(name="tds-pull-stock").minutes == 120
@@ -182,7 +183,7 @@ def test_a_reconciliation_refused_for_a_running_full_pull_tries_again_later():
     assert timedelta(minutes=14) < retry.next_run - timezone.now() <= timedelta(minutes=15)
     assert not SyncRun.objects.filter(entity="products", run_type=SyncRun.RunType.RECONCILIATION).exists()
 
-    runs.finish(full, SyncRun.Status.COMPLETED, now=timezone.now())
+    run_lifecycle.finish(full, SyncRun.Status.COMPLETED, now=timezone.now())
     tasks.scheduled_reconcile(["products"], 1)  # as django-q2 runs the retry
 
     assert SyncRun.objects.filter(entity="products", run_type=SyncRun.RunType.RECONCILIATION).count() == 1

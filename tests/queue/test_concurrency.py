@@ -18,6 +18,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from erp.models import Product
+from sync.config_keys import BATCH_SIZE, HEARTBEAT_PERIOD_SECONDS, LOCK_TIMEOUT_SECONDS, QUEUE_POLL_INTERVAL_MS
 from sync.models import AuditTrail, DeadLetter, QueueItem, WorkerHeartbeat
 from sync.payloads import content_hash
 from tdscore import config
@@ -97,7 +98,7 @@ def assert_all_applied_once(objects: int, versions: int) -> None:
 
 
 def test_four_worker_processes_drain_5000_rows_exactly_once():
-    config.update_many({"batch_size": 100, "queue_poll_interval_ms": 50})
+    config.update_many({BATCH_SIZE: 100, QUEUE_POLL_INTERVAL_MS: 50})
     backlog(500, 10)
     workers = [start_worker("--once") for _ in range(4)]
     try:
@@ -115,7 +116,7 @@ def test_four_worker_processes_drain_5000_rows_exactly_once():
 
 
 def test_rows_of_a_worker_killed_mid_batch_are_taken_again_and_applied_once():
-    config.update_many({"batch_size": 400, "lock_timeout_seconds": 1, "queue_poll_interval_ms": 50})
+    config.update_many({BATCH_SIZE: 400, LOCK_TIMEOUT_SECONDS: 1, QUEUE_POLL_INTERVAL_MS: 50})
     backlog(400, 5, seed=2)
     victim = start_worker()
     try:
@@ -143,7 +144,7 @@ def test_rows_of_a_worker_killed_mid_batch_are_taken_again_and_applied_once():
 
 
 def test_process_queue_stops_cleanly_on_sigterm():
-    config.update("queue_poll_interval_ms", 50)
+    config.update(QUEUE_POLL_INTERVAL_MS, 50)
     drainer = start_worker()
     try:
         deadline = time.monotonic() + 30
@@ -163,7 +164,7 @@ def test_watchdog_started_drainer_applies_rows_in_the_cluster_and_hands_over():
     from sync import tasks
     from tests.factories import queue_item
 
-    config.update_many({"queue_poll_interval_ms": 50, "heartbeat_period_seconds": 1})
+    config.update_many({QUEUE_POLL_INTERVAL_MS: 50, HEARTBEAT_PERIOD_SECONDS: 1})
     tasks.ensure_drainers()  # autocommit here: the task is in the ORM broker at once
     item = queue_item(now=timezone.now())
     cluster = subprocess.Popen(

@@ -23,6 +23,7 @@ from django_q.models import OrmQ
 
 from erp.models import Product
 from sync import queue, tasks, worker
+from sync.config_keys import LOCK_TIMEOUT_SECONDS, QUEUE_POLL_INTERVAL_MS
 from sync.models import AuditTrail, QueueItem
 from tdscore import config
 from tests.factories import product_payload, queue_item
@@ -67,7 +68,7 @@ def wait_until_apply_waits_on_the_lock(process: subprocess.Popen) -> None:
 
 
 def test_a_batch_that_outlives_its_first_lease_keeps_it_and_is_applied_once():
-    config.update_many({"lock_timeout_seconds": 1, "queue_poll_interval_ms": 50})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 1, QUEUE_POLL_INTERVAL_MS: 50})
     with erp_row_locked():
         item = product_version("newer", 5)
         drainer = start_worker("--once")
@@ -90,7 +91,7 @@ def test_a_batch_that_outlives_its_first_lease_keeps_it_and_is_applied_once():
 
 
 def test_a_stopped_worker_gives_back_a_batch_stuck_in_its_apply_at_once():
-    config.update_many({"queue_poll_interval_ms": 50})  # the default lease: 300 s
+    config.update_many({QUEUE_POLL_INTERVAL_MS: 50})  # the default lease: 300 s
     with erp_row_locked():
         item = product_version("newer", 5)
         drainer = start_worker()
@@ -110,7 +111,7 @@ def test_a_stopped_worker_gives_back_a_batch_stuck_in_its_apply_at_once():
 
 def test_ctrl_c_stops_a_cluster_with_a_drain_stuck_in_its_apply_within_five_seconds():
     """As a terminal's Ctrl-C (and `make run`) does: SIGINT to the cluster's whole process group."""
-    config.update_many({"queue_poll_interval_ms": 50})
+    config.update_many({QUEUE_POLL_INTERVAL_MS: 50})
     with erp_row_locked():
         item = product_version("newer", 5)
         tasks.ensure_drainers()  # autocommit: the drain task is in the ORM broker at once

@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.urls import reverse
 
 from sync import queue
+from sync.config_keys import PAUSED_ENTITIES
 from sync.errors import ValidationFailed
 from sync.models import DeadLetter, QueueItem
 from tdscore import config
@@ -106,7 +107,7 @@ def test_admin_says_an_ingest_dead_letter_cannot_be_replayed(admin_client_):
 def test_admin_pauses_and_resumes_the_entity_of_selected_rows(admin_client_):
     item = queue_item("products", "1", now=NOW)
     changelist_action(admin_client_, "queueitem", "pause_entities", [item.pk])
-    assert config.get("paused_entities") == ["products"]
+    assert config.get(PAUSED_ENTITIES) == ["products"]
     assert queue.claim_batch(worker_id="w", now=NOW) is None
     response = changelist_action(admin_client_, "queueitem", "resume_entities", [item.pk])
     assert "Paused now: none" in response.content.decode()
@@ -138,7 +139,7 @@ def test_two_pauses_at_once_both_hold():
     for thread in threads:
         thread.join(timeout=20)
     config.invalidate()
-    assert config.get("paused_entities") == ["customers", "products"]
+    assert config.get(PAUSED_ENTITIES) == ["customers", "products"]
 
 
 def pause_in_own_connection(slug: str) -> None:

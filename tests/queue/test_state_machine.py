@@ -8,6 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync import queue
+from sync.config_keys import (
+    BATCH_SIZE,
+    LEASE_EXPIRY_LIMIT,
+    LOCK_TIMEOUT_SECONDS,
+    MAX_RETRY_ATTEMPTS,
+    RETRY_BACKOFF_BASE_MS,
+    RETRY_BACKOFF_MAX_MS,
+)
 from sync.errors import ValidationFailed
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
@@ -31,7 +39,7 @@ def test_claim_leases_due_rows_in_priority_order_and_counts_the_attempt():
         assert item.attempts == 1
         assert item.locked_by == "w1"
         assert item.lease_token == batch.token
-        assert item.locked_until == NOW + timedelta(seconds=config.get("lock_timeout_seconds"))
+        assert item.locked_until == NOW + timedelta(seconds=config.get(LOCK_TIMEOUT_SECONDS))
 
 
 def test_claim_takes_one_entity_per_batch():
@@ -54,7 +62,7 @@ def test_claim_leaves_future_retries_and_claimed_rows():
 def test_claim_respects_batch_size():
     for n in range(5):
         queue_item(object_id=str(n), now=NOW)
-    config.update("batch_size", 2)
+    config.update(BATCH_SIZE, 2)
     assert len(claim().items) == 2
 
 
@@ -68,7 +76,7 @@ def test_paused_entity_is_never_claimed_and_resume_releases_it():
 
 def test_worker_whose_lease_expired_cannot_finish_the_new_owners_rows():
     queue_item(object_id="1", now=NOW)
-    config.update("lock_timeout_seconds", 1)
+    config.update(LOCK_TIMEOUT_SECONDS, 1)
     stale = claim("slow")
     later = NOW + timedelta(seconds=2)
     queue.recover_expired_leases(now=later)
@@ -81,7 +89,7 @@ def test_worker_whose_lease_expired_cannot_finish_the_new_owners_rows():
 
 def test_failure_reported_by_a_worker_whose_lease_expired_is_ignored():
     queue_item(object_id="1", now=NOW)
-    config.update("lock_timeout_seconds", 1)
+    config.update(LOCK_TIMEOUT_SECONDS, 1)
     stale = claim("slow")
     later = NOW + timedelta(seconds=2)
     queue.recover_expired_leases(now=later)
@@ -105,7 +113,7 @@ def test_finish_completes_and_skips_by_outcome_and_marks_inbox_processed():
 
 def test_expired_lease_is_taken_again_and_counted():
     item = queue_item(object_id="1", now=NOW)
-    config.update("lock_timeout_seconds", 1)
+    config.update(LOCK_TIMEOUT_SECONDS, 1)
     claim("killed")
     later = NOW + timedelta(seconds=2)
     assert claim("other", now=later) is None  # recovery is a separate step of process_batch
@@ -118,7 +126,7 @@ def test_expired_lease_is_taken_again_and_counted():
 
 def test_renewed_lease_is_not_taken_by_another_worker():
     queue_item(object_id="1", now=NOW)
-    config.update("lock_timeout_seconds", 2)
+    config.update(LOCK_TIMEOUT_SECONDS, 2)
     batch = claim("slow")
     queue.renew(batch, now=NOW + timedelta(seconds=1.5))
     later = NOW + timedelta(seconds=3)
@@ -130,7 +138,7 @@ def test_renewed_lease_is_not_taken_by_another_worker():
 def test_row_whose_lease_keeps_expiring_is_dead_lettered_as_lease_expired():
     event = inbox_event()
     queue_item(object_id="1", now=NOW, inbox_event=event)
-    config.update_many({"lock_timeout_seconds": 1, "lease_expiry_limit": 2})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 1, LEASE_EXPIRY_LIMIT: 2})
     now = NOW
     for _ in range(2):
         claim(now=now)
@@ -163,7 +171,7 @@ def test_permanent_failure_dead_letters_at_once_with_error_and_traceback():
 
 
 def test_transient_failure_retries_under_a_growing_backoff_ceiling(time_machine):
-    config.update_many({"retry_backoff_base_ms": 1000, "retry_backoff_max_ms": 3000, "max_retry_attempts": 5})
+    config.update_many({RETRY_BACKOFF_BASE_MS: 1000, RETRY_BACKOFF_MAX_MS: 3000, MAX_RETRY_ATTEMPTS: 5})
     time_machine.move_to(NOW, tick=False)
     queue_item(object_id="1", now=NOW)
     seeded, replica = random.Random(7), random.Random(7)
@@ -183,7 +191,7 @@ def test_transient_failure_retries_under_a_growing_backoff_ceiling(time_machine)
 
 
 def test_transient_failure_dead_letters_after_max_retry_attempts():
-    config.update_many({"max_retry_attempts": 3, "retry_backoff_base_ms": 1})
+    config.update_many({MAX_RETRY_ATTEMPTS: 3, RETRY_BACKOFF_BASE_MS: 1})
     queue_item(object_id="1", now=NOW)
     now = NOW
     statuses = []
@@ -200,7 +208,7 @@ def test_transient_failure_dead_letters_after_max_retry_attempts():
 def test_infrastructure_wait_refunds_the_attempt():
     from django.db import OperationalError
 
-    config.update_many({"max_retry_attempts": 1, "retry_backoff_base_ms": 1})
+    config.update_many({MAX_RETRY_ATTEMPTS: 1, RETRY_BACKOFF_BASE_MS: 1})
     queue_item(object_id="1", now=NOW)
     now = NOW
     for _ in range(4):

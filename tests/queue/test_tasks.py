@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from sync import tasks, worker
+from sync.config_keys import DRAINERS
 from sync.models import QueueItem, WorkerHeartbeat
 from tdscore import config
 from tests.factories import queue_item
@@ -35,7 +36,7 @@ def test_watchdog_starts_a_drainer_when_no_heartbeat_is_fresh(django_capture_on_
 
 
 def test_watchdog_tops_up_to_the_configured_number_of_drainers(django_capture_on_commit_callbacks):
-    config.update("drainers", 3)
+    config.update(DRAINERS, 3)
     worker.beat("drainer-alive", now=timezone.now(), rows=0)
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.ensure_drainers() == 2

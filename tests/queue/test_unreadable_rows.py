@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from erp.models import Customer, Product
 from sync import queue
+from sync.config_keys import LEASE_EXPIRY_LIMIT, LOCK_TIMEOUT_SECONDS
 from sync.models import DeadLetter, InboxEvent, QueueItem
 from tdscore import config
 from tests.factories import inbox_event, product_payload, queue_item
@@ -62,7 +63,7 @@ def test_a_version_python_cannot_load_is_dead_lettered_alone_and_the_drain_goes_
 @pytest.mark.postgres
 def test_lease_recovery_goes_on_past_a_row_python_cannot_load():
     good, bad = queue_item("products", "1"), queue_item("products", "2")
-    config.update_many({"lock_timeout_seconds": 1, "lease_expiry_limit": 1})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 1, LEASE_EXPIRY_LIMIT: 1})
     now = timezone.now()
     batch = queue.claim_batch(worker_id="killed", now=now)
     assert len(batch.items) == 2

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from erp.models import Product
 from sync import queue, worker
+from sync.config_keys import BATCH_SIZE, LEASE_EXPIRY_LIMIT, LOCK_TIMEOUT_SECONDS
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, WorkerHeartbeat
 from tdscore import config
 from tests.factories import inbox_event, product_payload, queue_item
@@ -77,7 +78,7 @@ def test_older_version_in_the_same_batch_is_skipped_as_stale():
 
 def lease_expired_dead_letter() -> DeadLetter:
     """A row whose worker died twice: the realistic case an operator replays once the cause is fixed."""
-    config.update_many({"lock_timeout_seconds": 1, "lease_expiry_limit": 2})
+    config.update_many({LOCK_TIMEOUT_SECONDS: 1, LEASE_EXPIRY_LIMIT: 2})
     product_row("1", name="replayed")
     now = NOW
     for _ in range(2):
@@ -122,7 +123,7 @@ def test_process_queue_once_drains_what_is_due_and_prints_counts(capsys):
         product_row(str(n), now=timezone.now())
     product_row("bad", rate="abc", now=timezone.now())
     later = queue_item("products", "later", now=timezone.now() + timedelta(hours=1))
-    config.update("batch_size", 2)
+    config.update(BATCH_SIZE, 2)
     call_command("process_queue", "--once")
     out = capsys.readouterr().out
     assert "completed 3" in out and "dead_letter 1" in out

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from sync.config_keys import WEBHOOK_AUTH_FAILURE_LIMIT, WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS
 from sync.models import InboxEvent
 from sync.webhook_auth import zoho_signed_messages
 from tdscore import config
@@ -227,13 +228,13 @@ def test_standard_webhooks_signature_for_another_id_is_refused(client):
 
 
 def test_repeated_failures_from_one_address_are_throttled(client):
-    config.update("webhook_auth_failure_limit", 3)
+    config.update(WEBHOOK_AUTH_FAILURE_LIMIT, 3)
     answers = [deliver(client, "products", ITEM, auth=False).status_code for _ in range(5)]
     assert answers == [401, 401, 401, 429, 429]
 
 
 def test_throttled_address_still_gets_in_with_valid_credentials(client):
-    config.update("webhook_auth_failure_limit", 1)
+    config.update(WEBHOOK_AUTH_FAILURE_LIMIT, 1)
     for _ in range(3):
         deliver(client, "products", ITEM, auth=False)
     assert deliver(client, "products", ITEM).status_code == 202
@@ -242,8 +243,8 @@ def test_throttled_address_still_gets_in_with_valid_credentials(client):
 def test_failure_count_expires_with_its_window(client, settings):
     # Moved time expires keys in the in-process cache; Redis (REDIS_URL) keeps its own clock.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    config.update("webhook_auth_failure_limit", 1)
-    config.update("webhook_auth_failure_window_seconds", 1)
+    config.update(WEBHOOK_AUTH_FAILURE_LIMIT, 1)
+    config.update(WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS, 1)
     with time_machine.travel(datetime(2026, 6, 9, 12, 0, tzinfo=UTC), tick=False) as clock:
         deliver(client, "products", ITEM, auth=False)
         assert deliver(client, "products", ITEM, auth=False).status_code == 429
@@ -252,6 +253,6 @@ def test_failure_count_expires_with_its_window(client, settings):
 
 
 def test_authenticated_deliveries_are_not_rate_limited(client):
-    config.update("webhook_auth_failure_limit", 1)
+    config.update(WEBHOOK_AUTH_FAILURE_LIMIT, 1)
     answers = {deliver(client, "products", {"item_id": str(n)}).status_code for n in range(30)}
     assert answers == {202}

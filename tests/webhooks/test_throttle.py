@@ -12,6 +12,7 @@ import pytest
 import redis
 import time_machine
 
+from sync.config_keys import WEBHOOK_AUTH_FAILURE_LIMIT, WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS
 from sync.models import WebhookAuthFailures
 from tdscore import config
 from tests.webhooks.conftest import deliver
@@ -68,7 +69,7 @@ def test_with_the_database_down_each_process_still_throttles_fast(tmp_path):
 
 @pytest.mark.django_db
 def test_the_count_is_kept_in_its_table(client):
-    config.update("webhook_auth_failure_limit", 2)
+    config.update(WEBHOOK_AUTH_FAILURE_LIMIT, 2)
     for _ in range(3):
         deliver(client, "products", {"item_id": "42"}, auth=False)
     assert WebhookAuthFailures.objects.get(address="127.0.0.1").failures == 3
@@ -76,7 +77,7 @@ def test_the_count_is_kept_in_its_table(client):
 
 @pytest.mark.django_db
 def test_a_new_window_forgets_the_ended_ones(client):
-    config.update("webhook_auth_failure_window_seconds", 60)
+    config.update(WEBHOOK_AUTH_FAILURE_WINDOW_SECONDS, 60)
     with time_machine.travel(datetime(2026, 6, 9, 12, 0, tzinfo=UTC), tick=False) as clock:
         client.post("/webhooks/products", {"item_id": "42"}, content_type="application/json", REMOTE_ADDR="10.0.0.1")
         assert WebhookAuthFailures.objects.filter(address="10.0.0.1").exists()

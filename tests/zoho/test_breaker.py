@@ -9,6 +9,11 @@ from django.utils import timezone
 
 from monitoring.health import READINESS_CHECKS
 from sync.zoho import breaker, limiter
+from sync.zoho.config_keys import (
+    ZOHO_AUTH_RETRY_SECONDS,
+    ZOHO_BREAKER_CONSECUTIVE_FAILURES,
+    ZOHO_BREAKER_COOLDOWN_SECONDS,
+)
 from sync.zoho.errors import ZohoError
 from sync.zoho.models import CallOutcome
 from tdscore import config
@@ -22,7 +27,7 @@ def _org(settings, time_machine):
     # The state rows are created on first use at the clock's time: just before the explicit times below.
     time_machine.move_to(NOW - timedelta(minutes=1), tick=False)
     settings.ZOHO_ORGANIZATION_ID = "60012345"
-    config.update("zoho_breaker_cooldown_seconds", 5)
+    config.update(ZOHO_BREAKER_COOLDOWN_SECONDS, 5)
 
 
 def call(outcome: CallOutcome, now: datetime) -> None:
@@ -53,14 +58,14 @@ def test_consecutive_failures_open_the_breaker():
 
 
 def test_a_high_failure_rate_over_the_window_opens_it():
-    config.update("zoho_breaker_consecutive_failures", 100)
+    config.update(ZOHO_BREAKER_CONSECUTIVE_FAILURES, 100)
     for i in range(10):
         call(CallOutcome.FAILURE if i % 2 else CallOutcome.OK, NOW + timedelta(seconds=i))
     assert breaker.state(NOW + timedelta(seconds=10)) == "open"
 
 
 def test_a_low_failure_rate_keeps_it_closed():
-    config.update("zoho_breaker_consecutive_failures", 100)
+    config.update(ZOHO_BREAKER_CONSECUTIVE_FAILURES, 100)
     for i in range(20):
         call(CallOutcome.FAILURE if i % 3 == 0 else CallOutcome.OK, NOW + timedelta(seconds=i))
     assert breaker.state(NOW + timedelta(seconds=20)) == "closed"
@@ -90,7 +95,7 @@ def test_a_failed_probe_opens_it_again():
 
 
 def test_auth_state_refuses_everyone_until_the_retry_time_then_lets_one_through():
-    config.update("zoho_auth_retry_seconds", 30)
+    config.update(ZOHO_AUTH_RETRY_SECONDS, 30)
     breaker.enter_auth("refresh refused: invalid_code", NOW)
     assert breaker.state(NOW) == "auth"
     assert refused(NOW + timedelta(seconds=10)) == "auth"

@@ -9,8 +9,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from sync.config_keys import ZOHO_CALL_RETRIES
 from sync.zoho import breaker, limiter
 from sync.zoho.client import ZohoClient, ZohoError
+from sync.zoho.config_keys import ZOHO_AUTH_RETRY_SECONDS, ZOHO_BREAKER_COOLDOWN_SECONDS
 from sync.zoho.models import ZohoToken
 from tdscore import config
 from tests.conftest import point_at
@@ -132,7 +134,7 @@ def test_a_revoked_token_puts_the_breaker_in_auth_and_callers_are_refused_quickl
 
 
 def test_auth_state_heals_after_the_grant_is_restored(zoho_sim, client, clock):
-    config.update("zoho_auth_retry_seconds", 10)
+    config.update(ZOHO_AUTH_RETRY_SECONDS, 10)
     item = zoho_sim.seed("products", 1)[0]
     zoho_sim.revoke_tokens()
     with pytest.raises(ZohoError):
@@ -187,7 +189,7 @@ def test_a_missing_object_is_a_permanent_not_found(zoho_sim, client):
 
 @pytest.mark.parametrize(("status", "code", "kind"), [(429, 45, "daily_limit"), (500, 1000, "server")])
 def test_zoho_errors_over_http_keep_their_kind(zoho_sim, client, status, code, kind):
-    config.update("zoho_call_retries", 0)
+    config.update(ZOHO_CALL_RETRIES, 0)
     zoho_sim.fail_next(status, code=code)
     with pytest.raises(ZohoError) as caught:
         client.list_page("products")
@@ -204,7 +206,7 @@ def test_a_dropped_connection_is_one_network_error_left_to_the_callers_retry(zoh
 
 
 def test_a_slow_answer_times_out_as_a_network_error(zoho_sim, clock):
-    config.update("zoho_call_retries", 0)
+    config.update(ZOHO_CALL_RETRIES, 0)
     zoho_sim.slow_next(2)
     with ZohoClient(timeout=0.3, sleep=clock.shift) as zoho, pytest.raises(ZohoError) as caught:
         zoho.list_page("products")
@@ -212,7 +214,7 @@ def test_a_slow_answer_times_out_as_a_network_error(zoho_sim, clock):
 
 
 def test_repeated_5xx_open_the_breaker_and_it_recovers_through_a_probe(zoho_sim, client, clock):
-    config.update("zoho_breaker_cooldown_seconds", 5)
+    config.update(ZOHO_BREAKER_COOLDOWN_SECONDS, 5)
     zoho_sim.seed("products", 1)
     zoho_sim.fail_next(500, count=5)
     for _ in range(5):  # five in a row open it

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient, ZohoError
+from sync.zoho.config_keys import ZOHO_RATE_LIMIT_MAX_WAIT_SECONDS
 from sync.zoho.limiter import Slot
 from tdscore import config
 from tests.conftest import point_at
@@ -60,7 +61,7 @@ def test_concurrent_acquires_never_grant_more_than_the_minute_cap(settings):
 
 
 def test_clients_in_parallel_stay_within_zohos_minute_limit(settings):
-    config.update("zoho_rate_limit_max_wait_seconds", 0)
+    config.update(ZOHO_RATE_LIMIT_MAX_WAIT_SECONDS, 0)
     with ZohoSimulator(per_minute_limit=100) as sim:
         point_at(settings, sim)
         item = sim.seed("products", 1)[0]

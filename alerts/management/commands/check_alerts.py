@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from alerts import cycle
-from alerts.notices import number
+from alerts import alert_round
+from alerts.alert_message import number
 
 
 class Command(BaseCommand):
     help = "Evaluate the alert rules once and send the notifications they call for (exit 0)."
 
     def handle(self, *args, **options):
-        done = cycle.run()
+        done = alert_round.run()
         result = done.evaluation
         for finding in result.findings:
             value = (

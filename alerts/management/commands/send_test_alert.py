@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from alerts import channels, probe
+from alerts import channels, send_test
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             raise CommandError(f"channel {channel} is not enabled: set {names}")
         if not enabled:
             raise CommandError("no alert channel is enabled: alerts are recorded and shown, but nobody is notified")
-        deliveries = probe.send_test([channel] if channel else enabled, by="cli", now=timezone.now())
+        deliveries = send_test.send_test([channel] if channel else enabled, by="cli", now=timezone.now())
         for delivery in deliveries:
             line = f"{delivery.channel}: {delivery.status}" + (f" ({delivery.error})" if delivery.error else "")
             self.stdout.write(line)

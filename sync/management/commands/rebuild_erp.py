@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from sync import entities, rebuild, worker
+from sync.config_keys import PAUSED_ENTITIES, QUEUE_POLL_INTERVAL_MS
 from tdscore import config
 
 PROGRESS_EVERY_SECONDS = 5
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--entity", required=True, choices=list(entities.ENTITIES))
 
     def handle(self, *args, entity: str, **options):
-        if entity in config.get("paused_entities"):
+        if entity in config.get(PAUSED_ENTITIES):
             raise CommandError(f"{entity} is paused: resume it first, or its rebuilt rows would wait")
         started = timezone.now()
         queued = rebuild.queue_rebuild(entity, now=started, progress=lambda n: self.stdout.write(f"… {n} queued"))
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         with worker.stop_on_signals() as stop:
             while not stop.is_set() and rebuild.unfinished(entity, started):
                 if not worker.process_batch(worker_id, timezone.now()):
-                    stop.wait(config.get("queue_poll_interval_ms") / 1000)  # rows in flight elsewhere, or retrying
+                    stop.wait(config.get(QUEUE_POLL_INTERVAL_MS) / 1000)  # rows in flight elsewhere, or retrying
                 if time.monotonic() - last >= PROGRESS_EVERY_SECONDS:
                     last = time.monotonic()
                     self.stdout.write(f"… {_listed(rebuild.tally(entity, started))}")

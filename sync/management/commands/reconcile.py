@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sync import entities, reconcile, runs
+from sync import entities, reconcile, run_lifecycle
 from sync.models import SyncRun
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{slug}: scanning…")
             try:
                 run = reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
-            except runs.RunRefused as exc:
+            except run_lifecycle.RunRefused as exc:
                 self.stderr.write(f"{slug}: refused: {exc}")
                 ok = False
                 continue

@@ -36,7 +36,7 @@ class Command(BaseCommand):
     def pull_one(self, slug: str, mode: str, stop: dict) -> bool:
         try:
             run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual")
-        except pull.runs.RunRefused as exc:
+        except pull.run_lifecycle.RunRefused as exc:
             self.stderr.write(f"{slug}: refused: {exc}")
             return False
         if run.status == SyncRun.Status.PENDING:

@@ -1,4 +1,4 @@
-"""Logs an operator can search and a leak cannot reach (SPEC §5; README: LOG_FORMAT).
+"""Logs an operator can search and a leak cannot reach (README: LOG_FORMAT).
 
 - `log_context(entity=…, run=…)` names what the code below it works on; every log line written
   inside carries those ids (a contextvar, so threads and nested contexts each see their own).

@@ -11,16 +11,16 @@ from alerts import delivery, engine
 
 
 @dataclass
-class Cycle:
+class RoundResult:
     evaluation: engine.Evaluation
     deliveries: Counter
 
 
-def run() -> Cycle:
+def run() -> RoundResult:
     """Send the retries that are due, evaluate the rules, then send what the evaluation queued.
 
     Retries go first so a channel that failed permanently is seen by this evaluation's channel rule.
     """
     retried = delivery.deliver_due(timezone.now())
     evaluation = engine.evaluate(timezone.now())
-    return Cycle(evaluation, retried + delivery.deliver_due(timezone.now()))
+    return RoundResult(evaluation, retried + delivery.deliver_due(timezone.now()))

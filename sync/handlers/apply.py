@@ -1,5 +1,8 @@
 """The apply path every entity shares: validate → lock → decide → write → lines → audit.
 
+The decision itself is pure (sync.handlers.decisions); this module reads the rows under lock and
+writes what was decided.
+
 An entity is a declaration (`Handler(slug, Model, lines=Lines(...), renames=...)`): its columns,
 their converters and its parent references are read from the ERP model, so each of the eleven is a
 few lines. The whole batch costs a fixed number of queries whatever its size: one advisory lock
@@ -10,30 +13,21 @@ type, one bulk upsert, one DELETE and one bulk INSERT of lines, one bulk INSERT 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, models
 
 from sync import entities
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
+from sync.handlers.decisions import ApplyOutcome, Change, Record, decide
 from sync.models import AuditTrail, QueueItem
 
 # Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
 BOOKKEEPING = {"id", "zoho_id", "zoho_last_modified", "content_hash", "raw", "is_summary", "synced_at", "deleted_at"}
-EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
-class Outcome(models.TextChoices):
-    APPLIED = "applied"
-    STALE = "stale"
-    UNCHANGED = "unchanged"
-    SUMMARY = "summary"  # a list row that would override a detail of the same version
 
 
 class Columns:
@@ -96,166 +90,6 @@ class Lines:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ValidationFailed(f"{key} is not a list of objects")
         return [columns.read(r, whole=True) for r in rows]
-
-
-@dataclass
-class Change:
-    """One queue row, validated and mapped."""
-
-    item: QueueItem
-    zoho_id: str
-    obj: dict[str, Any]
-    values: dict[str, Any]
-    lines: list[dict[str, Any]] | None  # None: the payload has no lines (a summary, a delete)
-
-    @property
-    def version(self) -> datetime | None:
-        return self.item.version
-
-    @property
-    def delete(self) -> bool:
-        return self.item.operation == QueueItem.Operation.DELETE
-
-    @property
-    def summary(self) -> bool:
-        return self.item.is_summary and not self.delete
-
-    @property
-    def rebuild(self) -> bool:
-        """A stored payload re-applied (`rebuild_erp`, source `replay`) after the mapping changed."""
-        return self.item.source == QueueItem.Source.REPLAY
-
-    def overtaken_by(self, later: Change) -> bool:
-        """A strictly newer row of the same object in the batch makes this one stale without applying it.
-
-        Except a summary over a detail: the older detail's lines are applied first, then the
-        summary's header (the same rule as supersede at enqueue).
-        """
-        if self.version is None or later.version is None or later.version <= self.version:
-            return False
-        return not (later.summary and not self.summary)
-
-
-class Record(Protocol):
-    """What the decision needs of the stored object a batch is deciding (an ERP row, an item's stock)."""
-
-    exists: bool
-
-    @property
-    def version(self) -> datetime | None: ...
-    @property
-    def content_hash(self) -> str: ...
-    @property
-    def is_summary(self) -> bool: ...
-    @property
-    def deleted_at(self) -> datetime | None: ...
-    def state(self) -> dict[str, Any]: ...
-    def apply(self, change: Change, now: datetime) -> None: ...
-    def tombstone(self, change: Change, now: datetime) -> None: ...
-
-
-def judge(record: Record, change: Change) -> Outcome:
-    """SPEC §6: older → stale; same hash → unchanged; a summary never overrides a detail of its version.
-
-    Tombstones: an upsert revives a deleted row only with a version strictly newer than the
-    delete's (a delete always has one: its receive time when Zoho gave none). An upsert without a
-    version cannot prove it is newer, so it does not revive — the one case where "no version is
-    never stale" gives way, because bringing back a deleted row on a guess is the worse error.
-    """
-    stored = record.version
-    older = change.version is not None and stored is not None and change.version < stored
-    if change.delete:
-        if older:
-            return Outcome.STALE
-        return Outcome.UNCHANGED if record.deleted_at else Outcome.APPLIED
-    if record.deleted_at:
-        newer = change.version is not None and stored is not None and change.version > stored
-        return Outcome.APPLIED if newer else Outcome.STALE
-    if older:
-        return Outcome.STALE
-    # A rebuild brings the very payload that is stored: its hash always matches, and the mapping
-    # is what may have changed, so it is mapped again (decide() then skips it if nothing differs).
-    if change.item.content_hash == record.content_hash and not change.rebuild:
-        return Outcome.UNCHANGED
-    if change.summary and record.exists and not record.is_summary and change.version == stored:
-        return Outcome.SUMMARY
-    return Outcome.APPLIED
-
-
-def _order(change: Change) -> tuple[datetime, int]:
-    # Versions ascending; rows without a version by arrival (queue id), before versioned rows of the
-    # same object in the batch (they cannot be placed on Zoho's clock, and are never stale).
-    return (change.version or EARLIEST, change.item.pk)
-
-
-def decide(
-    changes: Sequence[Change], records: dict[str, Record], now: datetime
-) -> tuple[dict[int, Outcome], list[AuditTrail], list[Record]]:
-    """Decide every row against its record, applying winners to the records in memory."""
-    outcomes: dict[int, Outcome] = {}
-    audits: list[AuditTrail] = []
-    touched: dict[str, Record] = {}
-    groups: dict[str, list[Change]] = defaultdict(list)
-    for change in sorted(changes, key=_order):
-        groups[change.zoho_id].append(change)
-    for zoho_id, group in groups.items():
-        record = records[zoho_id]
-        for i, change in enumerate(group):
-            if any(change.overtaken_by(later) for later in group[i + 1 :]):
-                outcome = Outcome.STALE
-            else:
-                outcome = judge(record, change)
-            if outcome == Outcome.APPLIED:
-                audit = _apply(record, change, now)
-                if change.rebuild and not audit.changed_fields:
-                    outcome = Outcome.UNCHANGED  # mapped again, the same: no write, no audit row
-                else:
-                    audits.append(audit)
-                    touched[zoho_id] = record
-            outcomes[change.item.pk] = outcome
-    return outcomes, audits, list(touched.values())
-
-
-def _apply(record: Record, change: Change, now: datetime) -> AuditTrail:
-    before = record.state() if record.exists else None
-    if change.delete:
-        operation = AuditTrail.Operation.DELETE
-        record.tombstone(change, now)
-    else:
-        operation = AuditTrail.Operation.UPDATE if record.exists else AuditTrail.Operation.CREATE
-        record.apply(change, now)
-    record.exists = True
-    after = record.state()
-    if before is None:
-        changed = [k for k, v in after.items() if v not in (None, "", [])]
-    else:
-        changed = [k for k in after if after[k] != before.get(k)]
-    item = change.item
-    return AuditTrail(
-        entity=item.entity,
-        object_id=item.object_id,
-        operation=operation,
-        before=jsonable(before),
-        after=jsonable(after),
-        changed_fields=changed,
-        version=change.version,
-        source=item.source,
-        queue_item_id=item.pk,
-        inbox_event_id=item.inbox_event_id,
-        at=now,
-    )
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, date):  # and datetime
-        return value.isoformat()
-    return value
 
 
 def lock_objects(namespace: str, zoho_ids: Iterable[str]) -> None:
@@ -362,7 +196,7 @@ class Handler:
     def __str__(self) -> str:
         return f"{self.entity.slug}{'/' + self.prefix if self.prefix else ''}"
 
-    def apply(self, items: Sequence[QueueItem], now: datetime) -> dict[int, Outcome]:
+    def apply(self, items: Sequence[QueueItem], now: datetime) -> dict[int, ApplyOutcome]:
         changes = [self.read(item) for item in items]
         records = self.load({c.zoho_id for c in changes}, now)
         outcomes, audits, touched = decide(changes, records, now)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F, Q
 
+from sync.config_keys import LOCK_TIMEOUT_SECONDS
 from sync.models import SyncCursor, SyncLog, SyncRun
 from tdscore import config
 
@@ -45,7 +46,7 @@ def lock_entity(slug: str) -> None:
 
 
 def stale_before(now: datetime) -> datetime:
-    return now - timedelta(seconds=config.get("lock_timeout_seconds"))
+    return now - timedelta(seconds=config.get(LOCK_TIMEOUT_SECONDS))
 
 
 def fail_stale(slug: str, *, now: datetime) -> int:
