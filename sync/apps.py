@@ -7,6 +7,8 @@ class SyncConfig(AppConfig):
     verbose_name = "Sync pipeline"
 
     def ready(self) -> None:
+        # Imported here, not at the top: these modules (and django-q2's signals) use models, which an
+        # AppConfig precedes.
         from django_q.signals import post_spawn
 
         from sync import config_keys, timestamps, worker  # noqa: F401 - config_keys registers the keys

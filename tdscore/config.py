@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tdscore.models import Configuration
+
 
 class ConfigError(ValueError):
     """A key that does not exist, or a value of the wrong type or out of range."""
@@ -173,8 +175,6 @@ _loaded_at = float("-inf")
 
 
 def _load() -> dict[str, Any]:
-    from tdscore.models import Configuration
-
     stored = dict(Configuration.objects.values_list("key", "value"))
     return {name: stored.get(name, key.default) for name, key in REGISTRY.items()}
 
@@ -199,8 +199,6 @@ def update_many(values: Mapping[Key | str, Any], *, by=None) -> dict[str, Any]:
 
     Keys are constants, or names as the admin and the API receive them; the answer is by name.
     """
-    from tdscore.models import Configuration
-
     keys = {}
     unknown = []
     for key in values:
@@ -236,8 +234,6 @@ def update(key: Key, value: Any, *, by=None) -> Any:
 
 def ensure_rows() -> int:
     """Create a row for every registered key that has none, so the admin lists them all."""
-    from tdscore.models import Configuration
-
     existing = set(Configuration.objects.values_list("key", flat=True))
     missing = [
         Configuration(

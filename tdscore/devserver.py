@@ -23,6 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import django
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connections
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ADMIN_USERNAME = "admin"
 # A child still running this long after it was asked to stop is killed (its drains' leases expire).
@@ -72,13 +77,7 @@ def prepare(admin_password: str) -> bool:
 
     Returns whether the admin user was created.
     """
-    import django
-    from django.core.management import call_command
-    from django.db import connections
-
     django.setup()
-    from django.contrib.auth import get_user_model
-
     print("Migrating the database…", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
     users = get_user_model().objects

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from alerts import channels
 from alerts.models import AlertDelivery
 from alerts.rules.core import Finding, Severity, rule
 
@@ -11,8 +12,6 @@ from alerts.rules.core import Finding, Severity, rule
 @rule("channel_failing")
 def channel_failing(now: datetime) -> list[Finding]:
     """A channel's newest finished notification failed: refused for good or out of attempts."""
-    from alerts import channels
-
     findings = []
     for name in channels.enabled():
         last = (

@@ -9,23 +9,21 @@ from django.db.models import Sum
 
 from alerts.config_keys import ZOHO_CAP_ALERT_RATIO, ZOHO_WEBHOOK_DAILY_CAP
 from alerts.rules.core import Finding, Severity, rule
+from sync import budget
 from sync.models import InboxEvent
+from sync.zoho import breaker
+from sync.zoho.limiter import organization
+from sync.zoho.models import BreakerState, ZohoCall
 from tdscore import config
 
 
 def _breaker(now: datetime):
-    from sync.zoho import breaker
-    from sync.zoho.limiter import organization
-    from sync.zoho.models import BreakerState
-
     row = BreakerState.objects.filter(organization_id=organization()).first()
     return row, breaker.state(now)
 
 
 @rule("breaker_open")
 def breaker_open(now: datetime) -> list[Finding]:
-    from sync.zoho import breaker
-
     row, state = _breaker(now)
     if state not in (breaker.Circuit.OPEN, breaker.Circuit.HALF_OPEN):
         return []
@@ -46,8 +44,6 @@ def breaker_open(now: datetime) -> list[Finding]:
 
 @rule("zoho_auth")
 def zoho_auth(now: datetime) -> list[Finding]:
-    from sync.zoho import breaker
-
     row, state = _breaker(now)
     if state != breaker.Circuit.AUTH:
         return []
@@ -66,8 +62,6 @@ def zoho_auth(now: datetime) -> list[Finding]:
 @rule("zoho_quota")
 def zoho_quota(now: datetime) -> list[Finding]:
     """Only the reserve of today's Zoho calls is left (the limiter's count, Zoho's own when lower)."""
-    from sync import budget
-
     s = budget.status(now)
     if s.remaining_today > s.reserve:
         return []
@@ -90,10 +84,6 @@ def zoho_daily_cap(now: datetime) -> list[Finding]:
     Zoho stops delivering webhooks past 1,000 a day (the changes then only arrive by pull), and
     stops answering the API past the plan's cap.
     """
-    from sync import budget
-    from sync.zoho.limiter import organization
-    from sync.zoho.models import ZohoCall
-
     ratio = config.get(ZOHO_CAP_ALERT_RATIO)
     status = budget.status(now)
     day_start = status.reset_at - timedelta(days=1)

@@ -13,14 +13,13 @@ from datetime import datetime
 from sync.errors import UnknownEntityError, ValidationFailed
 from sync.handlers.apply import Handler
 from sync.handlers.decisions import ApplyOutcome
+from sync.handlers.declarations import HANDLERS
 from sync.models import QueueItem
 
 __all__ = ["ApplyOutcome", "apply_batch", "handler_for"]
 
 
 def handler_for(item: QueueItem) -> Handler:
-    from sync.handlers.declarations import HANDLERS  # imports the ERP models: not at app loading
-
     candidates = [h for h in HANDLERS if h.entity.slug == item.entity]
     if not candidates:
         raise UnknownEntityError(f"no handler for entity {item.entity!r}")

@@ -9,4 +9,5 @@ class ZohoConfig(AppConfig):
     verbose_name = "Zoho"
 
     def ready(self) -> None:
+        # Imported here, not at the top: the keys module reads the registry, which an AppConfig precedes.
         from sync.zoho import config_keys  # noqa: F401 - registers the configuration keys
