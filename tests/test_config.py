@@ -1,10 +1,13 @@
 import importlib
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
+from django.conf import settings
 
 from alerts.config_keys import FAILURE_RATE_THRESHOLD
 from sync.config_keys import (
@@ -148,3 +151,16 @@ def test_every_app_registers_its_keys_when_django_starts():
 def test_the_admin_and_the_api_change_a_key_by_its_name():
     assert config.update_many({"batch_size": 30}) == {"batch_size": 30}
     assert config.get(BATCH_SIZE) == 30
+
+
+def test_the_reference_lists_every_key_with_its_type_and_default():
+    """docs/REFERENCE.md is what an operator reads: each declared key has its row there, as declared."""
+    reference = (Path(settings.BASE_DIR) / "docs" / "REFERENCE.md").read_text()
+    rows = {line.split("`")[1]: line for line in reference.splitlines() if line.startswith("| `")}
+    wrong = []
+    for name, key in config.REGISTRY.items():
+        row = rows.get(name, "")
+        if f"| {key.type} | `{json.dumps(key.default)}` |" not in row:
+            wrong.append(f"{name}: expected type {key.type} and default {json.dumps(key.default)}, found {row!r}")
+    wrong += [f"{name}: listed but not declared" for name in set(rows) - set(config.REGISTRY)]
+    assert not wrong, "\n".join(wrong)
