@@ -1,4 +1,4 @@
-"""Apply-engine benchmark (issue 4): run by hand on PostgreSQL; figures go to docs/BENCHMARKS.md.
+"""Apply-engine benchmark: run by hand on PostgreSQL; figures go to docs/BENCHMARKS.md.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tdscore .venv/bin/python bench/apply.py
     … bench/apply.py --smoke        # seconds; run by tests/queue/test_bench_smoke.py

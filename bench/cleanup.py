@@ -1,4 +1,4 @@
-"""Retention under load (issue 12): `manage.py cleanup` deletes 1,000,000 old inbox rows and their
+"""Retention under load: `manage.py cleanup` deletes 1,000,000 old inbox rows and their
 queue rows on PostgreSQL while webhooks keep arriving at a steady rate.
 
 The bench database is filled with N finished webhook changes 30 days old (an inbox row and its

@@ -1,4 +1,4 @@
-"""Operations console benchmark (issue 11): the console's pages answer fast on a large database.
+"""Operations console benchmark: the console's pages answer fast on a large database.
 
 Fills a scratch PostgreSQL database (created and dropped here) with INSERT … SELECT over
 generate_series, not the ORM: 1,000,000 inbox rows and their 1,000,000 queue rows spread over 30

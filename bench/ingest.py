@@ -1,4 +1,4 @@
-"""Webhook ingest benchmark (issue 3): accepted webhooks/s and latency against a bare ORM insert.
+"""Webhook ingest benchmark: accepted webhooks/s and latency against a bare ORM insert.
 
 Starts gunicorn (sync workers) on its own database, then from threads on 127.0.0.1 (http.client,
 keep-alive where the server allows it) posts unique ~2 KB Zoho item payloads signed with

@@ -1,4 +1,4 @@
-"""Pull benchmark (issue 5, part C): a full sync from the simulator into the ERP tables, and the
+"""Pull benchmark: a full sync from the simulator into the ERP tables, and the
 run's use of Zoho's per-minute allowance.
 
 Phase 1, no Zoho limits: `sync_zoho`'s unit (`pull.pull_entity("products", "full")`) reads 50,000

@@ -6,7 +6,7 @@ rows/s. Baseline, in the same run: a bare stdlib HTTP server answering the same 
 with one pre-built 200-row page (no auth, no lookup, no limits) — the ceiling of HTTP + JSON decoding
 on this machine, which the simulator can approach but not pass.
 
-Target: listing >= 3,000 rows/s, the pull benchmark's own target (issue 5), so the simulator is
+Target: listing >= 3,000 rows/s, the pull benchmark's own target, so the simulator is
 never what limits it; Zoho's real ceiling is 100 calls x 200 rows a minute, about 333 rows/s.
 
     .venv/bin/python bench/simulator.py              # 50,000 items

@@ -1,4 +1,4 @@
-"""Zoho client benchmark (issue 5, part B): what the shared token, limiter and breaker cost per call.
+"""Zoho client benchmark: what the shared token, limiter and breaker cost per call.
 
 Phase 1, no Zoho limits: list pages of 200 products from the simulator on 127.0.0.1 through
 `ZohoClient.list_page` (breaker check, shared token, limiter slot in the database, outcome recorded)
