@@ -46,6 +46,8 @@ class Alert(models.Model):
 
     class Meta:
         db_table = "tds_alerts"
+        # Acknowledging, resolving and silencing are an operator's answers, not model edits.
+        permissions = [("acknowledge_alert", "Can acknowledge, resolve and silence alerts")]
         constraints = [
             # One open alert per rule and subject; a repeat raises `occurrences` instead.
             models.UniqueConstraint(

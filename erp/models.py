@@ -78,6 +78,10 @@ class Contact(HeaderRecord):
 class Customer(Contact):
     outstanding_receivable_amount = money()
 
+    class Meta:
+        # Erasing a contact's personal data reaches past the ERP row (stored bodies, the audit trail).
+        permissions = [("redact_contact", "Can erase a contact's personal data")]
+
 
 class Vendor(Contact):
     outstanding_payable_amount = money()

@@ -94,6 +94,8 @@ class SyncRun(models.Model):
 
     class Meta:
         db_table = "tds_sync_runs"
+        # Starting a pull or a reconciliation is not a model edit (sync_zoho, reconcile, the dashboard).
+        permissions = [("start_run", "Can start a pull or a reconciliation")]
         indexes = [
             # Dashboard list and overlap check: WHERE entity = %s AND status IN (...) ORDER BY created_at DESC.
             models.Index(fields=["entity", "status", "-created_at"], name="tds_run_entity_status"),
@@ -182,6 +184,8 @@ class QueueItem(models.Model):
 
     class Meta:
         db_table = "tds_sync_queue"
+        # Pausing and resuming an entity's applies is not a model edit (pause_entity, resume_entity).
+        permissions = [("pause_entity", "Can pause and resume applying an entity")]
         indexes = [
             # Claim: WHERE status IN ('pending','retry') AND next_attempt_at <= now
             #        ORDER BY priority DESC, next_attempt_at, id.
@@ -270,6 +274,11 @@ class DeadLetter(models.Model):
 
     class Meta:
         db_table = "tds_dead_letter_queue"
+        # A replay or a discard moves a dead letter through the queue's own functions, never an edit.
+        permissions = [
+            ("replay_deadletter", "Can replay a dead letter"),
+            ("discard_deadletter", "Can discard a dead letter or mark it fixed"),
+        ]
         indexes = [
             # Dashboard and alerts: WHERE resolved_at IS NULL [AND entity/reason] ORDER BY last_failed_at.
             models.Index(
