@@ -25,8 +25,11 @@ def throwaway_database(database_url: str) -> Iterator[None]:
     django.setup()
     from django.test.utils import setup_databases, teardown_databases
 
+    from sync import wakeup
+
     databases = setup_databases(verbosity=0, interactive=False)
     try:
         yield
     finally:
+        wakeup.close_all()  # a drainer's listening connection would keep the database from being dropped
         teardown_databases(databases, verbosity=0)

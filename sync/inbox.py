@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from sync import queue
+from sync import queue, wakeup
 from sync.models import InboxEvent, QueueItem
 
 
@@ -102,15 +102,16 @@ def store_queued(event: InboxEvent, item: QueueItem, *, now: datetime, revertibl
     repeat is a repeat wherever it arrives: its version orders it.)
     """
     event_id = _insert_queued(event, item, now=now)
-    if event_id is not None:
-        return event_id, StoreOutcome.INSERTED
-    if revertible:
+    if event_id is None and revertible:
         latest = _latest_change(item.entity, item.object_id)
         if latest is not None and latest[1:] != (item.content_hash, item.operation):
             event.idempotency_key = f"{event.idempotency_key}:after:{latest[0]}"
             event_id = _insert_queued(event, item, now=now)
-            if event_id is not None:
-                return event_id, StoreOutcome.INSERTED
+    if event_id is not None:
+        # Once the statement has committed (it is its own transaction in autocommit): the drainers
+        # are woken to a row they can see.
+        wakeup.after_commit()
+        return event_id, StoreOutcome.INSERTED
     return _repeat(event, now=now)
 
 

@@ -28,7 +28,7 @@ from django.db import DataError, OperationalError, connection, transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
-from sync import payloads, queue_sql
+from sync import payloads, queue_sql, wakeup
 from sync.config_keys import (
     BATCH_SIZE,
     LEASE_EXPIRY_LIMIT,
@@ -98,6 +98,7 @@ def enqueue(*, now: datetime, **fields: Any) -> QueueItem:
     item.save(force_insert=True)
     if item.version is not None:
         supersede_older(item, now=now)
+    wakeup.after_commit()
     return item
 
 
@@ -128,6 +129,7 @@ def enqueue_many(items: list[QueueItem], *, now: datetime) -> int:
             entity=entity, object_id=object_id, created_at=now, source=items[0].source
         ):
             supersede_older(item, now=now)
+    wakeup.after_commit()
     return len(items)
 
 
@@ -398,6 +400,7 @@ def release(batch: Batch, *, now: datetime) -> int:
 
     The try is refunded: it was never made. A row in a failure episode goes back to `retry`.
     """
+    wakeup.after_commit()  # another drainer may be idle
     return QueueItem.objects.leased(batch.token).update(
         status=Case(
             When(failing_since__isnull=True, then=Value(QueueItem.Status.PENDING)),
@@ -664,6 +667,7 @@ def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> 
             InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.QUEUED)
         _resolve(dead_letter, DeadLetter.Resolution.REPLAYED, by, now)
         _log(item, SyncLog.Level.INFO, f"replayed from dead letter #{dead_letter.pk} by {by}", "", now)
+        wakeup.after_commit()
     item.refresh_from_db()
     return item
 

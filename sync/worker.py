@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
-from sync import queue
+from sync import queue, wakeup
 from sync.config_keys import (
     HEARTBEAT_GRACE_SECONDS,
     HEARTBEAT_PERIOD_SECONDS,
@@ -228,6 +228,7 @@ def drain(
     `once`: stop when nothing that was due at the start is left (future retries, live leases and
     paused entities stay), and let errors out so the command can exit 1. Otherwise an error is
     logged and the loop goes on after a poll interval: a database blip must not end a drainer.
+    Idle, it waits for a wake-up (sync.wakeup) or the poll interval, whichever comes first.
     """
     stop = stop or threading.Event()
     started = timezone.now()
@@ -253,7 +254,8 @@ def drain(
         if not found:
             if once:
                 break
-            stop.wait(config.get(QUEUE_POLL_INTERVAL_MS) / 1000)
+            # Woken when work commits (sync.wakeup); the poll interval is the backstop.
+            wakeup.wait(config.get(QUEUE_POLL_INTERVAL_MS) / 1000, stop=stop)
     beat(worker_id, now=timezone.now(), rows=sum(tally.values()))
     return tally
 

@@ -258,6 +258,11 @@ else:
     Q_CLUSTER["orm"] = "default"
 # The drain loop stops this long before django-q2's timeout would kill it.
 TDS_DRAIN_DEADLINE_SECONDS = env.float("TDS_DRAIN_DEADLINE_SECONDS", default=60)
+# Idle drainers are woken when work commits (sync.wakeup): NOTIFY on PostgreSQL, PUBLISH when
+# Redis is configured; the poll interval stays the backstop. false: drainers only poll, for a
+# PgBouncer in transaction mode, which does not keep a LISTEN (docs/OPERATIONS.md).
+TDS_WAKEUPS = env.bool("TDS_WAKEUPS", default=True)
+TDS_WAKEUP_REDIS_URL = REDIS_URL or Q_CLUSTER.get("redis", "")
 
 # --- Logging (tdscore.logs) ---------------------------------------------------------------------
 # JSON lines unless DEBUG or a terminal (LOG_FORMAT=json|text decides); secrets redacted everywhere.

@@ -12,6 +12,7 @@ import os
 import pytest
 from django.conf import settings
 
+from sync import wakeup
 from tdscore import config
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -36,6 +37,14 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, then: this process's wake-up connections (sync.wakeup) are closed before the
+    test database is dropped, which PostgreSQL refuses while a session is connected to it."""
+    yield
+    wakeup.close_all()
 
 
 @pytest.fixture(autouse=True)
