@@ -259,6 +259,7 @@ def redis_subscribed(process: subprocess.Popen) -> bool:
     )
 
 
+@pytest.mark.postgres  # a drainer process shares the test database: SQLite's is in memory
 def test_with_redis_configured_an_idle_drainer_is_woken_through_redis(client, webhooks, start_drainer):
     webhooks.TDS_WAKEUP_REDIS_URL = REDIS_URL
     config.update(QUEUE_POLL_INTERVAL_MS, LONG_POLL_MS)
