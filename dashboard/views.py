@@ -21,6 +21,7 @@ from alerts.models import Alert, AlertStateError
 from dashboard import charts
 from dashboard.config_keys import DASHBOARD_REFRESH_SECONDS
 from monitoring import stats
+from monitoring.rollups import Lag
 from sync import queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config
@@ -116,13 +117,30 @@ def tiles(overview: dict) -> list[Tile]:
     ]
 
 
+def _freshness(overview: dict) -> list[tuple[str, str, str | None]]:
+    """The freshness tile's rows: (entity, p95 after Zoho's change, p95 after the webhook or None).
+    Backfill (old records a pull brought) is history, not lag: not shown as freshness."""
+    rows = []
+    for entity, lags in overview["freshness"].items():
+        modified, received = lags.get(Lag.SINCE_MODIFIED), lags.get(Lag.SINCE_RECEIVED)
+        if modified or received:
+            rows.append(
+                (
+                    entity,
+                    _latency(modified["p95_seconds"] if modified else None),
+                    _latency(received["p95_seconds"]) if received else None,
+                )
+            )
+    return rows
+
+
 def context(now: datetime) -> dict:
     overview = stats.overview(now)
     return {
         "now": now,
         "refresh_seconds": config.get(DASHBOARD_REFRESH_SECONDS),
         "tiles": tiles(overview),
-        "freshness": [(entity, _latency(seconds)) for entity, seconds in stats.freshness_p95_by_entity(now).items()],
+        "freshness": _freshness(overview),
         "charts": charts.day_charts(now),
         # Newest first by id, which follows arrival: the primary key answers it at any table size,
         # where ordering by a timestamp would sort a million queue rows (or 100,000 dead letters).

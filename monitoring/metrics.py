@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from monitoring import registry, stats
-from monitoring.rollups import Histogram, Series, recent_dead_letters
+from monitoring.rollups import FRESHNESS_BUCKETS, Histogram, Series, recent_dead_letters
 from sync import budget
 from sync.models import WorkerHeartbeat
 from sync.zoho import breaker
@@ -74,8 +74,32 @@ class DatabaseCollector:
         buckets = [(floatToGoString(float(le)), n) for le, n in latency.cumulative()]
         histogram.add_metric([], buckets, latency.sum_seconds)
         yield histogram
+        yield self._freshness()
         calls = MetricTotal.objects.filter(name=Series.ZOHO_CALLS).first()
         yield CounterMetricFamily("tds_zoho_calls", "Zoho API calls made", value=calls.value if calls else 0)
+
+    def _freshness(self):
+        """ERP commit minus Zoho's modification (`since_modified`, live changes; `backfill`, old records a
+        pull brought) and minus the webhook's receipt (`since_received`), per entity, from the roll-ups'
+        running totals."""
+        found: dict[tuple[str, str], Histogram] = {}
+        for total in MetricTotal.objects.filter(name__in=[Series.FRESHNESS_BUCKET, Series.FRESHNESS_SUM]):
+            key = (total.labels.get("entity", ""), total.labels.get("lag", ""))
+            histogram = found.setdefault(key, Histogram(bounds=FRESHNESS_BUCKETS))
+            if total.name == Series.FRESHNESS_BUCKET:
+                histogram.buckets[total.labels.get("le", "")] = int(total.value)
+            else:
+                histogram.sum_seconds = total.value
+        family = HistogramMetricFamily(
+            "tds_freshness_seconds",
+            "ERP commit minus Zoho's last_modified_time (lag since_modified: live changes; backfill: old records "
+            "a pull brought) or minus the webhook's receipt (since_received), of applied rows",
+            labels=["entity", "lag"],
+        )
+        for (entity, lag), histogram in sorted(found.items()):
+            buckets = [(floatToGoString(float(le)), n) for le, n in histogram.cumulative()]
+            family.add_metric([entity, lag], buckets, histogram.sum_seconds)
+        return family
 
     def _queue_rows(self):
         family = GaugeMetricFamily(

@@ -4,7 +4,8 @@ Each minute gets one point per series and label set, written by `rollup(now)` (t
 `tds-metric-rollup` runs it every minute): changes received, applied, failed and skipped per entity;
 the end-to-end latency of applied changes as a histogram (mergeable across minutes, so the p95 of an
 hour or a day is read from sixty or 1,440 points instead of the queue) plus its p50/p95/p99 for the
-charts; the queue depth, the open dead letters and the Zoho calls. Re-running a minute replaces its
+charts; the freshness of applied changes per entity (`Lag`: how far the ERP trails Zoho's
+modification and the webhook's receipt, with old records a pull brought kept apart); the queue depth, the open dead letters and the Zoho calls. Re-running a minute replaces its
 points (delete and insert in one transaction; a unique key on name, minute and labels backs it up),
 so a retried or doubled schedule never counts a minute twice. Every query reads one minute through
 an index (`received_at`, `finished_at`, `started_at`), so the cost does not grow with the tables.
@@ -21,10 +22,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, models, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
-from sync.models import DeadLetter, InboxEvent, QueueItem
+from sync.models import DeadLetter, InboxEvent, QueueItem, SyncRun
 from sync.zoho.models import ZohoCall
 from tdscore.models import Metric, MetricTotal
 
@@ -33,6 +49,13 @@ MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 CATCH_UP = timedelta(hours=1)
 # Upper bounds (seconds) of the end-to-end latency histogram; the last bucket is everything above.
 LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 86400)
+# The same for freshness: from the tens of milliseconds a woken drainer takes to the year-old
+# records of a first pull.
+DAY_SECONDS = 86400
+FRESHNESS_BUCKETS = (
+    *(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600),
+    *(2 * 3600, 4 * 3600, 12 * 3600, DAY_SECONDS, 7 * DAY_SECONDS, 30 * DAY_SECONDS, 365 * DAY_SECONDS),
+)
 INF = "+Inf"
 
 
@@ -60,10 +83,29 @@ class Series(models.TextChoices):
     SKIPPED_HOURLY = "tds_skipped_hourly"
     LATENCY_BUCKET_HOURLY = "tds_latency_bucket_hourly"
     LATENCY_SUM_HOURLY = "tds_latency_sum_seconds_hourly"
+    FRESHNESS_BUCKET = "tds_freshness_bucket"  # {entity, lag, le}: applied rows whose lag fell in the bucket
+    FRESHNESS_SUM = "tds_freshness_sum_seconds"  # {entity, lag}: their lags, added up
+
+
+class Lag(models.TextChoices):
+    """How late an applied change reached the ERP, measured three ways."""
+
+    SINCE_MODIFIED = "since_modified", "ERP commit minus Zoho's last_modified_time, of live changes"
+    SINCE_RECEIVED = "since_received", "ERP commit minus the webhook's receipt"
+    # A pull's old records (last year's invoices on a first full pull) are history, not lag: kept
+    # apart so they neither read as "a day stale" nor open a freshness alert.
+    BACKFILL = "backfill", "ERP commit minus Zoho's last_modified_time, of old records a pull brought"
 
 
 COUNTED = (Series.RECEIVED, Series.APPLIED, Series.FAILED, Series.SKIPPED)
-TOTALLED = (*COUNTED, Series.LATENCY_BUCKET, Series.LATENCY_SUM, Series.ZOHO_CALLS)
+TOTALLED = (
+    *COUNTED,
+    Series.LATENCY_BUCKET,
+    Series.LATENCY_SUM,
+    Series.ZOHO_CALLS,
+    Series.FRESHNESS_BUCKET,
+    Series.FRESHNESS_SUM,
+)
 GAUGES = (Series.QUEUE_DEPTH, Series.DLQ_SIZE)
 HOURLY = {
     Series.RECEIVED: Series.RECEIVED_HOURLY,
@@ -76,8 +118,8 @@ HOURLY = {
 PER_MINUTE = [name for name in Series.values if name not in HOURLY.values()]
 
 
-def bucket_labels() -> list[str]:
-    return [f"{bound:g}" for bound in LATENCY_BUCKETS] + [INF]
+def bucket_labels(bounds: tuple = LATENCY_BUCKETS) -> list[str]:
+    return [f"{bound:g}" for bound in bounds] + [INF]
 
 
 @dataclass
@@ -86,6 +128,7 @@ class Histogram:
 
     buckets: Counter = field(default_factory=Counter)  # bucket label → how many fell in it
     sum_seconds: float = 0.0
+    bounds: tuple = LATENCY_BUCKETS  # upper bounds of the buckets; the last bucket is everything above
 
     @property
     def count(self) -> int:
@@ -101,7 +144,7 @@ class Histogram:
         if not self.count:
             return None
         rank, seen, lower = q * self.count, 0, 0.0
-        for label, upper in zip(bucket_labels(), [*LATENCY_BUCKETS, math.inf], strict=True):
+        for label, upper in zip(bucket_labels(self.bounds), [*self.bounds, math.inf], strict=True):
             n = self.buckets.get(label, 0)
             if n and seen + n >= rank:
                 return lower if upper == math.inf else lower + (upper - lower) * (rank - seen) / n
@@ -111,7 +154,7 @@ class Histogram:
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, rows at or below it) for every bound and +Inf: Prometheus' bucket samples."""
         running, out = 0, []
-        for label in bucket_labels():
+        for label in bucket_labels(self.bounds):
             running += self.buckets.get(label, 0)
             out.append((label, running))
         return out
@@ -119,10 +162,12 @@ class Histogram:
 
 @dataclass
 class Tally:
-    """What happened in a span of time: counts per series and entity, and the latency histogram."""
+    """What happened in a span of time: counts per series and entity, the latency histogram and the
+    freshness histograms (lag → entity → histogram)."""
 
     counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     latency: Histogram = field(default_factory=Histogram)
+    lags: dict[Lag, dict[str, Histogram]] = field(default_factory=dict)
 
     def total(self, series: str) -> int:
         return sum(self.counts[series].values())
@@ -131,6 +176,10 @@ class Tally:
         for series, per_entity in other.counts.items():
             self.counts[series].update(per_entity)
         self.latency.add(other.latency)
+        for lag, per_entity in other.lags.items():
+            mine = self.lags.setdefault(lag, {})
+            for entity, histogram in per_entity.items():
+                mine.setdefault(entity, Histogram(bounds=histogram.bounds)).add(histogram)
         return self
 
     def percentile(self, q: float) -> float | None:
@@ -149,24 +198,83 @@ def freshness() -> ExpressionWrapper:
     return ExpressionWrapper(F("finished_at") - F("version"), output_field=DurationField())
 
 
-def histograms(rows, duration: ExpressionWrapper, *, by: str | None = None) -> dict[str | None, Histogram]:
+def since_receipt() -> ExpressionWrapper:
+    """Commit to the ERP minus the webhook's receipt: how far the ERP trails the webhook."""
+    return ExpressionWrapper(F("finished_at") - F("inbox_event__received_at"), output_field=DurationField())
+
+
+PULL_RUNS = (SyncRun.RunType.FULL, SyncRun.RunType.INCREMENTAL, SyncRun.RunType.STOCK)
+
+
+def history_cutoff(queued_from: datetime) -> Case | None:
+    """Per queue row (queued at or after `queued_from`): the start of its entity's last pull that had
+    completed when the row was queued, or of the entity's first pull when none had. A pulled
+    record modified before that was already there to read: it is history (a first full pull of
+    last year's invoices, a re-read), not lag. None when no pull ever ran: every change is live.
+
+    A CASE over the few runs that completed since `queued_from`, newest first, so the rows are
+    classified in the query that measures them."""
+    pulls = SyncRun.objects.filter(run_type__in=PULL_RUNS)
+    first = dict(pulls.values_list("entity").annotate(at=Min("started_at")).order_by())
+    if not first:
+        return None
+    completed = pulls.filter(status=SyncRun.Status.COMPLETED, finished_at__isnull=False, started_at__isnull=False)
+    # An entity's pulls never overlap (each takes the entity's lock): the latest start is the last finished.
+    before = dict(
+        completed.filter(finished_at__lt=queued_from).values_list("entity").annotate(at=Max("started_at")).order_by()
+    )
+    since = completed.filter(finished_at__gte=queued_from).order_by("-finished_at")
+    whens = [
+        When(entity=entity, created_at__gte=finished, then=Value(started))
+        for entity, started, finished in since.values_list("entity", "started_at", "finished_at")
+    ]
+    whens += [When(entity=entity, then=Value(before.get(entity, at))) for entity, at in first.items() if at]
+    return Case(*whens, default=Value(None), output_field=DateTimeField())
+
+
+def lag_histograms(finished: QuerySet) -> dict[Lag, dict[str, Histogram]]:
+    """Histograms per entity of each `Lag`, over the rows of `finished` that were applied."""
+    applied = finished.filter(status=QueueItem.Status.COMPLETED)
+    queued_from = applied.aggregate(at=Min("created_at"))["at"]
+    if queued_from is None:
+        return {lag: {} for lag in Lag}
+    cutoff = history_cutoff(queued_from)
+    if cutoff is None:
+        old = Value(False)
+    else:
+        old = Case(
+            When(~Q(source=QueueItem.Source.WEBHOOK) & Q(version__lt=cutoff), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    versioned = applied.filter(version__isnull=False).annotate(old=old)
+    found = {
+        Lag.SINCE_MODIFIED: histograms(versioned.filter(old=False), freshness(), by="entity", bounds=FRESHNESS_BUCKETS),
+        Lag.BACKFILL: histograms(versioned.filter(old=True), freshness(), by="entity", bounds=FRESHNESS_BUCKETS),
+        Lag.SINCE_RECEIVED: histograms(
+            applied.filter(inbox_event__isnull=False), since_receipt(), by="entity", bounds=FRESHNESS_BUCKETS
+        ),
+    }
+    return {lag: {entity: h for entity, h in per_entity.items() if h.count} for lag, per_entity in found.items()}
+
+
+def histograms(
+    rows, duration: ExpressionWrapper, *, by: str | None = None, bounds: tuple = LATENCY_BUCKETS
+) -> dict[str | None, Histogram]:
     """Histograms of `duration` over `rows` (one per value of `by`, else one under None), in one query."""
     rows = rows.annotate(duration=duration)
     measures = {
         "total": Count("id"),
         "sum": Sum("duration"),
-        **{
-            f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-            for i, bound in enumerate(LATENCY_BUCKETS)
-        },
+        **{f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound))) for i, bound in enumerate(bounds)},
     }
     found = rows.values(by).annotate(**measures).order_by() if by else [rows.aggregate(**measures)]
     result = {}
     for row in found:
-        histogram = Histogram(sum_seconds=row["sum"].total_seconds() if row["sum"] else 0.0)
+        histogram = Histogram(sum_seconds=row["sum"].total_seconds() if row["sum"] else 0.0, bounds=bounds)
         previous = 0
-        for i, label in enumerate(bucket_labels()):
-            upto = row[f"le{i}"] if i < len(LATENCY_BUCKETS) else row["total"]
+        for i, label in enumerate(bucket_labels(bounds)):
+            upto = row[f"le{i}"] if i < len(bounds) else row["total"]
             if upto - previous:
                 histogram.buckets[label] = upto - previous
             previous = upto
@@ -192,6 +300,7 @@ def measure(start: datetime, end: datetime) -> Tally:
     if tally.total(Series.APPLIED):
         applied = finished.filter(status=QueueItem.Status.COMPLETED)
         tally.latency = histograms(applied, end_to_end_latency())[None]
+        tally.lags = lag_histograms(finished)
     return tally
 
 
@@ -211,6 +320,14 @@ def _points(minute: datetime, tally: Tally, *, live: bool) -> list[Metric]:
     ]
     if tally.latency.count:
         points.append(Metric(name=Series.LATENCY_SUM, value=tally.latency.sum_seconds, labels={}, at=minute))
+    for lag, per_entity in sorted(tally.lags.items()):
+        for entity, histogram in sorted(per_entity.items()):
+            labels = {"entity": entity, "lag": str(lag)}
+            points += [
+                Metric(name=Series.FRESHNESS_BUCKET, value=n, labels={**labels, "le": le}, at=minute)
+                for le, n in histogram.buckets.items()
+            ]
+            points.append(Metric(name=Series.FRESHNESS_SUM, value=histogram.sum_seconds, labels=labels, at=minute))
     for series, q in ((Series.LATENCY_P50, 0.5), (Series.LATENCY_P95, 0.95), (Series.LATENCY_P99, 0.99)):
         value = tally.percentile(q)
         if value is not None:

@@ -21,9 +21,8 @@ from monitoring.rollups import (
     MINUTE,
     Series,
     Tally,
-    freshness,
-    histograms,
     hour_of,
+    lag_histograms,
     last_rolled_minute,
     measure,
     minute_of,
@@ -125,7 +124,8 @@ def zoho_calls(now: datetime) -> dict:
 
 
 def overview(now: datetime) -> dict:
-    """The tiles: the last hour and day, latency, queue, dead letters, alerts and the Zoho budget."""
+    """The tiles: the last hour and day, latency, freshness per entity (last hour), queue, dead letters,
+    alerts and the Zoho budget."""
     hour, day = windows(now, [HOUR, DAY])
     return {
         "generated_at": now,
@@ -134,6 +134,7 @@ def overview(now: datetime) -> dict:
         "queue_depth": queue_depth(),
         "oldest_pending_age_seconds": oldest_pending_age(now),
         "dlq_size": dlq_size(),
+        "freshness": freshness_by_entity(now),
         **{name: figure(now) for name, figure in registry.figures.items()},
         "zoho": zoho_calls(now),
     }
@@ -174,13 +175,21 @@ def queue_stats(now: datetime) -> dict:
     }
 
 
-def freshness_p95_by_entity(now: datetime, *, span: timedelta = HOUR) -> dict[str, float]:
-    """p95 of ERP commit minus Zoho last_modified_time per entity, over rows applied in `span`."""
-    applied = QueueItem.objects.filter(
-        status=QueueItem.Status.COMPLETED, finished_at__gte=now - span, version__isnull=False
-    )
-    found = histograms(applied, freshness(), by="entity")
-    return {entity: histogram.percentile(0.95) for entity, histogram in sorted(found.items())}
+def freshness_by_entity(now: datetime, *, span: timedelta = HOUR) -> dict[str, dict[str, dict]]:
+    """Per entity, the p50 and p95 of each `Lag` over the rows applied in the last `span`:
+    {entity: {lag: {"p50_seconds", "p95_seconds", "count"}}}, a lag left out where nothing counted.
+
+    `since_modified` (ERP commit minus Zoho's last_modified_time) counts live changes only; old
+    records a pull brought are `backfill`, so a first full pull does not read as days stale."""
+    found: dict[str, dict[str, dict]] = {}
+    for lag, per_entity in lag_histograms(QueueItem.objects.filter(finished_at__gte=now - span)).items():
+        for entity, histogram in per_entity.items():
+            found.setdefault(entity, {})[str(lag)] = {
+                "p50_seconds": histogram.percentile(0.5),
+                "p95_seconds": histogram.percentile(0.95),
+                "count": histogram.count,
+            }
+    return dict(sorted(found.items()))
 
 
 def series(name: str, since: datetime, now: datetime, *, step: timedelta = MINUTE) -> list[dict]:

@@ -53,10 +53,31 @@ class Throughput(serializers.Serializer):
     failed = Point(many=True)
 
 
+class LagFigures(serializers.Serializer):
+    p50_seconds = serializers.FloatField()
+    p95_seconds = serializers.FloatField()
+    count = serializers.IntegerField(help_text="applied changes measured")
+
+
+class EntityFreshness(serializers.Serializer):
+    since_modified = LagFigures(
+        required=False, help_text="ERP commit minus Zoho's last_modified_time, of live changes (webhooks and pulls)"
+    )
+    since_received = LagFigures(required=False, help_text="ERP commit minus the webhook's receipt")
+    backfill = LagFigures(
+        required=False,
+        help_text="ERP commit minus last_modified_time of old records a pull brought (older than the entity's "
+        "last complete pull, or its first pull): history, not lag",
+    )
+
+
 class Overview(serializers.Serializer):
     generated_at = serializers.DateTimeField()
     last_hour = WindowSummary()
     last_day = WindowSummary()
+    freshness = serializers.DictField(
+        child=EntityFreshness(), help_text="per entity, over the changes applied in the last hour"
+    )
     queue_depth = serializers.IntegerField(help_text="pending and retry rows")
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
     dlq_size = serializers.IntegerField(help_text="unresolved dead letters")

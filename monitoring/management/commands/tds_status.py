@@ -11,7 +11,8 @@ from django.db.models import Count, Min
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import health, registry
+from monitoring import health, registry, stats
+from monitoring.rollups import Lag
 from sync import budget, entities, schedules
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
@@ -19,6 +20,17 @@ from tdscore.enums import Readiness
 
 # Zoho has no workflow-rule webhooks for price lists and users: pulls and reconciliation carry them.
 NO_WEBHOOKS = {"prices", "users"}
+
+
+FRESHNESS_LABELS = {
+    Lag.SINCE_MODIFIED: "after Zoho's change",
+    Lag.SINCE_RECEIVED: "after the webhook",
+    Lag.BACKFILL: "old records pulled (not lag)",
+}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 120 else f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -46,6 +58,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "workers": _workers(now),
         "runs": _latest_runs(),
         "statistics": _statistics(),
+        "freshness": stats.freshness_by_entity(now),
         "cursors": _cursors(now),
         "schedules": {"stretched": [vars(s) for s in schedules.plan().stretches]},
         "webhooks": _webhook_urls(host),
@@ -182,10 +195,25 @@ class Command(BaseCommand):
         for a in alerts:
             line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']}, last {a['last_seen']})"
             self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
+        self.write_freshness(data["freshness"])
         self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
         for w in data["workers"]:
             state = self.flag(Readiness.OK, "alive") if w["alive"] else self.flag(Readiness.DOWN, "silent")
             self.stdout.write(f"  {w['worker_id']:<40} {state} last seen {w['age_seconds']:.0f} s ago")
+
+    def write_freshness(self, freshness: dict) -> None:
+        if not freshness:
+            self.stdout.write("Freshness (last hour): nothing applied")
+            return
+        self.stdout.write("Freshness (last hour), p50 / p95:")
+        for entity, lags in freshness.items():
+            parts = [
+                f"{label} {_seconds(lags[lag]['p50_seconds'])} / {_seconds(lags[lag]['p95_seconds'])} "
+                f"({lags[lag]['count']})"
+                for lag, label in FRESHNESS_LABELS.items()
+                if lag in lags
+            ]
+            self.stdout.write(f"  {entity:<13} " + " · ".join(parts))
 
     def write_sync(self, data: dict) -> None:
         self.stdout.write("Latest runs:")
