@@ -12,3 +12,8 @@ def test_apply_bench_smoke_runs_and_reports_every_figure():
     printed = run_smoke("apply.py", timeout=240)
     for figure in ["baseline update_or_create", "4 worker(s)", "the 202 answer", "queue insert", "peak worker RSS"]:
         assert figure in printed
+    # Webhook → ERP at each steady rate, with wake-ups on and then off (the polling baseline), none lost.
+    for wakeups in ("on", "off"):
+        assert f"at 10/s for 1 s, wake-ups {wakeups} (10 webhooks" in printed
+        assert f"at 50/s for 1 s, wake-ups {wakeups} (50 webhooks" in printed
+    assert printed.count(" 0 lost;") == 4
