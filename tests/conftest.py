@@ -39,6 +39,12 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def _alerts_only_to_the_channels_a_test_turns_on(settings):
+    # By default alert e-mails also go to the admin users; a test's users are not an audience.
+    settings.ALERT_EMAIL_ADMINS = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # The real hasher costs ~0.5 s per user created; tests need logins, not brute-force resistance.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
