@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -82,3 +83,28 @@ def test_replay_dlq_dry_run_alone_lists_every_unresolved_dead_letter(capsys):
     assert f"#{second.pk}" not in out
     first.refresh_from_db()
     assert first.resolved_at is None
+
+
+def test_tds_status_reads_as_words_not_as_python(capsys, settings):
+    settings.TIME_ZONE = "Asia/Dubai"
+    factories.sync_cursor("products", watermark=None, last_success_at=None)
+    factories.sync_cursor("invoices", watermark=timezone.now() - timedelta(hours=3), last_success_at=timezone.now())
+
+    call_command("tds_status")
+    out = capsys.readouterr().out
+
+    assert "cursor products/incremental: watermark none yet, never succeeded" in out
+    assert "None" not in out and "never ago" not in out
+    assert "+04" in out and "ago)" in out  # local time (TIME_ZONE), and how long ago
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", out), "no microseconds"
+
+
+def test_tds_status_builds_webhook_urls_from_tds_base_url_and_warns_when_zoho_cannot_reach_it(capsys, settings):
+    settings.TDS_BASE_URL = "https://sync.example.com/"
+    assert status_json(capsys)["webhooks"]["invoices"] == "https://sync.example.com/webhooks/invoices"
+
+    settings.TDS_BASE_URL = "http://127.0.0.1:8000"
+    call_command("tds_status")
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8000/webhooks/invoices" in out
+    assert "Zoho cannot reach http://127.0.0.1:8000: set TDS_BASE_URL" in out
