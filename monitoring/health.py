@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from sync import budget
+from sync import schedules
 from sync.config_keys import PAUSED_ENTITIES, QUEUE_BACKLOG_THRESHOLD, QUEUE_PROGRESS_PERIOD_SECONDS
 from sync.models import QueueItem
 from sync.worker import fresh_heartbeats
@@ -85,7 +85,7 @@ READINESS_CHECKS: dict[str, Callable[[datetime], tuple[Readiness, str]]] = {
     "workers": check_workers,
     "queue": check_queue,
     "zoho": breaker.readiness,
-    "zoho_budget": budget.readiness,
+    "zoho_budget": schedules.budget_readiness,
 }
 
 

@@ -11,7 +11,9 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
+from sync import schedules
 from tdscore import config
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -52,8 +54,10 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_config_cache():
-    # Each test sees the configuration its own transaction holds, not a cached copy of the last.
+    # Each test sees the configuration its own transaction holds, and figures derived from its own
+    # rows (the schedules' planned calls), not a cached copy of the last test's.
     config.invalidate()
+    cache.delete(schedules.PLANNED_CALLS_CACHE_KEY)
     yield
     config.invalidate()
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from monitoring import health, registry
-from sync import budget, entities, schedules
+from sync import entities, schedules
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
 from tdscore.enums import Readiness
@@ -41,7 +41,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "status": health.overall(checks),
         "at": now.isoformat(),
         "checks": checks,
-        "zoho_budget": budget.status(now).as_dict(),
+        "zoho_budget": schedules.budget_status(now).as_dict(),
         "queue": _queue(now),
         "dead_letters": dict(
             DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
