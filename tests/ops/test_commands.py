@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
@@ -108,3 +108,27 @@ def test_tds_status_builds_webhook_urls_from_tds_base_url_and_warns_when_zoho_ca
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8000/webhooks/invoices" in out
     assert "Zoho cannot reach http://127.0.0.1:8000: set TDS_BASE_URL" in out
+
+
+def test_pause_entity_and_resume_entity_change_what_is_applied_and_tds_status_says_so(capsys):
+    factories.queue_item("invoices", "7")
+
+    call_command("pause_entity", "invoices", "stock")
+    assert capsys.readouterr().out.strip() == "paused invoices, stock; paused now: invoices, stock"
+    data = status_json(capsys)
+    assert data["paused"]["entities"] == ["invoices", "stock"] and data["paused"]["rows_held"] == 1
+    call_command("tds_status")
+    assert "Paused: invoices, stock since" in capsys.readouterr().out
+
+    call_command("resume_entity", "stock")
+    assert capsys.readouterr().out.strip() == "resumed stock; paused now: invoices"
+    assert worker.process_batch("w", timezone.now()) == 0, "invoices still wait"
+    call_command("resume_entity", "invoices")
+    assert capsys.readouterr().out.strip() == "resumed invoices; paused now: none"
+    assert worker.process_batch("w", timezone.now()) == 1
+    assert status_json(capsys)["paused"]["entities"] == []
+
+
+def test_pausing_an_unknown_entity_names_the_real_ones():
+    with pytest.raises(CommandError, match="unknown entities widgets; the entities are products, customers"):
+        call_command("pause_entity", "widgets")

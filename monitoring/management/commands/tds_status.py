@@ -15,9 +15,12 @@ from django.utils.timesince import timesince
 
 from monitoring import health, registry
 from sync import entities, schedules
+from sync.config_keys import PAUSED_ENTITIES
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
+from tdscore import config
 from tdscore.enums import Readiness
+from tdscore.models import Configuration
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Zoho has no workflow-rule webhooks for price lists and users: pulls and reconciliation carry them.
@@ -43,6 +46,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "checks": checks,
         "zoho_budget": schedules.budget_status(now).as_dict(),
         "queue": _queue(now),
+        "paused": _paused(),
         "dead_letters": dict(
             DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
         ),
@@ -60,6 +64,18 @@ def _queue(now: datetime) -> dict:
     by_status = dict(QueueItem.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
     oldest = QueueItem.objects.filter(status__in=QueueItem.WAITING).aggregate(at=Min("created_at"))["at"]
     return {"by_status": by_status, "oldest_waiting_age_seconds": _age(now, oldest)}
+
+
+def _paused() -> dict:
+    """The entities whose changes wait, and who paused them when (the key's last change)."""
+    row = Configuration.objects.filter(key=PAUSED_ENTITIES.name).first()
+    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING, entity__in=config.get(PAUSED_ENTITIES))
+    return {
+        "entities": config.get(PAUSED_ENTITIES),
+        "rows_held": waiting.count(),
+        "since": _iso(row.updated_at) if row and row.updated_at else None,
+        "by": str(row.updated_by) if row and row.updated_by else None,
+    }
 
 
 def _workers(now: datetime) -> list[dict]:
@@ -157,7 +173,11 @@ class Command(BaseCommand):
 
     def flag(self, status: str, text: str | None = None) -> str:
         """Coloured by status on a terminal (Django leaves it plain when stdout is not a TTY)."""
-        style = {Readiness.OK: self.style.SUCCESS, Readiness.DEGRADED: self.style.WARNING}.get(status, self.style.ERROR)
+        style = {
+            Readiness.OK: self.style.SUCCESS,
+            Readiness.DEGRADED: self.style.WARNING,
+            Readiness.PAUSED: self.style.WARNING,
+        }.get(status, self.style.ERROR)
         return style(text or status)
 
     @staticmethod
@@ -187,6 +207,16 @@ class Command(BaseCommand):
         counts = ", ".join(f"{k} {v}" for k, v in q["by_status"].items()) or "empty"
         oldest = q["oldest_waiting_age_seconds"]
         self.stdout.write(f"Queue: {counts}" + (f"; oldest waiting {oldest:.0f} s" if oldest is not None else ""))
+        paused = data["paused"]
+        if paused["entities"]:
+            since = self.when(paused["since"], datetime.fromisoformat(data["at"])) if paused["since"] else "?"
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Paused: {', '.join(paused['entities'])} since {since}"
+                    + (f" by {paused['by']}" if paused["by"] else "")
+                    + f"; {paused['rows_held']:,} rows held (resume_entity to apply them)"
+                )
+            )
         dead = ", ".join(f"{k} {v}" for k, v in data["dead_letters"].items())
         self.stdout.write("Dead letters: " + (self.style.WARNING(dead) if dead else "none unresolved"))
         alerts = data.get("alerts", [])
