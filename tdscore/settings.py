@@ -143,7 +143,7 @@ else:
         5 if env.bool("TDS_DB_PREPARED_STATEMENTS", default=True) else None
     )
     # Each test run gets its own database, so parallel runs (CI, helpers, benches) never collide.
-    DATABASES["default"]["TEST"] = {"NAME": env.str("TDS_TEST_DB_NAME", default=f"test_tdscore_{os.getpid()}")}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_tdscore_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------------------------
