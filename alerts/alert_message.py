@@ -22,7 +22,11 @@ PREFIX = {
 def number(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    # One way for every figure: whole numbers with thousands separators (88,864, never 8.886e+04),
+    # small fractions to three significant digits (0.0523).
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -205,3 +209,11 @@ def acknowledge_alert(request, pk: int):
         f"Alert #{pk} acknowledged.",
         AlertStateError,
     )
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """`/`, the address `make run` prints: an operator goes to the dashboard, anyone else to the login."""
+    dashboard = reverse("dashboard:index")
+    if request.user.is_authenticated and request.user.is_staff:
+        return redirect(dashboard)
+    return redirect_to_login(dashboard, settings.LOGIN_URL)

@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from sync import budget
+from sync import schedules
 from sync.config_keys import PAUSED_ENTITIES, QUEUE_BACKLOG_THRESHOLD, QUEUE_PROGRESS_PERIOD_SECONDS
 from sync.models import QueueItem
 from sync.worker import fresh_heartbeats
@@ -46,18 +46,28 @@ def check_workers(now: datetime) -> tuple[Readiness, str]:
 
 
 def check_queue(now: datetime) -> tuple[Readiness, str]:
-    """Degraded when the queue stops moving, or when its backlog passes `queue_backlog_threshold`."""
-    depth = QueueItem.objects.filter(status__in=QueueItem.WAITING).count()
+    """Degraded when the queue stops moving, or when its backlog passes `queue_backlog_threshold`;
+    else paused while an operator has paused entities, so a pause is never read as "ok"."""
+    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING)
+    depth = waiting.count()
     stalled = stalled_for(now)
     if stalled is not None:
         return (
             Readiness.DEGRADED,
-            f"{depth} rows waiting; not moving: the next due row has waited {stalled.total_seconds():.0f} s "
+            f"{rows(depth)} waiting; not moving: the next due row has waited {stalled.total_seconds():,.0f} s "
             "and no row finished in that time",
         )
     if depth >= config.get(QUEUE_BACKLOG_THRESHOLD):
-        return Readiness.DEGRADED, f"{depth} rows waiting"
-    return Readiness.OK, f"{depth} rows waiting"
+        return Readiness.DEGRADED, f"{rows(depth)} waiting"
+    paused = config.get(PAUSED_ENTITIES)
+    if paused:
+        held = waiting.filter(entity__in=paused).count()
+        return Readiness.PAUSED, f"{rows(depth)} waiting; paused: {', '.join(paused)} ({rows(held)} held)"
+    return Readiness.OK, f"{rows(depth)} waiting"
+
+
+def rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
 
 
 def stalled_for(now: datetime) -> timedelta | None:
@@ -85,7 +95,7 @@ READINESS_CHECKS: dict[str, Callable[[datetime], tuple[Readiness, str]]] = {
     "workers": check_workers,
     "queue": check_queue,
     "zoho": breaker.readiness,
-    "zoho_budget": budget.readiness,
+    "zoho_budget": schedules.budget_readiness,
 }
 
 

@@ -144,7 +144,8 @@ class Status:
         }
 
 
-def status(now: datetime) -> Status:
+def status(now: datetime, *, planned_per_day: float = 0.0) -> Status:
+    """Today's budget. With the schedules' planned calls a day, also when today's calls run out."""
     usage = limiter.usage(now)
     return Status(
         calls_today=usage.calls_today,
@@ -154,29 +155,30 @@ def status(now: datetime) -> Status:
         minute_used=usage.minute_used,
         minute_cap=usage.minute_cap,
         reset_at=usage.reset_at,
-        exhaustion_at=projected_exhaustion(usage, now),
+        exhaustion_at=projected_exhaustion(usage, now, planned_per_day),
     )
 
 
-def projected_exhaustion(usage: limiter.Usage, now: datetime) -> datetime | None:
-    """Extrapolate today's average pace since the daily reset; None if the cap outlasts the day."""
-    day_start = usage.reset_at - timedelta(days=1)
-    elapsed = (now - day_start).total_seconds()
-    if usage.calls_today <= 0 or elapsed <= 0:
+def projected_exhaustion(usage: limiter.Usage, now: datetime, planned_per_day: float) -> datetime | None:
+    """When the calls left today run out if the rest of the day spends at the plan's pace (its calls
+    a day, spread evenly); None if they outlast the reset.
+
+    The plan's pace, not today's: a first full pull spends hundreds of calls in its first minutes,
+    once, and extrapolating that minute would call a healthy day exhausted."""
+    if planned_per_day <= 0:
         return None
-    at = now + timedelta(seconds=usage.remaining_today * elapsed / usage.calls_today)
+    at = now + timedelta(days=max(usage.remaining_today, 0) / planned_per_day)
     return at if at < usage.reset_at else None
 
 
-def readiness(now: datetime) -> tuple[Readiness, str]:
+def readiness(s: Status) -> tuple[Readiness, str]:
     """The `zoho_budget` readiness check: degraded when only the reserve is left or it will be soon."""
-    s = status(now)
-    used = f"{s.calls_today} of {s.daily_cap} calls used today"
+    used = f"{s.calls_today:,} of {s.daily_cap:,} calls used today"
     if s.remaining_today <= s.reserve:
         return Readiness.DEGRADED, f"{used}: only the reserve is left until {s.reset_at:%H:%M} UTC"
     if s.exhaustion_at is not None:
         return (
             Readiness.DEGRADED,
-            f"{used}: at today's pace they run out at {s.exhaustion_at:%H:%M} UTC, before the reset",
+            f"{used}: at the schedules' pace they run out at {s.exhaustion_at:%H:%M} UTC, before the reset",
         )
     return Readiness.OK, used

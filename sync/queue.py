@@ -641,15 +641,7 @@ def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> 
     """
     now = now or timezone.now()
     with transaction.atomic():
-        dead_letter = _lock_unresolved(dead_letter)
-        if dead_letter.queue_item_id is None:
-            raise NotReplayable(
-                f"dead letter #{dead_letter.pk} is a shape failure at ingest and has no queue row to replay; "
-                "discard it, or mark it fixed once the change has reached the ERP another way"
-            )
-        item = QueueItem.objects.select_for_update().get(pk=dead_letter.queue_item_id)
-        if item.status != QueueItem.Status.DEAD_LETTER:
-            raise NotReplayable(f"queue row #{item.pk} is {item.status}, not dead_letter")
+        dead_letter, item = _replayable(dead_letter, lock=True)
         QueueItem.objects.filter(pk=item.pk).update(
             status=QueueItem.Status.PENDING,
             skip_reason="",
@@ -676,24 +668,46 @@ def discard(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) ->
     """Resolve without applying: the change is dropped on purpose; the queue row stays dead_letter."""
     now = now or timezone.now()
     with transaction.atomic():
-        _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.DISCARDED, by, now)
+        _resolve(_unresolved(dead_letter), DeadLetter.Resolution.DISCARDED, by, now)
 
 
 def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> None:
     """Resolve because the change reached the ERP another way (a later version, a repair)."""
     now = now or timezone.now()
     with transaction.atomic():
-        _resolve(_lock_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
+        _resolve(_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
 
 
-def _lock_unresolved(dead_letter: DeadLetter) -> DeadLetter:
-    locked = DeadLetter.objects.select_for_update().get(pk=dead_letter.pk)
-    if locked.resolved_at is not None:
-        raise AlreadyResolved(
-            f"dead letter #{locked.pk} was already {locked.resolution} by {locked.resolved_by or '?'} "
-            f"at {locked.resolved_at:%Y-%m-%d %H:%M:%S}"
+def check_replay(dead_letter: DeadLetter) -> QueueItem:
+    """The queue row a replay would send back, or DeadLetterError saying why there is none.
+
+    Reads only, so a dry run can answer without writing (or logging) a replay it would undo."""
+    return _replayable(dead_letter, lock=False)[1]
+
+
+def _replayable(dead_letter: DeadLetter, *, lock: bool) -> tuple[DeadLetter, QueueItem]:
+    dead_letter = _unresolved(dead_letter, lock=lock)
+    if dead_letter.queue_item_id is None:
+        raise NotReplayable(
+            f"dead letter #{dead_letter.pk} is a shape failure at ingest and has no queue row to replay; "
+            "discard it, or mark it fixed once the change has reached the ERP another way"
         )
-    return locked
+    items = QueueItem.objects.select_for_update() if lock else QueueItem.objects
+    item = items.get(pk=dead_letter.queue_item_id)
+    if item.status != QueueItem.Status.DEAD_LETTER:
+        raise NotReplayable(f"queue row #{item.pk} is {item.status}, not dead_letter")
+    return dead_letter, item
+
+
+def _unresolved(dead_letter: DeadLetter, *, lock: bool = True) -> DeadLetter:
+    rows = DeadLetter.objects.select_for_update() if lock else DeadLetter.objects
+    found = rows.get(pk=dead_letter.pk)
+    if found.resolved_at is not None:
+        raise AlreadyResolved(
+            f"dead letter #{found.pk} was already {found.resolution} by {found.resolved_by or '?'} "
+            f"at {found.resolved_at:%Y-%m-%d %H:%M:%S}"
+        )
+    return found
 
 
 def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -> None:

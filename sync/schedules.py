@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -49,6 +50,7 @@ from sync.config_keys import (
 from sync.models import SyncCursor, SyncRun
 from sync.zoho import limiter
 from tdscore import config
+from tdscore.enums import Readiness
 
 DAY = timedelta(days=1)
 PULLING = ("sync.tasks.scheduled_pull", "sync.tasks.scheduled_reconcile")
@@ -313,3 +315,18 @@ def _run_calls(slug: str, mode: str, org: Organisation, runs_per_day: float, *, 
         changed = 0  # incremental pulls and reconciliation already fetched the changes' details
     plan = budget.estimate(entity, run_type, records=records, changed=changed, adjustments=org.records.get(slug, 0))
     return plan.total
+
+
+PLANNED_CALLS_CACHE_KEY = "tds:schedules:planned-calls-per-day"
+
+
+def budget_status(now: datetime) -> budget.Status:
+    """Today's Zoho budget, with when it runs out if the installed schedules spend at their plan."""
+    # Pricing the plan takes tens of milliseconds and changes only with a key or the organisation's
+    # size; /health/ready is probed every few seconds, so the figure is kept a minute.
+    per_day = cache.get_or_set(PLANNED_CALLS_CACHE_KEY, lambda: plan().calls_per_day, timeout=60)
+    return budget.status(now, planned_per_day=per_day)
+
+
+def budget_readiness(now: datetime) -> tuple[Readiness, str]:
+    return budget.readiness(budget_status(now))

@@ -2,13 +2,16 @@
 
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from decimal import Decimal
 
+from croniter import croniter
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.db.models import Model
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from tdscore import config
@@ -100,10 +103,63 @@ def link_list(objects: Iterable[Model]) -> str:
 # --- Configuration and metrics ----------------------------------------------------------------------
 
 
+class SwitchInput(forms.CheckboxInput):
+    def value_from_datadict(self, data, files, name):
+        # Django's checkbox reads any posted text as ticked; the field decides instead.
+        return data.get(name, False)
+
+
+class SwitchField(forms.BooleanField):
+    """A checkbox: ticked is true, unticked false; any other posted value is left to the key's check,
+    which refuses it with the reason (a form field would read any text as true)."""
+
+    widget = SwitchInput
+
+    def to_python(self, value):
+        if value in (None, "", False, "false", "False"):
+            return False
+        if value in (True, "on", "true", "True"):
+            return True
+        return value
+
+
+def value_field(key: config.Key) -> forms.Field:
+    """The form field that fits a key's type: a number within its range, a switch, a choice, a list."""
+    common = {"label": "value", "help_text": key.description}
+    # The range goes to the browser; the refusal and its reason come from the key's own check.
+    bounds = {name: limit for name, limit in (("min", key.min), ("max", key.max)) if limit is not None}
+    match key.type:
+        case config.KeyType.INT:
+            return forms.IntegerField(**common, widget=forms.NumberInput(attrs=bounds))
+        case config.KeyType.FLOAT:
+            return forms.FloatField(**common, widget=forms.NumberInput(attrs={**bounds, "step": "any"}))
+        case config.KeyType.BOOL:
+            return SwitchField(**common, required=False)
+        case config.KeyType.SLUGS:
+            choices = [(name, name) for name in key.allowed() or ()]
+            return forms.MultipleChoiceField(
+                **common, choices=choices, required=False, widget=forms.CheckboxSelectMultiple
+            )
+        case config.KeyType.STR if key.allowed():
+            return forms.ChoiceField(**common, choices=[(name, name) for name in key.allowed()])
+        case config.KeyType.INTS:
+            # Shown and typed as "15, 60, 360"; the key's check turns it into a list of numbers.
+            return forms.CharField(**common, widget=forms.TextInput(attrs={"size": 40}))
+        case _:  # str, cron
+            return forms.CharField(**common, widget=forms.TextInput(attrs={"size": 40}))
+
+
 class ConfigurationForm(forms.ModelForm):
     class Meta:
         model = Configuration
         fields = ["value"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        key = config.key_named(self.instance.key)
+        self.fields["value"] = value_field(key)
+        if key.type == config.KeyType.INTS:
+            self.initial["value"] = ", ".join(str(item) for item in self.instance.value or [])
 
     def clean_value(self):
         try:
@@ -112,19 +168,50 @@ class ConfigurationForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
 
 
+def _range(key: config.Key) -> str:
+    if key.min is None and key.max is None:
+        return "—"
+    low = "" if key.min is None else _bound(key.min)
+    high = "" if key.max is None else _bound(key.max)
+    return f"{low} to {high}" + (" (each)" if key.type == config.KeyType.INTS else "")
+
+
+def _bound(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 @admin.register(Configuration)
 class ConfigurationAdmin(admin.ModelAdmin):
     form = ConfigurationForm
     list_display = ["key", "value", "value_type", "category", "updated_at", "updated_by"]
     list_filter = ["category"]
     search_fields = ["key", "description"]
-    readonly_fields = ["key", "value_type", "category", "description", "updated_at", "updated_by"]
+    fields = ["key", "description", "value", "value_type", "default", "allowed_range", "next_runs"]
+    fields += ["updated_at", "updated_by"]
+    readonly_fields = ["key", "value_type", "description", "default", "allowed_range", "next_runs"]
+    readonly_fields += ["updated_at", "updated_by"]
 
     def has_add_permission(self, request) -> bool:
         return False  # keys come from the registry
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="default")
+    def default(self, obj: Configuration) -> str:
+        return json.dumps(config.key_named(obj.key).default)
+
+    @admin.display(description="range")
+    def allowed_range(self, obj: Configuration) -> str:
+        return _range(config.key_named(obj.key))
+
+    @admin.display(description="next runs")
+    def next_runs(self, obj: Configuration) -> str:
+        """For a cron key, when its current value fires next, in TIME_ZONE: a typo shows at a glance."""
+        if config.key_named(obj.key).type != config.KeyType.CRON or not croniter.is_valid(obj.value):
+            return "—"
+        runs = croniter(obj.value, timezone.localtime())
+        return ", ".join(f"{runs.get_next(datetime):%a %Y-%m-%d %H:%M %Z}" for _ in range(3))
 
     def save_model(self, request, obj, form, change) -> None:
         # Through the one write path, so validation, audit fields and cache invalidation agree.

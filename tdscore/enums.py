@@ -8,4 +8,5 @@ class Readiness(StrEnum):
 
     OK = "ok"
     DEGRADED = "degraded"
+    PAUSED = "paused"  # a check's state only: an operator stopped applying some entities on purpose
     DOWN = "down"  # the database only: the one state that answers 503

@@ -143,7 +143,7 @@ else:
         5 if env.bool("TDS_DB_PREPARED_STATEMENTS", default=True) else None
     )
     # Each test run gets its own database, so parallel runs (CI, helpers, benches) never collide.
-    DATABASES["default"]["TEST"] = {"NAME": env.str("TDS_TEST_DB_NAME", default=f"test_tdscore_{os.getpid()}")}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_tdscore_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------------------------
@@ -223,6 +223,9 @@ TDS_ENCRYPTION_KEY = env.list("TDS_ENCRYPTION_KEY", default=[])
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
+# Without ALERT_EMAIL_TO, alert e-mails go to the active superusers' addresses, so a new install
+# notifies somebody (under `make run`, printed by the console backend); false turns that off.
+ALERT_EMAIL_ADMINS = env.bool("ALERT_EMAIL_ADMINS", default=True)
 SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_SECRET = env.str("ALERT_WEBHOOK_SECRET", default="")

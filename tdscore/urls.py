@@ -1,9 +1,15 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
+from dashboard.views import home
 from monitoring import health, metrics
 
 urlpatterns = [
+    path("", home, name="home"),
+    # Browsers ask for /favicon.ico whatever the page links; answer it instead of logging a 404.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
     path("health/ready", health.ready, name="health-ready"),

@@ -11,8 +11,9 @@ import os
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
-from sync import wakeup
+from sync import schedules, wakeup
 from tdscore import config
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -48,6 +49,12 @@ def django_db_setup(django_db_setup):
 
 
 @pytest.fixture(autouse=True)
+def _alerts_only_to_the_channels_a_test_turns_on(settings):
+    # By default alert e-mails also go to the admin users; a test's users are not an audience.
+    settings.ALERT_EMAIL_ADMINS = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # The real hasher costs ~0.5 s per user created; tests need logins, not brute-force resistance.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -55,8 +62,10 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_config_cache():
-    # Each test sees the configuration its own transaction holds, not a cached copy of the last.
+    # Each test sees the configuration its own transaction holds, and figures derived from its own
+    # rows (the schedules' planned calls), not a cached copy of the last test's.
     config.invalidate()
+    cache.delete(schedules.PLANNED_CALLS_CACHE_KEY)
     yield
     config.invalidate()
 

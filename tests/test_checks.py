@@ -8,6 +8,7 @@ from django.core.management.base import SystemCheckError
 ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID")
 WEBHOOK_AUTH = ("TDS_WEBHOOK_TOKEN", "TDS_WEBHOOK_SECRET", "TDS_ZOHO_WEBHOOK_SECRET", "TDS_STANDARD_WEBHOOK_SECRET")
 ALERT_CHANNELS = ("ALERT_EMAIL_TO", "SLACK_WEBHOOK_URL", "ALERT_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
 def check_ids(deploy: bool = False) -> set[str]:
@@ -85,14 +86,31 @@ def test_drain_deadline_not_below_q_cluster_timeout_warns(configured):
 def test_no_alert_channel_warns_that_alerts_are_recorded_but_nobody_is_notified(configured):
     for name in ALERT_CHANNELS:
         setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
-    [warning] = [m for m in run_checks() if m.id == "alerts.W001"]
+    [warning] = [m for m in run_checks(include_deployment_checks=True) if m.id == "alerts.W001"]
     assert "recorded and shown" in warning.msg and "nobody is notified" in warning.msg
+
+
+def test_the_channel_warning_is_for_a_deployment_not_every_command(configured):
+    for name in ALERT_CHANNELS:
+        setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
+    assert "alerts.W001" in check_ids(deploy=True)
+    assert "alerts.W001" not in check_ids()
+
+
+def test_e_mail_printed_to_the_console_reaches_nobody(configured):
+    for name in ALERT_CHANNELS:
+        setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
+    configured.ALERT_EMAIL_ADMINS = True
+    configured.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    assert "alerts.W001" in check_ids(deploy=True)
+    configured.EMAIL_BACKEND = SMTP
+    assert "alerts.W001" not in check_ids(deploy=True)
 
 
 @pytest.mark.parametrize(
     "channel",
     [
-        {"ALERT_EMAIL_TO": ["ops@example.com"]},
+        {"ALERT_EMAIL_TO": ["ops@example.com"], "EMAIL_BACKEND": SMTP},
         {"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack"},
         {"ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook"},
         {"TELEGRAM_BOT_TOKEN": "123:abc", "TELEGRAM_CHAT_ID": "42"},
@@ -103,11 +121,11 @@ def test_any_one_alert_channel_is_enough(configured, channel):
         setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
     for name, value in channel.items():
         setattr(configured, name, value)
-    assert "alerts.W001" not in check_ids()
+    assert "alerts.W001" not in check_ids(deploy=True)
 
 
 def test_telegram_needs_both_its_token_and_chat(configured):
     for name in ALERT_CHANNELS:
         setattr(configured, name, "" if name != "ALERT_EMAIL_TO" else [])
     configured.TELEGRAM_BOT_TOKEN = "123:abc"
-    assert "alerts.W001" in check_ids()
+    assert "alerts.W001" in check_ids(deploy=True)

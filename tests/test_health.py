@@ -119,7 +119,7 @@ def test_ready_is_degraded_when_the_next_due_row_stops_moving(client):
     )
     queue = client.get("/health/ready").json()["checks"]["queue"]
     assert queue["status"] == "degraded"
-    assert queue["detail"].startswith("1 rows waiting; not moving: the next due row has waited 600 s")
+    assert queue["detail"].startswith("1 row waiting; not moving: the next due row has waited 600 s")
 
     QueueItem.objects.create(
         entity="customers",
@@ -144,4 +144,17 @@ def test_rows_of_a_paused_entity_waiting_long_do_not_degrade_readiness(client):
         source="pull",
         next_attempt_at=timezone.now() - timedelta(hours=1),
     )
-    assert client.get("/health/ready").json()["checks"]["queue"] == {"status": "ok", "detail": "1 rows waiting"}
+    assert client.get("/health/ready").json()["checks"]["queue"] == {
+        "status": "paused",
+        "detail": "1 row waiting; paused: products (1 row held)",
+    }
+
+
+def test_a_paused_entity_is_said_by_readiness_even_with_nothing_waiting(client):
+    config.update_many({PAUSED_ENTITIES: ["invoices", "stock"]})
+    body = client.get("/health/ready").json()
+    assert body["checks"]["queue"] == {
+        "status": "paused",
+        "detail": "0 rows waiting; paused: invoices, stock (0 rows held)",
+    }
+    assert body["status"] == "degraded"  # not everything that arrives is applied

@@ -16,6 +16,10 @@ from .clock import Clock
 # Zoho accounts: a refresh token mints at most 10 access tokens per 10 minutes.
 MINT_WINDOW = timedelta(minutes=10)
 FULL_SCOPE = "ZohoBooks.fullaccess.all ZohoInventory.fullaccess.all"
+# The console offers a code's life from 3 to 10 minutes.
+GRANT_TTL_MIN, GRANT_TTL_DEFAULT, GRANT_TTL_MAX = 180, 600, 600
+# Where the simulator answers for the API console's "Generate Code" (Zoho has no such URL).
+GRANT_CODE_PATH = "/simulator/grant-code"
 
 
 @dataclass
@@ -54,6 +58,20 @@ class Tokens:
             code = f"1000.{self.rng.getrandbits(128):032x}.{self.rng.getrandbits(128):032x}"
             self._grants[code] = Grant(scope, self.clock.now() + timedelta(seconds=ttl_seconds))
         return code
+
+    def console_grant_code(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Zoho's API console "Generate Code" for the self client, as an HTTP call: the client's
+        owner (its id and secret) asks for a code with a scope and a life of 3 to 10 minutes."""
+        if params.get("client_id") != self.client_id or params.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client"}
+        try:
+            ttl = int(params.get("expires_in", GRANT_TTL_DEFAULT))
+        except ValueError:
+            ttl = -1
+        if not GRANT_TTL_MIN <= ttl <= GRANT_TTL_MAX:
+            return 400, {"error": "invalid_expires_in", "detail": f"{GRANT_TTL_MIN} to {GRANT_TTL_MAX} seconds"}
+        code = self.grant_code(params.get("scope") or FULL_SCOPE, ttl)
+        return 200, {"code": code, "expires_in": ttl, "scope": params.get("scope") or FULL_SCOPE}
 
     def token(self, params: dict[str, str], api_domain: str) -> tuple[int, dict[str, Any]]:
         """Answer `POST /oauth/v2/token`. Zoho reports most failures with HTTP 200 and an `error` key."""

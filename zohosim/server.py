@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .clock import parse_zoho
 from .limits import Verdict
 from .modules import MODULES, Api, Filter, Module
+from .oauth import GRANT_CODE_PATH
 from .store import SortRefused, detail
 
 if TYPE_CHECKING:
@@ -112,9 +113,11 @@ class Handler(BaseHTTPRequestHandler):
         if api is not None:
             return self._api(method, api, path[len(api.prefix) :].strip("/").split("/"), params, delay)
         sim._stopping.wait(delay)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if path.rstrip("/") == "/oauth/v2/token" and method == "POST":
-            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self._send(*sim._tokens.token({**params, **form}, sim.url))
+        if path.rstrip("/") == GRANT_CODE_PATH and method == "POST":
+            return self._send(*sim._tokens.console_grant_code({**params, **form}))
         self._send(404, error_body(5))
 
     def _api(self, method: str, api: Api, parts: list[str], params: dict[str, str], delay: float) -> None:

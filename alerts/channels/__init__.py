@@ -27,9 +27,9 @@ class Event:
     at: datetime
 
 
-# The variables that switch each channel on; the module of the same name sends.
+# The variables that switch each channel on (any one of e-mail's); the module of the same name sends.
 SETTINGS = {
-    "email": ("ALERT_EMAIL_TO",),
+    "email": ("ALERT_EMAIL_TO", "ALERT_EMAIL_ADMINS"),
     "slack": ("SLACK_WEBHOOK_URL",),
     "webhook": ("ALERT_WEBHOOK_URL",),
     "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"),
@@ -38,7 +38,13 @@ NAMES = tuple(SETTINGS)
 
 
 def enabled() -> list[str]:
-    return [name for name, variables in SETTINGS.items() if all(getattr(settings, v) for v in variables)]
+    return [name for name in SETTINGS if _is_on(name)]
+
+
+def _is_on(name: str) -> bool:
+    values = [getattr(settings, variable) for variable in SETTINGS[name]]
+    # E-mail needs one place to send to; the others need every one of their variables.
+    return any(values) if name == "email" else all(values)
 
 
 def escalation() -> list[str]:

@@ -64,7 +64,7 @@ def dlq_size(now: datetime) -> list[Finding]:
             Finding(
                 subject=entity,
                 severity=Severity.ERROR,
-                title=f"{size:,} unresolved dead letters for {entity}",
+                title=f"{size:,} unresolved dead letter{'' if size == 1 else 's'} for {entity}",
                 value=size,
                 threshold=threshold,
                 context={

@@ -41,7 +41,7 @@ def reconciliation_drift(now: datetime) -> list[Finding]:
             Finding(
                 subject=entity,
                 severity=Severity.WARNING,
-                title=f"{entity}: reconciliation #{run.pk} found {drift} records apart from Zoho",
+                title=f"{entity}: reconciliation #{run.pk} found {drift:,} record{'' if drift == 1 else 's'} apart from Zoho",
                 value=drift,
                 threshold=threshold,
                 context={

@@ -115,6 +115,29 @@ def test_email_has_text_and_html_with_severity_value_and_link(backlog_alert):
     assert f"{LINK}{backlog_alert.pk}/change/" in html
 
 
+# Committed: the channels send from threads of their own, which read the users on their own connections.
+@pytest.mark.django_db(transaction=True)
+def test_without_alert_email_to_the_admin_users_get_the_email(backlog_alert, settings):
+    settings.ALERT_EMAIL_TO = []
+    settings.ALERT_EMAIL_ADMINS = True
+    factories.user("root", is_superuser=True, is_staff=True)
+    factories.user("gone", is_superuser=True, is_staff=True, is_active=False)
+    factories.user("clerk")
+    deliver()
+    [message] = mail.outbox
+    assert message.to == ["root@example.com"]
+
+
+def test_with_nobody_to_write_to_the_email_fails_for_good(backlog_alert, settings):
+    settings.ALERT_EMAIL_TO = []
+    settings.ALERT_EMAIL_ADMINS = True
+    deliver()
+    row = AlertDelivery.objects.get(alert=backlog_alert, channel="email")
+    assert row.status == AlertDelivery.Status.FAILED
+    assert "nobody to write to" in row.error
+    assert mail.outbox == []
+
+
 def test_every_notification_is_a_delivery_row(backlog_alert):
     deliver()
     rows = AlertDelivery.objects.filter(alert=backlog_alert)

@@ -27,10 +27,10 @@ def test_check_alerts_prints_what_it_found_and_notifies(channels_on, only_channe
     factories.worker_heartbeat(last_seen_at=timezone.now())
     factories.dead_letter()
     printed = run("check_alerts")
-    assert "error    dlq_size:products: 1 unresolved dead letters for products (value 1, threshold 1)" in printed
-    assert "1 findings: 1 raised" in printed
+    assert "error    dlq_size:products: 1 unresolved dead letter for products (value 1, threshold 1)" in printed
+    assert "1 finding: 1 raised" in printed
     assert "deliveries: 1 sent" in printed
-    assert channels_on.to(SLACK)[0].json()["text"] == "[ERROR] 1 unresolved dead letters for products"
+    assert channels_on.to(SLACK)[0].json()["text"] == "[ERROR] 1 unresolved dead letter for products"
 
 
 def test_check_alerts_with_nothing_wrong_finds_nothing(channels_on):

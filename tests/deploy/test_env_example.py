@@ -7,7 +7,7 @@ import re
 
 from .conftest import DEPLOY, REPO
 
-RUNTIME = ["tdscore", "sync", "alerts", "dashboard", "erp"]
+RUNTIME = ["tdscore", "erp", "sync", "monitoring", "alerts", "dashboard", "zohosim"]
 READS = [
     re.compile(r'env\.[a-z_]+\(\s*"([A-Z][A-Z0-9_]+)"'),
     re.compile(r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]+)"'),

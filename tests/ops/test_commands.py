@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
@@ -82,3 +83,52 @@ def test_replay_dlq_dry_run_alone_lists_every_unresolved_dead_letter(capsys):
     assert f"#{second.pk}" not in out
     first.refresh_from_db()
     assert first.resolved_at is None
+
+
+def test_tds_status_reads_as_words_not_as_python(capsys, settings):
+    settings.TIME_ZONE = "Asia/Dubai"
+    factories.sync_cursor("products", watermark=None, last_success_at=None)
+    factories.sync_cursor("invoices", watermark=timezone.now() - timedelta(hours=3), last_success_at=timezone.now())
+
+    call_command("tds_status")
+    out = capsys.readouterr().out
+
+    assert "cursor products/incremental: watermark none yet, never succeeded" in out
+    assert "None" not in out and "never ago" not in out
+    assert "+04" in out and "ago)" in out  # local time (TIME_ZONE), and how long ago
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", out), "no microseconds"
+
+
+def test_tds_status_builds_webhook_urls_from_tds_base_url_and_warns_when_zoho_cannot_reach_it(capsys, settings):
+    settings.TDS_BASE_URL = "https://sync.example.com/"
+    assert status_json(capsys)["webhooks"]["invoices"] == "https://sync.example.com/webhooks/invoices"
+
+    settings.TDS_BASE_URL = "http://127.0.0.1:8000"
+    call_command("tds_status")
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8000/webhooks/invoices" in out
+    assert "Zoho cannot reach http://127.0.0.1:8000: set TDS_BASE_URL" in out
+
+
+def test_pause_entity_and_resume_entity_change_what_is_applied_and_tds_status_says_so(capsys):
+    factories.queue_item("invoices", "7")
+
+    call_command("pause_entity", "invoices", "stock")
+    assert capsys.readouterr().out.strip() == "paused invoices, stock; paused now: invoices, stock"
+    data = status_json(capsys)
+    assert data["paused"]["entities"] == ["invoices", "stock"] and data["paused"]["rows_held"] == 1
+    call_command("tds_status")
+    assert "Paused: invoices, stock since" in capsys.readouterr().out
+
+    call_command("resume_entity", "stock")
+    assert capsys.readouterr().out.strip() == "resumed stock; paused now: invoices"
+    assert worker.process_batch("w", timezone.now()) == 0, "invoices still wait"
+    call_command("resume_entity", "invoices")
+    assert capsys.readouterr().out.strip() == "resumed invoices; paused now: none"
+    assert worker.process_batch("w", timezone.now()) == 1
+    assert status_json(capsys)["paused"]["entities"] == []
+
+
+def test_pausing_an_unknown_entity_names_the_real_ones():
+    with pytest.raises(CommandError, match="unknown entities widgets; the entities are products, customers"):
+        call_command("pause_entity", "widgets")

@@ -65,13 +65,29 @@ def test_a_run_bigger_than_a_whole_day_is_refused():
     assert "whole day's allowance of 900" in decision.reason
 
 
-def test_projected_exhaustion_extrapolates_todays_pace():
+def test_projected_exhaustion_follows_the_plans_pace():
     reset = datetime(2026, 6, 2, tzinfo=UTC)
     noon = reset - timedelta(hours=12)
 
-    # 600 calls in 12 hours: the remaining 400 last 8 hours.
-    assert budget.projected_exhaustion(usage(600, reset_at=reset), noon) == noon + timedelta(hours=8)
-    assert budget.projected_exhaustion(usage(100, reset_at=reset), noon) is None
+    # The schedules spend 1,200 calls a day, 50 an hour: the remaining 400 last 8 hours.
+    assert budget.projected_exhaustion(usage(600, reset_at=reset), noon, 1200) == noon + timedelta(hours=8)
+    assert budget.projected_exhaustion(usage(100, reset_at=reset), noon, 1200) is None
+    assert budget.projected_exhaustion(usage(600, reset_at=reset), noon, 0) is None
+
+
+def test_a_heavy_first_pull_at_minute_two_is_not_the_days_pace(sim, settings, client):
+    """167 calls in the first two minutes of an install: the default schedules spend a few hundred
+    a day, so the 833 left last the day, and readiness stays ok."""
+    settings.ZOHO_PLAN = "free"
+    now = timezone.now()
+    LimiterState.objects.update_or_create(
+        organization_id=sim.organization_id,
+        defaults={"calls_today": 167, "day_resets_at": now + timedelta(hours=23, minutes=58)},
+    )
+
+    check = client.get("/health/ready").json()["checks"]["zoho_budget"]
+
+    assert check == {"status": "ok", "detail": "167 of 1,000 calls used today"}
 
 
 def test_a_run_that_would_break_the_daily_budget_is_deferred(sim, settings, run_pull):
@@ -154,4 +170,4 @@ def test_readiness_is_degraded_when_only_the_reserve_is_left(sim, settings, clie
     check = client.get("/health/ready").json()["checks"]["zoho_budget"]
 
     assert check["status"] == "degraded"
-    assert "950 of 1000 calls used today: only the reserve is left" in check["detail"]
+    assert "950 of 1,000 calls used today: only the reserve is left" in check["detail"]

@@ -84,4 +84,4 @@ def test_tds_status_json_shows_the_budget_and_latest_runs(sim, capsys):
 def test_tds_status_prints_calls_used_of_the_cap(sim, capsys):
     call_command("tds_status")
 
-    assert "Zoho calls today: 0 of 10000" in capsys.readouterr().out
+    assert "Zoho calls today: 0 of 10,000" in capsys.readouterr().out

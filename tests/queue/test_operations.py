@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -16,7 +17,7 @@ from django.urls import reverse
 from sync import queue
 from sync.config_keys import PAUSED_ENTITIES
 from sync.errors import ValidationFailed
-from sync.models import DeadLetter, QueueItem
+from sync.models import DeadLetter, QueueItem, SyncLog
 from tdscore import config
 from tests.factories import inbox_event, queue_item
 
@@ -45,7 +46,7 @@ def test_replay_dlq_by_entity_requeues_only_that_entity(capsys):
     assert (product.resolution, product.resolved_by) == ("replayed", "cli")
     assert product.queue_item.status == QueueItem.Status.PENDING
     assert customer.resolved_at is None
-    assert "replayed 1, failed 0" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[-1] == "replayed 1"
 
 
 def test_replay_dlq_dry_run_changes_nothing(capsys):
@@ -54,6 +55,27 @@ def test_replay_dlq_dry_run_changes_nothing(capsys):
     dead.refresh_from_db()
     assert dead.resolved_at is None and dead.queue_item.status == QueueItem.Status.DEAD_LETTER
     assert "would replay 1" in capsys.readouterr().out
+
+
+def test_replay_dlq_dry_run_writes_nothing_and_logs_no_replay(caplog, capsys):
+    dead = dead_lettered()
+    logs = SyncLog.objects.count()
+    with caplog.at_level(logging.INFO):
+        call_command("replay_dlq", "--all", "--dry-run")
+    assert SyncLog.objects.count() == logs
+    assert not [r for r in caplog.records if "replayed from dead letter" in r.getMessage()]
+    dead.refresh_from_db()
+    assert dead.resolved_at is None and dead.queue_item.status == QueueItem.Status.DEAD_LETTER
+
+
+def test_a_dry_run_over_an_ingest_failure_says_it_would_not_replay_it_and_succeeds(capsys):
+    dead_lettered()
+    # Refused at the door: kept and dead-lettered with no queue row.
+    ingest = DeadLetter.objects.create(entity="products", object_id="", payload={}, reason=DeadLetter.Reason.VALIDATION)
+    call_command("replay_dlq", "--all", "--dry-run")  # exits 0: a dry run fails at nothing
+    captured = capsys.readouterr()
+    assert f"would not replay #{ingest.pk}" in captured.err and "no queue row to replay" in captured.err
+    assert captured.out.splitlines()[-1] == "would replay 1, 1 cannot be replayed (discard them or mark them fixed)"
 
 
 def test_replay_dlq_reports_a_resolved_id_and_exits_nonzero(capsys):

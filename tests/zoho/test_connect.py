@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
@@ -15,6 +16,7 @@ from sync.zoho import breaker
 from sync.zoho.client import ZohoClient, stored_refresh_token
 from sync.zoho.connect import connect
 from sync.zoho.models import ZohoToken
+from tests.webhooks.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,3 +104,31 @@ def test_connecting_lifts_an_auth_state_the_old_credentials_left(unconnected):
     breaker.enter_auth("refresh token revoked", timezone.now())
     run(unconnected.grant_code())
     assert breaker.state(timezone.now()) == breaker.Circuit.CLOSED
+
+
+def grant_code_from_the_running_simulator(sim) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("zoho_simulator", "--grant-code", "--port", str(urlsplit(sim.url).port), stdout=out, stderr=err)
+    assert "zoho_connect --code" in err.getvalue()
+    return out.getvalue().strip()
+
+
+def test_zoho_connect_is_rehearsed_with_a_code_the_simulator_prints(unconnected):
+    output = run(grant_code_from_the_running_simulator(unconnected))
+
+    assert unconnected.organization_id in output
+    assert ZohoToken.objects.filter(connected_at__isnull=False).exists()
+    item = unconnected.seed("products", 1)[0]
+    with ZohoClient() as zoho:
+        assert zoho.get("products", item["item_id"])["item_id"] == item["item_id"]
+
+
+def test_the_simulator_gives_a_grant_code_only_to_the_clients_owner(unconnected, settings):
+    settings.ZOHO_CLIENT_SECRET = "not-the-secret"
+    with pytest.raises(CommandError, match="invalid_client"):
+        grant_code_from_the_running_simulator(unconnected)
+
+
+def test_asking_for_a_grant_code_with_no_simulator_running_says_how_to_start_one():
+    with pytest.raises(CommandError, match="start it with `zoho_simulator`"):
+        call_command("zoho_simulator", "--grant-code", "--port", str(free_port()), stdout=StringIO())

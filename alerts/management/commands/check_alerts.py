@@ -24,7 +24,7 @@ class Command(BaseCommand):
         for name, error in result.failed_rules.items():
             self.stderr.write(f"rule {name} failed: {error}")
         self.stdout.write(
-            f"{len(result.findings)} findings: {len(result.raised)} raised, {len(result.repeated)} repeated, "
+            f"{len(result.findings)} finding{'' if len(result.findings) == 1 else 's'}: {len(result.raised)} raised, {len(result.repeated)} repeated, "
             f"{len(result.resolved)} resolved, {len(result.escalated)} escalated, {len(result.reminded)} reminded, "
             f"{result.silenced} silenced"
         )

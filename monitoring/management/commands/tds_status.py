@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db.models import Count, Min
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from monitoring import health, registry, stats
 from monitoring.rollups import Lag
-from sync import budget, entities, schedules
+from sync import entities, schedules
+from sync.config_keys import PAUSED_ENTITIES
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
+from tdscore import config
 from tdscore.enums import Readiness
+from tdscore.models import Configuration
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Zoho has no workflow-rule webhooks for price lists and users: pulls and reconciliation carry them.
 NO_WEBHOOKS = {"prices", "users"}
 
@@ -50,8 +56,9 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "status": health.overall(checks),
         "at": now.isoformat(),
         "checks": checks,
-        "zoho_budget": budget.status(now).as_dict(),
+        "zoho_budget": schedules.budget_status(now).as_dict(),
         "queue": _queue(now),
+        "paused": _paused(),
         "dead_letters": dict(
             DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
         ),
@@ -70,6 +77,18 @@ def _queue(now: datetime) -> dict:
     by_status = dict(QueueItem.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
     oldest = QueueItem.objects.filter(status__in=QueueItem.WAITING).aggregate(at=Min("created_at"))["at"]
     return {"by_status": by_status, "oldest_waiting_age_seconds": _age(now, oldest)}
+
+
+def _paused() -> dict:
+    """The entities whose changes wait, and who paused them when (the key's last change)."""
+    row = Configuration.objects.filter(key=PAUSED_ENTITIES.name).first()
+    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING, entity__in=config.get(PAUSED_ENTITIES))
+    return {
+        "entities": config.get(PAUSED_ENTITIES),
+        "rows_held": waiting.count(),
+        "since": _iso(row.updated_at) if row and row.updated_at else None,
+        "by": str(row.updated_by) if row and row.updated_by else None,
+    }
 
 
 def _workers(now: datetime) -> list[dict]:
@@ -138,9 +157,9 @@ def _cursors(now: datetime) -> list[dict]:
 
 
 def _webhook_urls(host: str | None) -> dict[str, str]:
-    host = host or next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h not in ("*", "")), "localhost")
+    base = f"https://{host}" if host else settings.TDS_BASE_URL.rstrip("/")
     return {
-        slug: f"https://{host}{reverse('webhook', kwargs={'entity': slug})}"
+        slug: f"{base}{reverse('webhook', kwargs={'entity': slug})}"
         for slug in entities.ENTITIES
         if slug not in NO_WEBHOOKS
     }
@@ -154,7 +173,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.add_argument("--host", help="public host name for the webhook URLs (default: first ALLOWED_HOSTS)")
+        parser.add_argument("--host", help="public host name for the webhook URLs (default: TDS_BASE_URL's)")
 
     def handle(self, *args, **options):
         data = summary(timezone.now(), host=options["host"])
@@ -167,20 +186,33 @@ class Command(BaseCommand):
 
     def flag(self, status: str, text: str | None = None) -> str:
         """Coloured by status on a terminal (Django leaves it plain when stdout is not a TTY)."""
-        style = {Readiness.OK: self.style.SUCCESS, Readiness.DEGRADED: self.style.WARNING}.get(status, self.style.ERROR)
+        style = {
+            Readiness.OK: self.style.SUCCESS,
+            Readiness.DEGRADED: self.style.WARNING,
+            Readiness.PAUSED: self.style.WARNING,
+        }.get(status, self.style.ERROR)
         return style(text or status)
+
+    @staticmethod
+    def when(iso: str | None, now: datetime) -> str:
+        """An ISO time as an operator reads it: local (TIME_ZONE), to the second, and how long ago."""
+        if iso is None:
+            return "never"
+        at = datetime.fromisoformat(iso)
+        local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return f"{local} ({timesince(at, now)} ago)" if at <= now else local
 
     def write_health(self, data: dict) -> None:
         self.stdout.write(f"TDS Core: {self.flag(data['status'])}")
         for name, check in data["checks"].items():
             padded = f"{check['status']:<9}"
             self.stdout.write(f"  {name:<12} {self.flag(check['status'], padded)} {check['detail']}")
-        b = data["zoho_budget"]
-        exhaustion = b["exhaustion_at"] or "not before the reset"
+        b, now = data["zoho_budget"], datetime.fromisoformat(data["at"])
+        exhaustion = self.when(b["exhaustion_at"], now) if b["exhaustion_at"] else "not before the reset"
         self.stdout.write(
-            f"Zoho calls today: {b['calls_today']} of {b['daily_cap']} (reserve {b['reserve']}, "
-            f"{b['remaining_today']} left); this minute {b['minute_used']}/{b['minute_cap']}; "
-            f"resets {b['reset_at']}; runs out {exhaustion}"
+            f"Zoho calls today: {b['calls_today']:,} of {b['daily_cap']:,} (reserve {b['reserve']:,}, "
+            f"{b['remaining_today']:,} left); this minute {b['minute_used']}/{b['minute_cap']}; "
+            f"resets {self.when(b['reset_at'], now)}; runs out {exhaustion}"
         )
 
     def write_pipeline(self, data: dict) -> None:
@@ -188,12 +220,23 @@ class Command(BaseCommand):
         counts = ", ".join(f"{k} {v}" for k, v in q["by_status"].items()) or "empty"
         oldest = q["oldest_waiting_age_seconds"]
         self.stdout.write(f"Queue: {counts}" + (f"; oldest waiting {oldest:.0f} s" if oldest is not None else ""))
+        paused = data["paused"]
+        if paused["entities"]:
+            since = self.when(paused["since"], datetime.fromisoformat(data["at"])) if paused["since"] else "?"
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Paused: {', '.join(paused['entities'])} since {since}"
+                    + (f" by {paused['by']}" if paused["by"] else "")
+                    + f"; {paused['rows_held']:,} rows held (resume_entity to apply them)"
+                )
+            )
         dead = ", ".join(f"{k} {v}" for k, v in data["dead_letters"].items())
         self.stdout.write("Dead letters: " + (self.style.WARNING(dead) if dead else "none unresolved"))
         alerts = data.get("alerts", [])
         self.stdout.write(f"Alerts: {len(alerts)} open")
         for a in alerts:
-            line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']}, last {a['last_seen']})"
+            last = self.when(a["last_seen"], datetime.fromisoformat(data["at"]))
+            line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']:,}, last {last})"
             self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
         self.write_freshness(data["freshness"])
         self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
@@ -216,26 +259,36 @@ class Command(BaseCommand):
             self.stdout.write(f"  {entity:<13} " + " · ".join(parts))
 
     def write_sync(self, data: dict) -> None:
+        now = datetime.fromisoformat(data["at"])
         self.stdout.write("Latest runs:")
         for slug, run in data["runs"].items():
             self.stdout.write(
-                f"  {slug:<13} {run['type']:<14} {run['status']:<9} #{run['id']} {run['created_at']} "
-                f"calls {run['calls']} fetched {run['fetched']} queued {run['queued']}"
+                f"  {slug:<13} {run['type']:<14} {run['status']:<9} #{run['id']} {self.when(run['created_at'], now)} "
+                f"calls {run['calls']:,} fetched {run['fetched']:,} queued {run['queued']:,}"
                 + (f" — {run['error'][:80]}" if run["error"] else "")
             )
         if data["statistics"]:
             self.stdout.write("Statistics comparison (last reconciliation):")
         for slug, counts in data["statistics"].items():
             self.stdout.write(
-                f"  {slug:<13} Zoho {counts['zoho']} · ERP {counts['erp']} · drift {counts['drift']} ({counts['at']})"
+                f"  {slug:<13} Zoho {counts['zoho']} · ERP {counts['erp']} · drift {counts['drift']} "
+                f"({self.when(counts['at'], now)})"
             )
         for c in data["cursors"]:
-            lag = f"{c['lag_seconds']:.0f} s" if c["lag_seconds"] is not None else "never"
-            self.stdout.write(
-                f"  cursor {c['entity']}/{c['run_type']}: watermark {c['watermark']}, last success {lag} ago"
+            watermark = self.when(c["watermark"], now) if c["watermark"] else "none yet"
+            success = (
+                f"last success {self.when(c['last_success_at'], now)}" if c["last_success_at"] else "never succeeded"
             )
+            self.stdout.write(f"  cursor {c['entity']}/{c['run_type']}: watermark {watermark}, {success}")
         for stretch in data["schedules"]["stretched"]:
             self.stdout.write(self.style.WARNING(schedules.Stretch(**stretch).line()))
         self.stdout.write("Webhook URLs to enter in Zoho (workflow rules → webhooks):")
+        if any(urlsplit(url).hostname in LOOPBACK for url in data["webhooks"].values()):
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  Zoho cannot reach {settings.TDS_BASE_URL}: set TDS_BASE_URL (or --host) to the address "
+                    "it reaches TDS Core at"
+                )
+            )
         for slug, url in data["webhooks"].items():
             self.stdout.write(f"  {slug:<13} {url}")

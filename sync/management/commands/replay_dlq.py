@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.utils import timezone
 
 from sync import queue
@@ -39,26 +38,29 @@ class Command(BaseCommand):
             rows = rows.filter(entity=entity)
         if reason:
             rows = rows.filter(reason=reason)
-        replayed, failed = self._replay(list(rows), dry_run=dry_run)
+        replayed, unreplayable = self._replay(list(rows), dry_run=dry_run)
         verb = "would replay" if dry_run else "replayed"
-        self.stdout.write(f"{verb} {replayed}, failed {failed}")
-        if failed:
-            raise CommandError(f"{failed} dead letter(s) could not be replayed")
+        left = f", {unreplayable} cannot be replayed (discard them or mark them fixed)" if unreplayable else ""
+        self.stdout.write(f"{verb} {replayed}{left}")
+        # Asked for by id, a dead letter that cannot be replayed is a failure; in a filtered batch it
+        # is reported and passed over, as the dashboard's bulk replay does.
+        if unreplayable and dead_letter_id is not None and not dry_run:
+            raise CommandError(f"dead letter #{dead_letter_id} could not be replayed")
 
     def _replay(self, rows: list[DeadLetter], *, dry_run: bool) -> tuple[int, int]:
-        replayed = failed = 0
+        replayed = unreplayable = 0
         now = timezone.now()
         for dead_letter in rows:
             label = f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
             try:
-                with transaction.atomic():
+                if dry_run:
+                    queue.check_replay(dead_letter)  # reads only: nothing written, no replay logged
+                else:
                     queue.replay(dead_letter, by="cli", now=now)
-                    # A dry run takes the same path, checks and all, and then undoes it.
-                    transaction.set_rollback(dry_run)
             except queue.DeadLetterError as exc:
-                self.stderr.write(f"cannot replay {label}: {exc}")
-                failed += 1
+                self.stderr.write(f"{'would not replay' if dry_run else 'cannot replay'} {label}: {exc}")
+                unreplayable += 1
             else:
                 self.stdout.write(f"{'would replay' if dry_run else 'replayed'} {label}")
                 replayed += 1
-        return replayed, failed
+        return replayed, unreplayable

@@ -5,6 +5,10 @@ It accepts the credentials in settings (ZOHO_CLIENT_ID…), enforces Zoho's limi
 and keeps changing a few records every few seconds, pushing most changes as webhooks to TDS Core,
 authenticated with the first value of each configured
 TDS_WEBHOOK_TOKEN / TDS_WEBHOOK_SECRET / TDS_ZOHO_WEBHOOK_SECRET / TDS_STANDARD_WEBHOOK_SECRET.
+
+`--grant-code` asks the simulator running on --port for a self-client grant code, as Zoho's API
+console generates one, and prints it: `manage.py zoho_connect --code CODE` can then be rehearsed
+end to end (docs/ZOHO_SETUP.md).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import random
 import signal
 import threading
 
+import httpx
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from zohosim import ZohoSimulator
 from zohosim.demo import demo_tick, seed_demo
 from zohosim.limits import PER_MINUTE, PLANS
+from zohosim.oauth import FULL_SCOPE, GRANT_CODE_PATH, GRANT_TTL_DEFAULT
 
 
 def _first(values: list[str]) -> str | None:
@@ -37,8 +43,16 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-target", default="http://127.0.0.1:8000", help="TDS Core's base URL")
         parser.add_argument("--no-limits", action="store_true", help="no per-minute, daily or concurrency limit")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--grant-code",
+            action="store_true",
+            help="print a self-client grant code from the simulator running on --port, for zoho_connect",
+        )
+        parser.add_argument("--scope", default=FULL_SCOPE, help="with --grant-code: the scopes the code grants")
 
     def handle(self, *args, **options):
+        if options["grant_code"]:
+            return self.print_grant_code(options["port"], options["scope"])
         plan = settings.ZOHO_PLAN.lower()
         limits = PLANS.get(plan, PLANS["free"])
         limited = not options["no_limits"]
@@ -73,3 +87,24 @@ class Command(BaseCommand):
                     sent = f"webhook {change.delivered}" if change.delivered else "no webhook"
                     self.stdout.write(f"{change.action} {change.slug} {change.zoho_id} ({sent})")
         self.stdout.write("Zoho simulator stopped.")
+
+    def print_grant_code(self, port: int, scope: str) -> None:
+        url = f"http://127.0.0.1:{port}{GRANT_CODE_PATH}"
+        form = {
+            "client_id": settings.ZOHO_CLIENT_ID or "sim-client",
+            "client_secret": settings.ZOHO_CLIENT_SECRET or "sim-secret",
+            "scope": scope,
+            "expires_in": GRANT_TTL_DEFAULT,
+        }
+        try:
+            answer = httpx.post(url, data=form, timeout=5)
+        except httpx.HTTPError as exc:
+            raise CommandError(f"no simulator answers at {url} ({exc}); start it with `zoho_simulator`") from exc
+        body = answer.json()
+        if answer.status_code != 200:
+            raise CommandError(f"the simulator refused: {body.get('error')} {body.get('detail', '')}".strip())
+        minutes = body["expires_in"] // 60
+        self.stdout.write(body["code"])
+        self.stderr.write(
+            f"A grant code for {body['scope']}, good once for {minutes} minutes: manage.py zoho_connect --code CODE"
+        )
