@@ -107,12 +107,12 @@ WATCHED_APPS = ("tdscore", "sync", "zoho", "alerts", "django_q", "erp", "auth", 
 
 def snapshot() -> dict[str, list[dict]]:
     """Every row of the apps an action, a form or a button can write (sessions aside: a login writes one)."""
-    return {
+    tables = {
         model._meta.label: list(model.objects.order_by("pk").values())
         for label in WATCHED_APPS
         for model in apps.get_app_config(label).get_models()
-        if model.objects.exists()
     }
+    return {name: rows for name, rows in tables.items() if rows}
 
 
 def changed(before: dict, after: dict) -> list[str]:
