@@ -12,9 +12,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
@@ -588,3 +590,15 @@ def test_the_groups_are_made_on_a_database_without_permission_rows_and_making_th
     assert {"view_deadletter", "view_alert", "view_configuration", "view_customer"} <= viewers
     assert [name for name in viewers if not name.startswith("view_")] == []
     assert [name for name in operators if name.startswith(("add_", "delete_"))] == []
+
+
+def test_every_custom_permission_is_named_by_the_enum_and_listed_in_the_reference():
+    reference = (Path(settings.BASE_DIR) / "docs" / "REFERENCE.md").read_text()
+    declared = {
+        f"{model._meta.app_label}.{codename}"
+        for label in permissions.TDS_APPS
+        for model in apps.get_app_config(label).get_models()
+        for codename, _name in model._meta.permissions
+    }
+    assert sorted(declared - {str(perm) for perm in permissions.Perm}) == []
+    assert [str(perm) for perm in permissions.Perm if f"`{perm}`" not in reference] == []
