@@ -2,6 +2,7 @@ import json
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -10,6 +11,8 @@ from django.views.decorators.http import require_POST
 
 from alerts import channels, send_test
 from alerts.models import Alert, AlertDelivery, AlertSilence, AlertStateError
+from tdscore.admin import may
+from tdscore.permissions import Perm, allows
 
 
 class DeliveryInline(admin.TabularInline):
@@ -41,12 +44,12 @@ def _move(modeladmin, request, queryset, verb: str) -> None:
         modeladmin.message_user(request, f"Already {past} or resolved: {', '.join(refused)}.", messages.WARNING)
 
 
-@admin.action(description="Acknowledge selected alerts")
+@admin.action(description="Acknowledge selected alerts", permissions=["acknowledge"])
 def acknowledge(modeladmin, request, queryset):
     _move(modeladmin, request, queryset, "acknowledge")
 
 
-@admin.action(description="Resolve selected alerts")
+@admin.action(description="Resolve selected alerts", permissions=["acknowledge"])
 def resolve(modeladmin, request, queryset):
     _move(modeladmin, request, queryset, "resolve")
 
@@ -67,12 +70,12 @@ def _silence(modeladmin, request, queryset, hours: int) -> None:
     modeladmin.message_user(request, f"{len(pairs)} alert(s) silenced until {until:%Y-%m-%d %H:%M} UTC.")
 
 
-@admin.action(description="Silence selected alerts for 1 hour")
+@admin.action(description="Silence selected alerts for 1 hour", permissions=["acknowledge"])
 def silence_hour(modeladmin, request, queryset):
     _silence(modeladmin, request, queryset, 1)
 
 
-@admin.action(description="Silence selected alerts for 24 hours")
+@admin.action(description="Silence selected alerts for 24 hours", permissions=["acknowledge"])
 def silence_day(modeladmin, request, queryset):
     _silence(modeladmin, request, queryset, 24)
 
@@ -84,6 +87,7 @@ class AlertAdmin(admin.ModelAdmin):
     search_fields = ["title", "fingerprint"]
     date_hierarchy = "last_seen"
     actions = [acknowledge, resolve, silence_hour, silence_day]
+    has_acknowledge_permission = may(Perm.ACKNOWLEDGE_ALERT)
     inlines = [DeliveryInline]
     change_list_template = "admin/alerts/alert/change_list.html"
     fields = [
@@ -122,14 +126,18 @@ class AlertAdmin(admin.ModelAdmin):
         return [path("send-test/", send_test, name="alerts_alert_send_test"), *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"alert_channels": channels.NAMES, "enabled_channels": channels.enabled(), **(extra_context or {})}
+        extra = {
+            "alert_channels": channels.NAMES,
+            "enabled_channels": channels.enabled(),
+            "may_send_test": allows(request.user, Perm.SEND_TEST_ALERT),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context=extra)
 
     def send_test_view(self, request):
+        if not allows(request.user, Perm.SEND_TEST_ALERT):
+            raise PermissionDenied("Sending a test alert needs the permission to change alerts.")
         back = HttpResponseRedirect(reverse("admin:alerts_alert_changelist"))
-        if not self.has_change_permission(request):
-            self.message_user(request, "Sending a test alert needs the permission to change alerts.", messages.ERROR)
-            return back
         name = request.POST.get("channel", "")
         if name not in channels.enabled():
             self.message_user(request, f"Channel {name or '?'} is not enabled.", messages.ERROR)

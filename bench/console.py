@@ -255,12 +255,17 @@ def describe() -> str:
 
 
 def operator() -> dict[str, str]:
-    """A staff user's token and session cookie (headers for the API and for the HTML page)."""
+    """A viewer's token and session cookie (headers for the API and for the HTML page): every path
+    the bench reads needs a view permission, which the "TDS viewers" group holds."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
     from rest_framework.authtoken.models import Token
 
+    from tdscore import permissions
+
     user = get_user_model().objects.create_user("bench-operator", is_staff=True)
+    user.groups.add(Group.objects.get(name=permissions.VIEWERS))
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

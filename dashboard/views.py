@@ -3,6 +3,8 @@
 Reads come from `monitoring.stats` (the same figures as the API); every button posts to a small view
 here that calls the same function as the admin, the API and the CLI (`sync.queue.replay` / `discard`,
 `Alert.acknowledge`). The page refreshes its panels itself through htmx (bundled with django-htmx).
+Who may see the page and press each button is tdscore.permissions' answer, the admin's; a button the
+user may not press is not shown.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,7 +29,8 @@ from monitoring import stats
 from monitoring.rollups import Lag
 from sync import queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
-from tdscore import config
+from tdscore import config, permissions
+from tdscore.permissions import Perm
 
 TABLE_ROWS = 15
 
@@ -138,10 +140,11 @@ def _freshness(overview: dict) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-def context(now: datetime) -> dict:
+def context(now: datetime, user) -> dict:
     overview = stats.overview(now)
     return {
         "now": now,
+        "can": permissions.granted(user),
         "refresh_seconds": config.get(DASHBOARD_REFRESH_SECONDS),
         "tiles": tiles(overview),
         "freshness": _freshness(overview),
@@ -158,11 +161,11 @@ def context(now: datetime) -> dict:
 
 
 @require_GET
-@staff_member_required
+@permissions.required(*permissions.DASHBOARD)
 def dashboard(request):
     # htmx asks for the panels alone every `dashboard_refresh_seconds`; a browser gets the whole page.
     template = "dashboard/_panels.html" if request.htmx else "dashboard/index.html"
-    return render(request, template, context(timezone.now()))
+    return render(request, template, context(timezone.now(), request.user))
 
 
 def _act(request, action, done: str, refused: type[Exception]):
@@ -176,7 +179,7 @@ def _act(request, action, done: str, refused: type[Exception]):
 
 
 @require_POST
-@staff_member_required
+@permissions.required(Perm.REPLAY_DEADLETTER)
 def retry_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
     by = request.user.get_username()
@@ -189,7 +192,7 @@ def retry_dead_letter(request, pk: int):
 
 
 @require_POST
-@staff_member_required
+@permissions.required(Perm.DISCARD_DEADLETTER)
 def discard_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
     by = request.user.get_username()
@@ -199,7 +202,7 @@ def discard_dead_letter(request, pk: int):
 
 
 @require_POST
-@staff_member_required
+@permissions.required(Perm.ACKNOWLEDGE_ALERT)
 def acknowledge_alert(request, pk: int):
     alert = get_object_or_404(Alert, pk=pk)
     by = request.user.get_username()
@@ -211,6 +214,7 @@ def acknowledge_alert(request, pk: int):
     )
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """`/`, the address `make run` prints: an operator goes to the dashboard, anyone else to the login."""
     dashboard = reverse("dashboard:index")

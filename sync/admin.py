@@ -9,12 +9,22 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
-from django_q.admin import ScheduleAdmin
-from django_q.models import Schedule
+from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
+from django_q.models import Failure, Schedule, Success
 
 from sync import queue, schedules
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
-from tdscore.admin import ReadOnlyAdmin, change_link, changelist_link, link_list, pretty_json, pretty_text, shown_as
+from tdscore.admin import (
+    ReadOnlyAdmin,
+    change_link,
+    changelist_link,
+    link_list,
+    may,
+    pretty_json,
+    pretty_text,
+    shown_as,
+)
+from tdscore.permissions import Perm
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -139,6 +149,8 @@ class QueueItemAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = ["dead_letters", "audit_rows", "history", "last_error_shown", "payload_shown"]
     actions = ["requeue_selected", "pause_entities", "resume_entities"]
+    has_replay_permission = may(Perm.REPLAY_DEADLETTER)
+    has_pause_permission = may(Perm.PAUSE_ENTITY)
 
     payload_shown = shown_as(pretty_json, "payload", "payload")
     last_error_shown = shown_as(pretty_text, "last_error", "last error")
@@ -163,7 +175,9 @@ class QueueItemAdmin(ReadOnlyAdmin):
     def history(self, obj: QueueItem) -> str:
         return _history_link(obj)
 
-    @admin.action(description="Requeue the selected dead-lettered rows (replays their dead letters)")
+    @admin.action(
+        description="Requeue the selected dead-lettered rows (replays their dead letters)", permissions=["replay"]
+    )
     def requeue_selected(self, request, queryset):
         # A row leaves dead_letter only by replaying its open dead letter: that resets it, logs who
         # did it and resolves the episode, exactly as the DLQ's replay does.
@@ -175,12 +189,12 @@ class QueueItemAdmin(ReadOnlyAdmin):
         ]
         _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
 
-    @admin.action(description="Pause the entities of the selected rows (queued, not applied)")
+    @admin.action(description="Pause the entities of the selected rows (queued, not applied)", permissions=["pause"])
     def pause_entities(self, request, queryset):
         paused = queue.pause(_entities(queryset), by=request.user)
         self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
 
-    @admin.action(description="Resume the entities of the selected rows")
+    @admin.action(description="Resume the entities of the selected rows", permissions=["pause"])
     def resume_entities(self, request, queryset):
         paused = queue.resume(_entities(queryset), by=request.user)
         self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
@@ -243,6 +257,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = ["audit_rows", "history", "error_shown", "payload_shown", "traceback_shown"]
     actions = ["replay_selected", "discard_selected", "mark_fixed_selected"]
+    has_replay_permission = may(Perm.REPLAY_DEADLETTER)
+    has_discard_permission = may(Perm.DISCARD_DEADLETTER)
 
     payload_shown = shown_as(pretty_json, "payload", "payload")
     error_shown = shown_as(pretty_text, "error", "error")
@@ -266,15 +282,15 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def history(self, obj: DeadLetter) -> str:
         return _history_link(obj)
 
-    @admin.action(description="Replay the selected dead letters")
+    @admin.action(description="Replay the selected dead letters", permissions=["replay"])
     def replay_selected(self, request, queryset):
         _resolve_each(self, request, queryset, queue.replay, "replayed")
 
-    @admin.action(description="Discard the selected dead letters")
+    @admin.action(description="Discard the selected dead letters", permissions=["discard"])
     def discard_selected(self, request, queryset):
         _resolve_each(self, request, queryset, queue.discard, "discarded")
 
-    @admin.action(description="Mark the selected dead letters fixed")
+    @admin.action(description="Mark the selected dead letters fixed", permissions=["discard"])
     def mark_fixed_selected(self, request, queryset):
         _resolve_each(self, request, queryset, queue.mark_fixed, "marked fixed")
 
@@ -399,3 +415,25 @@ class FittedScheduleAdmin(ScheduleAdmin):
 
 admin.site.unregister(Schedule)
 admin.site.register(Schedule, FittedScheduleAdmin)
+
+
+# django-q2's own action resubmits a task to anyone who may view the list; here it needs a permission.
+@admin.action(description="Resubmit selected tasks to queue", permissions=["resubmit"])
+def resubmit(model_admin, request, queryset):
+    resubmit_task(model_admin, request, queryset)
+
+
+class SuccessAdmin(TaskAdmin):
+    actions = [resubmit]
+    has_resubmit_permission = may(Perm.RESUBMIT_SUCCESSFUL_TASK)
+
+
+class FailureAdmin(FailAdmin):
+    actions = [resubmit]
+    has_resubmit_permission = may(Perm.RESUBMIT_FAILED_TASK)
+
+
+admin.site.unregister(Success)
+admin.site.register(Success, SuccessAdmin)
+admin.site.unregister(Failure)
+admin.site.register(Failure, FailureAdmin)

@@ -14,13 +14,24 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from tdscore import config
+from tdscore import config, permissions
 from tdscore.models import Configuration, Metric
+from tdscore.permissions import Perm
 
 admin.site.site_header = "TDS Core operations console"
 admin.site.site_title = "TDS Core"
 admin.site.index_title = "Sync, ERP tables, alerts and configuration"
 admin.site.site_url = reverse_lazy("dashboard:index")  # "View site" opens the dashboard
+
+
+def may(perm: Perm) -> Callable:
+    """A ModelAdmin's `has_<name>_permission` method for an action declared with
+    `@admin.action(permissions=[name])`: Django offers and runs the action only when it answers yes."""
+
+    def has_permission(model_admin, request) -> bool:
+        return permissions.allows(request.user, perm)
+
+    return has_permission
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +46,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        # A page's own buttons post to the changelist's actions: it shows those this user is offered.
+        context["offered_actions"] = set(self.get_actions(request))
+        return super().render_change_form(request, context, *args, **kwargs)
 
 
 # --- How values look ------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ import os
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 
 from sync import schedules, wakeup
-from tdscore import config
+from tdscore import config, permissions
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -72,7 +73,21 @@ def _fresh_config_cache():
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user("operator", "operator@example.com", "pw", is_staff=True)
+    """An operator as a deployment makes one: staff, in the "TDS operators" group."""
+    # The migration made the group; a transactional test's flush may have removed it since.
+    permissions.ensure_groups()
+    user = django_user_model.objects.create_user("operator", "operator@example.com", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=permissions.OPERATORS))
+    return user
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """Staff in the "TDS viewers" group: reads everything, may press nothing."""
+    permissions.ensure_groups()
+    user = django_user_model.objects.create_user("viewer", "viewer@example.com", None, is_staff=True)
+    user.groups.add(Group.objects.get(name=permissions.VIEWERS))
+    return user
 
 
 @pytest.fixture

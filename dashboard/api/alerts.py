@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from alerts.models import Alert, AlertStateError
 from dashboard.api import serializers
+from tdscore.permissions import Perm
 
 
 class AlertList(generics.ListAPIView):
@@ -17,11 +18,13 @@ class AlertList(generics.ListAPIView):
 
     serializer_class = serializers.AlertSerializer
     queryset = Alert.objects.order_by("-last_seen", "-id")
+    needs = {"GET": (Perm.VIEW_ALERT,)}
     filterset_fields = ["status", "severity", "rule"]
 
 
 class _Move(APIView):
     verb = ""
+    needs = {"POST": (Perm.ACKNOWLEDGE_ALERT,)}
 
     @extend_schema(
         request=None,

@@ -1,25 +1,20 @@
 """GET, PATCH /api/dashboard/config: the runtime configuration rows.
 
-Reading is for staff; changing is for superusers, validated key by key and stored all or nothing
-through tdscore.config.update_many, the function the admin and the commands use.
+Reading needs `tdscore.view_configuration`, changing `tdscore.change_configuration` (as in the admin);
+a change is validated key by key and stored all or nothing through tdscore.config.update_many, the
+function the admin and the commands use.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import generics, status
 from rest_framework.response import Response
 
 from dashboard.api import serializers
 from tdscore import config
 from tdscore.models import Configuration
-
-
-class StaffReadsSuperuserWrites(permissions.IsAdminUser):
-    def has_permission(self, request, view) -> bool:
-        if not super().has_permission(request, view):
-            return False
-        return request.method in permissions.SAFE_METHODS or request.user.is_superuser
+from tdscore.permissions import Perm
 
 
 def _invalid(key: str | None, detail: str) -> Response:
@@ -33,7 +28,7 @@ class ConfigRows(generics.ListAPIView):
 
     serializer_class = serializers.ConfigRow
     queryset = Configuration.objects.select_related("updated_by").order_by("category", "key")
-    permission_classes = [StaffReadsSuperuserWrites]
+    needs = {"GET": (Perm.VIEW_CONFIGURATION,), "PATCH": (Perm.CHANGE_CONFIGURATION,)}
     filterset_fields = ["category"]
 
     @extend_schema(
@@ -42,7 +37,7 @@ class ConfigRows(generics.ListAPIView):
         examples=[OpenApiExample("two keys", value={"batch_size": 200, "paused_entities": ["invoices"]})],
     )
     def patch(self, request):
-        """Change several keys at once (superuser): all are stored, or none."""
+        """Change several keys at once (`tdscore.change_configuration`): all are stored, or none."""
         values = request.data
         if not isinstance(values, dict) or not values:
             return _invalid(None, "send a JSON object of {key: value, …} with at least one key")

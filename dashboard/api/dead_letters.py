@@ -20,6 +20,7 @@ from dashboard.api import serializers
 from dashboard.api.filters import DeadLetterFilter
 from sync import queue
 from sync.models import DeadLetter
+from tdscore.permissions import Perm
 
 GROUP = OpenApiParameter(
     "group",
@@ -75,6 +76,7 @@ class DeadLetterList(generics.ListAPIView):
     serializer_class = serializers.DeadLetterRow
     queryset = DeadLetter.objects.order_by("-last_failed_at", "-id")
     filterset_class = DeadLetterFilter
+    needs = {"GET": (Perm.VIEW_DEADLETTER,)}
 
     @extend_schema(parameters=[GROUP], responses={200: ROW_OR_GROUP})
     def get(self, request, *args, **kwargs):
@@ -88,6 +90,8 @@ class DeadLetterList(generics.ListAPIView):
 
 class Retry(APIView):
     """Send the dead letter's queue row back to pending (attempts reset); 409 if it cannot be."""
+
+    needs = {"POST": (Perm.REPLAY_DEADLETTER,)}
 
     @extend_schema(request=None, responses={202: serializers.Retried, 409: serializers.Error})
     def post(self, request, pk: int):
@@ -108,6 +112,8 @@ class Retry(APIView):
 class Discard(APIView):
     """Resolve the dead letter without applying it; 409 if already resolved."""
 
+    needs = {"POST": (Perm.DISCARD_DEADLETTER,)}
+
     @extend_schema(request=None, responses={200: serializers.DeadLetterRow, 409: serializers.Error})
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
@@ -121,6 +127,8 @@ class Discard(APIView):
 
 class BulkRetry(APIView):
     """Replay every unresolved dead letter the filters match; with no filter, `all` must be true."""
+
+    needs = {"POST": (Perm.REPLAY_DEADLETTER,)}
 
     @extend_schema(
         operation_id="dashboard_dead_letter_bulk_retry",

@@ -15,6 +15,7 @@ from dashboard.api.filters import RecentEventFilter
 from monitoring import stats
 from monitoring.rollups import Series
 from sync.models import QueueItem
+from tdscore.permissions import Perm
 
 # Hourly: read from the hourly roll-ups, 24 points a series however busy the day was.
 THROUGHPUT_STEP = timedelta(hours=1)
@@ -22,6 +23,8 @@ THROUGHPUT_STEP = timedelta(hours=1)
 
 class Metrics(APIView):
     """The console's headline figures; 24-hour throughput per hour from the roll-ups."""
+
+    needs = {"GET": (Perm.VIEW_QUEUEITEM,)}
 
     @extend_schema(responses={200: serializers.Overview})
     def get(self, request):
@@ -40,6 +43,8 @@ class Metrics(APIView):
 class QueueStats(APIView):
     """Queue rows by status and by entity, the depth and the oldest pending age."""
 
+    needs = {"GET": (Perm.VIEW_QUEUEITEM,)}
+
     @extend_schema(responses={200: serializers.QueueStats})
     def get(self, request):
         return Response(serializers.QueueStats(stats.queue_stats(timezone.now())).data)
@@ -52,3 +57,4 @@ class RecentEvents(generics.ListAPIView):
     # The raw body (up to a megabyte) is the admin's to show; a page of fifty needs only the fields.
     queryset = QueueItem.objects.select_related("inbox_event").defer("inbox_event__raw_body").order_by("-id")
     filterset_class = RecentEventFilter
+    needs = {"GET": (Perm.VIEW_QUEUEITEM, Perm.VIEW_INBOXEVENT)}

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from dashboard.api import serializers
 from sync import pull, tasks
 from sync.models import QueueItem, SyncCursor, SyncRun
+from tdscore.permissions import Perm
 
 
 class RunList(generics.ListAPIView):
@@ -25,16 +26,20 @@ class RunList(generics.ListAPIView):
         skipped_now=Count("queue_items", filter=Q(queue_items__status=QueueItem.Status.SKIPPED)),
     ).order_by("-created_at", "-id")
     filterset_fields = ["entity", "status", "run_type", "trigger"]
+    needs = {"GET": (Perm.VIEW_SYNCRUN,)}
 
 
 class CursorList(generics.ListAPIView):
     serializer_class = serializers.CursorSerializer
     queryset = SyncCursor.objects.order_by("entity", "run_type")
     filterset_fields = ["entity", "run_type"]
+    needs = {"GET": (Perm.VIEW_SYNCCURSOR,)}
 
 
 class StartSync(APIView):
     """Start pull runs; they execute in the cluster. 202 with the run ids, 409 with the reasons."""
+
+    needs = {"POST": (Perm.START_RUN,)}
 
     @extend_schema(
         request=serializers.SyncRequest,

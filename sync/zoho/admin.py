@@ -3,7 +3,8 @@ from django.utils import timezone
 
 from sync.zoho import breaker
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
-from tdscore.admin import ReadOnlyAdmin
+from tdscore.admin import ReadOnlyAdmin, may
+from tdscore.permissions import Perm
 
 
 @admin.register(BreakerState)
@@ -11,8 +12,11 @@ class BreakerStateAdmin(ReadOnlyAdmin):
     list_display = ["organization_id", "state", "open_until", "consecutive_failures", "auth_failed_at", "updated_at"]
     readonly_fields = [f.name for f in BreakerState._meta.fields]
     actions = ["reset_breaker"]
+    has_reset_permission = may(Perm.RESET_BREAKER)
 
-    @admin.action(description="Reset: close the breaker and lift the auth state (after fixing the cause)")
+    @admin.action(
+        description="Reset: close the breaker and lift the auth state (after fixing the cause)", permissions=["reset"]
+    )
     def reset_breaker(self, request, queryset):
         now = timezone.now()
         for row in queryset:

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from sync.config_keys import BATCH_SIZE
 from sync.models import QueueItem
+from tdscore.models import Configuration
 from tests import factories
 
 from .conftest import dead_lettered, finished_row
@@ -349,10 +350,14 @@ def test_config_lists_every_key_with_its_range_and_default(api_client):
     assert rows["reconciliation_schedule_cron"]["value_type"] == "cron"
 
 
-def test_config_patch_is_for_superusers(api_client):
-    answer = api_client.patch("/api/dashboard/config", {"batch_size": 200}, format="json")
+def test_config_patch_needs_the_permission_to_change_the_configuration(viewer):
+    client = APIClient()
+    client.force_authenticate(viewer)
+
+    answer = client.patch("/api/dashboard/config", {"batch_size": 200}, format="json")
 
     assert answer.status_code == 403
+    assert Configuration.objects.get(key="batch_size").value == 100
 
 
 @pytest.fixture
