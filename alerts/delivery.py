@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connections
 from django.utils import timezone
 
 from alerts import channels
@@ -110,6 +111,15 @@ def deliver_due(now: datetime | None = None) -> Counter:
     return send(claim(now or timezone.now()))
 
 
+def _send_in_thread(item: tuple[str, list[AlertDelivery]]) -> list[SendResult]:
+    try:
+        return send_channel(*item)
+    finally:
+        # A channel may read the database (e-mail looks up the admin users): a connection this
+        # thread opened is closed with it, never left holding the database.
+        connections.close_all()
+
+
 def send(deliveries: list[AlertDelivery]) -> Counter:
     """Send claimed deliveries, one thread per channel, and record each outcome."""
     by_channel: dict[str, list[AlertDelivery]] = defaultdict(list)
@@ -119,7 +129,7 @@ def send(deliveries: list[AlertDelivery]) -> Counter:
     if not by_channel:
         return tally
     with ThreadPoolExecutor(max_workers=len(by_channel), thread_name_prefix="alert-channel") as pool:
-        results = list(pool.map(lambda item: send_channel(*item), by_channel.items()))
+        results = list(pool.map(_send_in_thread, by_channel.items()))
     finished_at = timezone.now()
     for outcomes in results:
         retry_at = None
