@@ -42,7 +42,7 @@ from sync import budget, entities, run_lifecycle
 from sync.config_keys import PULL_OVERLAP_SECONDS, ZOHO_CALL_RETRIES
 from sync.entities import Entity, Kind
 from sync.models import QueueItem, SyncCursor, SyncLog, SyncRun
-from sync.payloads import content_hash, parse_zoho_time, version_of
+from sync.payloads import content_hash, latest_version, parse_zoho_time, trusted_version, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
@@ -520,6 +520,7 @@ class Puller:
 
     def queue(self, prepared: Prepared, *, now: datetime) -> int:
         rows = []
+        latest = latest_version(now)
         for obj, is_summary in prepared:
             located = entities.locate(self.entity.slug, obj)
             if located.object_id is None:
@@ -532,7 +533,8 @@ class Puller:
                     entity=located.entity.slug,
                     object_id=located.object_id,
                     payload=located.obj,  # enqueue_many hashes it as it encodes it
-                    version=version_of(located.obj),
+                    # An untrusted version is left off (the apply path refuses the row with the reason).
+                    version=trusted_version(located.obj, latest=latest),
                     source=QueueItem.Source.PULL,
                     is_summary=is_summary,
                     sync_run_id=self.run.pk,

@@ -27,7 +27,7 @@ from django.utils import timezone
 from sync import budget, entities, pull, run_lifecycle
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
-from sync.payloads import content_hash, version_of
+from sync.payloads import content_hash, latest_version, trusted_version, version_of
 from sync.queue import enqueue
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
@@ -176,7 +176,7 @@ def queue_repairs(calls: pull.Calls, entity: Entity, report: dict[str, Any], zoh
             # Alive in Zoho as read at `now`: a tombstone carries the delete's version, usually newer
             # than the row's last_modified_time, so the observation time is what orders the revival
             # after the delete (the apply path revives only on a strictly newer version).
-            version = now if zoho_id in revive else version_of(obj)
+            version = now if zoho_id in revive else trusted_version(obj, latest=latest_version(now))
             repair(entity, obj, version=version, is_summary=zoho_id not in details, run=calls.run, now=now)
         for zoho_id in ids["deleted_in_zoho"]:
             repair(entity, {entity.id_field: zoho_id}, version=None, delete=True, run=calls.run, now=now)

@@ -20,10 +20,10 @@ from typing import Any
 
 from django.db import connection, models
 
-from sync import entities
+from sync import entities, payloads
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
-from sync.handlers.decisions import ApplyOutcome, Change, Record, decide
+from sync.handlers.decisions import ApplyOutcome, Change, Record, decide, highest
 from sync.models import AuditTrail, QueueItem
 
 # Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
@@ -144,7 +144,7 @@ class Row:
         instance = self.instance
         for name, value in change.values.items():
             setattr(instance, name, value)
-        instance.zoho_last_modified = change.version
+        instance.zoho_last_modified = highest(instance.zoho_last_modified, change.version)
         instance.content_hash = change.item.content_hash
         self._set_raw(change)
         instance.is_summary = change.summary
@@ -159,8 +159,7 @@ class Row:
         if not self.exists:  # a delete of an object never seen: keep it, so an older create stays out
             self._set_raw(change)
             instance.content_hash = change.item.content_hash
-        if change.version is not None and (self.version is None or change.version > self.version):
-            instance.zoho_last_modified = change.version
+        instance.zoho_last_modified = highest(instance.zoho_last_modified, change.version)
         instance.deleted_at = now
         instance.synced_at = now
 
@@ -216,6 +215,11 @@ class Handler:
         if not isinstance(item.payload, dict):
             raise ValidationFailed("payload is not an object")
         obj = entities.locate(self.entity.slug, item.payload).obj
+        # Here, on the one path every change takes (webhook, pull, replay, repair, rebuild): a
+        # version that is there but cannot be trusted is refused, never read as "no version".
+        problem = payloads.version_problem(obj, latest=payloads.latest_version(item.created_at))
+        if problem:
+            raise ValidationFailed(problem)
         if item.operation == QueueItem.Operation.DELETE:
             return Change(item, zoho_id, obj, {}, None)
         if values.ident(obj.get(self.id_field)) != zoho_id:

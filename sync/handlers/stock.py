@@ -16,7 +16,7 @@ from erp.models import Product, StockLevel
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
-from sync.handlers.decisions import Change
+from sync.handlers.decisions import Change, highest
 from sync.models import QueueItem
 
 # Older Zoho Inventory organisations call locations warehouses.
@@ -69,6 +69,7 @@ class ItemStock:
         return out
 
     def apply(self, change: Change, now: datetime) -> None:
+        version = highest(self.version, change.version)
         for location in change.lines or []:
             loc = location["location_id"]
             level = self.levels.get(loc) or StockLevel(zoho_id=f"{self.item_id}:{loc}", location_id=loc)
@@ -78,7 +79,7 @@ class ItemStock:
             self.levels[loc] = level
         # Locations the snapshot leaves out keep their quantities; all rows take its version and hash.
         for level in self.levels.values():
-            level.zoho_last_modified = change.version
+            level.zoho_last_modified = version
             level.content_hash = change.item.content_hash
             level.synced_at = now
             level.deleted_at = None
@@ -86,10 +87,7 @@ class ItemStock:
 
     def tombstone(self, change: Change, now: datetime) -> None:
         for level in self.levels.values():
-            if change.version is not None and (
-                level.zoho_last_modified is None or change.version > level.zoho_last_modified
-            ):
-                level.zoho_last_modified = change.version
+            level.zoho_last_modified = highest(level.zoho_last_modified, change.version)
             level.deleted_at = now
             level.synced_at = now
 

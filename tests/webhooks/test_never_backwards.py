@@ -1,0 +1,143 @@
+"""The ERP never goes backwards: whatever arrives, an object keeps the highest version it has seen.
+
+A change without a version applies but leaves the stored version where it was, so an older change
+that comes later is still stale. A version that is there but unreadable, or far past the moment it
+arrived, is refused as `validation` with the reason, whether it came by webhook or by a pull.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.utils import timezone
+
+from erp.models import Product
+from sync import queue, worker
+from sync.config_keys import MAX_VERSION_SKEW_MINUTES
+from sync.models import DeadLetter, QueueItem
+from sync.payloads import content_hash, version_of
+from tdscore import config
+from tests.webhooks.conftest import deliver
+
+pytestmark = pytest.mark.django_db
+
+ELEVEN = datetime(2026, 7, 1, 11, tzinfo=UTC)
+TWELVE = datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+# Present but unreadable: each must be refused, never read as "no version".
+UNREADABLE = {
+    "no offset": "2026-07-01T09:00:00",
+    "leap second": "2026-06-30T23:59:60Z",
+    "offset +24:00": "2026-07-01T09:00:00+24:00",
+    "epoch milliseconds": 1782900000000,
+    "epoch seconds": 1782900000,
+    "not a date": "not a date",
+    "a list": ["2026-07-01T09:00:00Z"],
+}
+
+
+def post(client, **fields):
+    assert deliver(client, "products", {"item_id": "z1", **fields}).status_code == 202
+
+
+def drain():
+    worker.drain(None, worker_id="test-drainer", once=True)
+
+
+def stored() -> Product:
+    return Product.objects.get(zoho_id="z1")
+
+
+def open_dead_letters() -> list[tuple[str, str]]:
+    return list(DeadLetter.objects.unresolved().order_by("pk").values_list("reason", "error"))
+
+
+def test_a_change_without_a_version_never_lets_an_older_one_win(client):
+    post(client, name="v2", last_modified_time="2026-07-01T11:00:00Z")
+    drain()
+    post(client, name="v2 again, no version")
+    drain()
+    post(client, name="v1 older", last_modified_time="2026-07-01T10:00:00Z")
+    drain()
+    product = stored()
+    assert (product.name, product.zoho_last_modified) == ("v2 again, no version", ELEVEN)
+    last = QueueItem.objects.order_by("pk").last()
+    assert (last.status, last.skip_reason) == (QueueItem.Status.SKIPPED, QueueItem.SkipReason.STALE)
+
+
+def test_the_same_three_waiting_together_end_on_the_newest(client):
+    post(client, name="v2", last_modified_time="2026-07-01T11:00:00Z")
+    post(client, name="no version")
+    post(client, name="v1 older", last_modified_time="2026-07-01T10:00:00Z")
+    drain()
+    assert (stored().name, stored().zoho_last_modified) == ("v2", ELEVEN)
+
+
+@pytest.mark.parametrize("value", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_an_unreadable_version_from_a_webhook_is_dead_lettered_with_the_reason(client, value):
+    post(client, name="at twelve", last_modified_time="2026-07-01T12:00:00Z")
+    drain()
+    post(client, name="unreadable", last_modified_time=value)
+    drain()
+    assert (stored().name, stored().zoho_last_modified) == ("at twelve", TWELVE)
+    [(reason, error)] = open_dead_letters()
+    assert reason == DeadLetter.Reason.VALIDATION
+    assert error.startswith("products: last_modified_time ") and repr(value)[:20] in error
+
+
+def pulled(obj: dict, *, now: datetime) -> QueueItem:
+    """A queue row as a pull makes it: the payload as listed, the version it could read."""
+    return queue.enqueue(
+        entity="products",
+        object_id=obj["item_id"],
+        payload=obj,
+        content_hash=content_hash(obj),
+        version=version_of(obj),
+        source=QueueItem.Source.PULL,
+        now=now,
+    )
+
+
+@pytest.mark.parametrize("value", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_an_unreadable_version_on_any_other_path_is_refused_by_the_apply(value):
+    now = timezone.now()
+    pulled({"item_id": "z1", "name": "at twelve", "last_modified_time": "2026-07-01T12:00:00Z"}, now=now)
+    drain()
+    row = pulled({"item_id": "z1", "name": "unreadable", "last_modified_time": value}, now=now)
+    drain()
+    assert (stored().name, stored().zoho_last_modified) == ("at twelve", TWELVE)
+    row.refresh_from_db()
+    assert row.status == QueueItem.Status.DEAD_LETTER
+    [(reason, error)] = open_dead_letters()
+    assert reason == DeadLetter.Reason.VALIDATION and "last_modified_time" in error
+
+
+def test_a_far_future_version_is_refused_and_never_pins_the_object(client):
+    post(client, name="from the future", last_modified_time="2100-01-01T00:00:00Z")
+    drain()
+    post(client, name="a real change", last_modified_time="2026-07-02T09:00:00Z")
+    drain()
+    assert (stored().name, stored().zoho_last_modified) == ("a real change", datetime(2026, 7, 2, 9, tzinfo=UTC))
+    [(reason, error)] = open_dead_letters()
+    assert reason == DeadLetter.Reason.VALIDATION
+    assert "2100-01-01T00:00:00+00:00 is later than" in error and "it would freeze the object" in error
+
+
+def test_a_far_future_version_from_a_pull_is_refused_by_the_apply():
+    now = timezone.now()
+    pulled({"item_id": "z1", "name": "from the future", "last_modified_time": "2100-01-01T00:00:00Z"}, now=now)
+    pulled({"item_id": "z1", "name": "a real change", "last_modified_time": "2026-07-02T09:00:00Z"}, now=now)
+    drain()
+    assert stored().name == "a real change"
+    [(reason, error)] = open_dead_letters()
+    assert reason == DeadLetter.Reason.VALIDATION and "would freeze the object" in error
+
+
+def test_the_skew_allowed_is_configurable(client):
+    config.update(MAX_VERSION_SKEW_MINUTES, 60)
+    ahead = (timezone.now().replace(microsecond=0) + (ELEVEN - datetime(2026, 7, 1, 9, tzinfo=UTC))).isoformat()
+    post(client, name="two hours ahead", last_modified_time=ahead)
+    drain()
+    assert not Product.objects.exists()
+    assert open_dead_letters()[0][0] == DeadLetter.Reason.VALIDATION
