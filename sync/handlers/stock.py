@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from erp.models import Product, StockLevel
+from erp.models import Product, StockLevel, stock_level_key
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
@@ -72,7 +72,7 @@ class ItemStock:
         version = highest(self.version, change.version)
         for location in change.lines or []:
             loc = location["location_id"]
-            level = self.levels.get(loc) or StockLevel(zoho_id=f"{self.item_id}:{loc}", location_id=loc)
+            level = self.levels.get(loc) or StockLevel(zoho_id=stock_level_key(self.item_id, loc), location_id=loc)
             for name, value in location.items():
                 setattr(level, name, value)
             level.item_id = self.item_id
