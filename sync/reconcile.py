@@ -47,13 +47,19 @@ def reconcile_entity(
 
 
 def execute(
-    run_id: int, *, repair: bool, client: ZohoClient | None = None, sleep: Callable[[float], None] = time.sleep
+    run_id: int,
+    *,
+    repair: bool,
+    client: ZohoClient | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    in_cluster: bool = False,
 ) -> SyncRun:
-    run = run_lifecycle.claim(run_id, now=timezone.now())
+    """As pull.execute: `in_cluster`, a slot and at most a short wait in the worker."""
+    run = run_lifecycle.claim(run_id, now=timezone.now(), slots=run_lifecycle.run_slots() if in_cluster else None)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     entity = entities.get(run.entity)
-    calls = pull.Calls(run, client or ZohoClient(), sleep=sleep)
+    calls = pull.Calls(run, client or ZohoClient(), sleep=sleep, in_cluster=in_cluster)
     try:
         zoho = zoho_side(calls, entity)
         report = compare(entity, zoho, erp_side(entity))
@@ -61,6 +67,8 @@ def execute(
             report["queued"] = queue_repairs(calls, entity, report, zoho)
     except pull.Deferred as exc:
         return run_lifecycle.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
+    except pull.MustWait as exc:
+        return pull.wait_or_fail(run, exc)
     except Exception as exc:
         return run_lifecycle.fail(run, exc, now=timezone.now())
     report["repair"] = repair
