@@ -236,7 +236,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # another user's process: alive
-    return True
+    try:  # Linux: a killed worker not yet reaped by its parent is a zombie, not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def fresh_heartbeats(now: datetime):
