@@ -20,12 +20,14 @@ from typing import Any
 
 from django.db import connection, models
 
-from sync import entities, payloads
+from sync import entities, payloads, queue
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.decisions import ApplyOutcome, Change, Record, decide, highest
 from sync.models import AuditTrail, QueueItem
 
+# resolved_by on a dead letter the apply path found overtaken.
+RESOLVER = "sync"
 # Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
 BOOKKEEPING = {"id", "zoho_id", "zoho_last_modified", "content_hash", "raw", "is_summary", "synced_at", "deleted_at"}
 
@@ -201,8 +203,18 @@ class Handler:
         outcomes, audits, touched = decide(changes, records, now)
         if touched:
             self.save(touched)
+            # Dead letters these objects have now overtaken need no hand any more.
+            ids = {id(record) for record in touched}
+            written = {zoho_id: record.version for zoho_id, record in records.items() if id(record) in ids}
+            queue.resolve_superseded(
+                self.entity.slug, {self.prefix + z: v for z, v in written.items()}, by=RESOLVER, now=now
+            )
         bulk.insert(AuditTrail, audits)
         return outcomes
+
+    def stored_versions(self, zoho_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """The version each stored object holds (heal's check for overtaken dead letters)."""
+        return dict(self.model.objects.filter(zoho_id__in=zoho_ids).values_list("zoho_id", "zoho_last_modified"))
 
     def read(self, item: QueueItem) -> Change:
         try:

@@ -12,6 +12,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Max
+
 from erp.models import Product, StockLevel, stock_level_key
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
@@ -119,6 +121,10 @@ class StockLevelHandler(Handler):
         for level in StockLevel.objects.select_for_update().filter(item_id__in=zoho_ids).order_by("zoho_id"):
             levels[level.item_id].append(level)
         return {item_id: ItemStock(item_id, levels[item_id]) for item_id in zoho_ids}
+
+    def stored_versions(self, zoho_ids) -> dict[str, datetime | None]:
+        levels = StockLevel.objects.filter(item_id__in=zoho_ids).values("item_id").annotate(v=Max("zoho_last_modified"))
+        return {row["item_id"]: row["v"] for row in levels}
 
     def save(self, records: list[ItemStock]) -> None:
         levels = [level for r in records for level in r.levels.values()]

@@ -141,3 +141,30 @@ def test_the_skew_allowed_is_configurable(client):
     drain()
     assert not Product.objects.exists()
     assert open_dead_letters()[0][0] == DeadLetter.Reason.VALIDATION
+
+
+def bad_invoice(client, stamp: str, **fields):
+    body = {"invoice_id": "i1", "line_items": "not a list", "last_modified_time": stamp, **fields}
+    assert deliver(client, "invoices", body).status_code == 202
+
+
+def good_invoice(client, stamp: str):
+    body = {"invoice_id": "i1", "invoice_number": f"INV {stamp}", "line_items": [], "last_modified_time": stamp}
+    assert deliver(client, "invoices", body).status_code == 202
+
+
+def test_the_apply_that_overtakes_a_dead_letter_resolves_it_as_superseded(client):
+    bad_invoice(client, "2026-07-01T10:00:00Z")
+    drain()
+    bad_invoice(client, "2026-07-01T13:00:00Z", reference_number="later, and still bad")
+    drain()
+    assert DeadLetter.objects.unresolved().count() == 2
+    good_invoice(client, "2026-07-01T11:00:00Z")
+    drain()
+    older, newer = DeadLetter.objects.order_by("pk")
+    assert (older.resolution, older.resolved_by) == (DeadLetter.Resolution.SUPERSEDED, "sync")
+    assert newer.resolved_at is None, "a dead letter newer than what is stored still needs a hand"
+    good_invoice(client, "2026-07-01T13:00:00Z")  # the same version: it has caught up
+    drain()
+    newer.refresh_from_db()
+    assert newer.resolution == DeadLetter.Resolution.SUPERSEDED
