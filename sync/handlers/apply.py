@@ -189,6 +189,8 @@ class Handler:
         self.prefix = prefix  # the queue object_id prefix this handler takes (stock)
         self.columns = Columns(model, renames or {})
         self.lines = lines
+        # Objects locked under one name are one object: a contact is a customer or a vendor.
+        self.lock_namespace = "erp_contacts" if self.entity.contact_type else model._meta.db_table
         if lines is not None:
             fk = next(f for f in lines.model._meta.concrete_fields if f.is_relation and f.related_model is model)
             self.line_fk = fk.attname
@@ -209,8 +211,13 @@ class Handler:
             queue.resolve_superseded(
                 self.entity.slug, {self.prefix + z: v for z, v in written.items()}, by=RESOLVER, now=now
             )
+            audits += self.after_apply(changes, outcomes, now)
         bulk.insert(AuditTrail, audits)
         return outcomes
+
+    def after_apply(self, changes: list[Change], outcomes: dict[int, ApplyOutcome], now: datetime) -> list[AuditTrail]:
+        """What else the applied changes move, with its audit rows (a contact leaving the other table)."""
+        return []
 
     def stored_versions(self, zoho_ids: Iterable[str]) -> dict[str, datetime | None]:
         """The version each stored object holds (heal's check for overtaken dead letters)."""
@@ -242,7 +249,7 @@ class Handler:
         return Change(item, zoho_id, obj, self.columns.read(obj, whole=False), lines)
 
     def load(self, zoho_ids: set[str], now: datetime) -> dict[str, Record]:
-        lock_objects(self.model._meta.db_table, zoho_ids)
+        lock_objects(self.lock_namespace, zoho_ids)
         stored = self.model.objects.select_for_update().filter(zoho_id__in=zoho_ids).order_by("zoho_id")
         records: dict[str, Record] = {r.zoho_id: Row(self, r, exists=True) for r in stored}
         if self.lines is not None and records:

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from erp.models import Product
+from erp.models import Customer, Product, Vendor
 from sync import queue, worker
 from sync.config_keys import MAX_VERSION_SKEW_MINUTES
-from sync.models import DeadLetter, QueueItem
+from sync.models import AuditTrail, DeadLetter, QueueItem
 from sync.payloads import content_hash, version_of
 from tdscore import config
 from tests.webhooks.conftest import deliver
@@ -168,3 +168,27 @@ def test_the_apply_that_overtakes_a_dead_letter_resolves_it_as_superseded(client
     drain()
     newer.refresh_from_db()
     assert newer.resolution == DeadLetter.Resolution.SUPERSEDED
+
+
+def contact(client, entity: str, contact_type: str, stamp: str):
+    body = {"contact_id": "c1", "contact_name": f"{contact_type} at {stamp}", "contact_type": contact_type}
+    assert deliver(client, entity, {**body, "last_modified_time": stamp}).status_code == 202
+    drain()
+
+
+def live(model) -> bool:
+    return model.objects.filter(zoho_id="c1", deleted_at__isnull=True).exists()
+
+
+def test_a_contact_filed_as_a_vendor_leaves_the_customers_and_back(client):
+    contact(client, "customers", "customer", "2026-07-01T10:00:00Z")
+    assert live(Customer) and not live(Vendor)
+    contact(client, "vendors", "vendor", "2026-07-01T11:00:00Z")
+    assert (live(Customer), live(Vendor)) == (False, True)
+    left = AuditTrail.objects.get(entity="customers", operation=AuditTrail.Operation.DELETE)
+    assert (left.object_id, left.version, left.changed_fields) == ("c1", ELEVEN, ["deleted_at"])
+    contact(client, "customers", "customer", "2026-07-01T10:30:00Z")  # late and older than the move
+    assert (live(Customer), live(Vendor)) == (False, True)
+    contact(client, "customers", "customer", "2026-07-01T12:00:00Z")  # filed back as a customer
+    assert (live(Customer), live(Vendor)) == (True, False)
+    assert AuditTrail.objects.filter(entity="vendors", operation=AuditTrail.Operation.DELETE).count() == 1
