@@ -190,9 +190,28 @@ class PaymentAllocation(models.Model):
         return f"{self.amount_applied} → invoice {self.invoice_id}"
 
 
-class StockLevel(ZohoRecord):
-    """An item's stock at one location, only ever from an absolute snapshot; zoho_id is item:location."""
+def stock_level_key(item_id: str, location_id: str) -> str:
+    """A level's zoho_id: item and location joined by `:`, each with `%` and `:` percent-escaped.
 
+    Joined plainly, item `sX:b` at location `c` and item `sX` at location `b:c` were one row and
+    one level overwrote the other; escaped, no two pairs share a key (and numeric Zoho ids read as
+    they are).
+    """
+    return f"{_escape(item_id)}:{_escape(location_id)}"
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+class StockLevel(ZohoRecord):
+    """An item's stock at one location, only ever from an absolute snapshot.
+
+    Identified by the pair (item_id, location_id), unique together; zoho_id is stock_level_key() of
+    the pair, long enough for two escaped ids.
+    """
+
+    zoho_id = models.CharField(max_length=610, unique=True)
     item_id = models.CharField(max_length=100)
     item_ref = parent("erp.Product")
     location_id = models.CharField(max_length=100)
@@ -202,9 +221,9 @@ class StockLevel(ZohoRecord):
     available_stock = money()
 
     class Meta:
-        indexes = [
-            # Stock by item: WHERE item_id = %s.
-            models.Index(fields=["item_id"], name="erp_stocklevel_item"),
+        constraints = [
+            # Also the index of stock by item: WHERE item_id = %s.
+            models.UniqueConstraint(fields=["item_id", "location_id"], name="erp_stocklevel_item_location"),
         ]
 
 

@@ -11,9 +11,11 @@ class SyncConfig(AppConfig):
         # AppConfig precedes.
         from django_q.signals import post_spawn
 
-        from sync import config_keys, timestamps, worker  # noqa: F401 - config_keys registers the keys
+        from sync import config_keys, tasks, timestamps, worker  # noqa: F401 - config_keys registers the keys
 
         # No row, whatever it holds, may make a read fail: see sync.timestamps.
         connection_created.connect(timestamps.install, dispatch_uid="sync.timestamps")
         # A cluster worker hears the cluster's stop from the moment it starts (sync.worker).
         post_spawn.connect(worker.listen_for_cluster_stop, dispatch_uid="sync.worker.cluster_stop")
+        # A starting (or restarted) cluster starts its drainers at once, not on the watchdog's minute.
+        post_spawn.connect(tasks.start_drainers_on_spawn, dispatch_uid="sync.tasks.drainers_on_spawn")

@@ -105,6 +105,17 @@ QUEUE_PROGRESS_GRACE_SECONDS = Key(
     max=86_400,
 )
 
+# Versions: how far ahead of its arrival a Zoho version may be (payloads.version_problem).
+MAX_VERSION_SKEW_MINUTES = Key(
+    "max_version_skew_minutes",
+    KeyType.INT,
+    1440,
+    "sync",
+    "A version this far past the moment it arrived is refused (validation): it would freeze the object.",
+    min=1,
+    max=525_600,
+)
+
 # Pulls, reconciliation and their schedules.
 PULL_OVERLAP_SECONDS = Key(
     "pull_overlap_seconds", KeyType.INT, 300, "sync", "Pull cursors are re-read this far back.", min=0, max=86_400

@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.db.models import Max
 
-from sync import queue, run_lifecycle
+from sync import handlers, queue, run_lifecycle
 from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
+from sync.errors import UnknownEntityError
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
 from tdscore.models import Metric
@@ -47,6 +48,7 @@ class Problem(models.TextChoices):
     EXPIRED_LEASES = "expired_leases"
     STUCK_RUNS = "stuck_runs"
     REDRIVEN = "redriven"
+    SUPERSEDED = "superseded"
     STALE_STATISTICS = "stale_statistics"
 
     @property
@@ -68,6 +70,7 @@ def heal(*, now: datetime) -> Report:
     report = Report()
     release_expired_leases(now=now, report=report)
     fail_stuck_runs(now=now, report=report)
+    resolve_superseded(now=now, report=report)
     redrive_dead_letters(now=now, report=report)
     refresh_statistics(report=report)
     Metric.objects.bulk_create(
@@ -104,6 +107,28 @@ def fail_stuck_runs(*, now: datetime, report: Report) -> None:
                 Problem.STUCK_RUNS,
                 f"failed a stuck {slug} run (no heartbeat for over {config.get(LOCK_TIMEOUT_SECONDS)} s)",
             )
+
+
+def resolve_superseded(*, now: datetime, report: Report) -> None:
+    """Resolve open dead letters whose object already holds the same or a newer version: a later
+    change reached the ERP, so they need no hand (the apply that overtakes one does it too)."""
+    open_letters = DeadLetter.objects.unresolved().exclude(object_id="")
+    for entity in open_letters.values_list("entity", flat=True).distinct().order_by("entity"):
+        object_ids = list(open_letters.filter(entity=entity).values_list("object_id", flat=True).distinct())
+        for start in range(0, len(object_ids), SUPERSEDE_CHUNK):
+            chunk = object_ids[start : start + SUPERSEDE_CHUNK]
+            try:
+                stored = handlers.stored_versions(entity, chunk)
+            except UnknownEntityError:
+                break
+            with transaction.atomic():
+                resolved = queue.resolve_superseded(entity, stored, by=HEALER, now=now)
+            if resolved:
+                report.counts[Problem.SUPERSEDED] += resolved
+                report.lines.append(f"resolved {resolved} {entity} dead letter(s) a newer version overtook")
+
+
+SUPERSEDE_CHUNK = 1000
 
 
 # --- The redrive ladder -------------------------------------------------------------------------

@@ -246,6 +246,8 @@ class DeadLetter(models.Model):
         REPLAYED = "replayed"
         DISCARDED = "discarded"
         FIXED = "fixed"
+        # Its object already holds the same or a newer version (the apply that overtook it, or heal).
+        SUPERSEDED = "superseded"
 
     # Empty for a shape failure at ingest (no queue row was made); the inbox row is kept instead.
     queue_item = models.ForeignKey(

@@ -8,6 +8,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sync.config_keys import MAX_VERSION_SKEW_MINUTES
+from tdscore import config
+
 
 def canonical_json(obj: Any) -> str:
     """The object as the content hash sees it: sorted keys, `,`/`:` separators, no ASCII escaping."""
@@ -69,15 +72,24 @@ class _OutOfRange:
 _OUT_OF_RANGE = _OutOfRange()
 
 
-def _parse(value: Any) -> datetime | _OutOfRange | None:
-    if not isinstance(value, str) or not value.strip():
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _parse(value: Any) -> datetime | _OutOfRange | str | None:
+    """The time, _OUT_OF_RANGE, None when there is none, or why a value that is there is unreadable."""
+    if _absent(value):
         return None
+    if not isinstance(value, str):
+        # Zoho documents these fields as ISO 8601 text; a number could be seconds or milliseconds,
+        # and reading it either way would be a guess that can freeze or roll back an object.
+        return f"is {type(value).__name__} {value!r:.40}, not an ISO 8601 time"
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        return None
+        return f"{value!r:.60} is not a time (ISO 8601 with an offset)"
     if parsed.tzinfo is None:
-        return None
+        return f"{value!r:.60} has no UTC offset, so it names no instant"
     try:
         in_range = _EARLIEST <= parsed.astimezone(UTC) <= _LATEST
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
@@ -88,10 +100,10 @@ def _parse(value: Any) -> datetime | _OutOfRange | None:
 def parse_zoho_time(value: Any) -> datetime | None:
     """Zoho's `2026-06-09T09:45:41-0400` (or with `+05:30`, or `Z`) as an offset-aware datetime.
 
-    A value without an offset, or not a time at all, is None: comparing it would be a guess. So is
-    a time outside what the database and Python can hold once in UTC (year 1 with a positive
-    offset): no stage ever stores it as a version. The webhook dead-letters such an object
-    (unholdable_version()); a pulled one is queued without a version.
+    Anything else is None: a value without an offset, not a time at all, or a time outside what
+    the database and Python can hold once in UTC (year 1 with a positive offset). Comparing it
+    would be a guess, so no stage ever stores it as a version; where such a value is an object's
+    version, the object is refused with the reason (version_problem()).
     """
     parsed = _parse(value)
     return parsed if isinstance(parsed, datetime) else None
@@ -101,10 +113,40 @@ VERSION_FIELDS = ("last_modified_time", "updated_time")
 
 
 def version_of(obj: dict[str, Any]) -> datetime | None:
-    """Zoho `last_modified_time`, or `updated_time` where only that is given."""
+    """Zoho `last_modified_time`, or `updated_time` where only that is given; None when unreadable
+    (version_problem() says why, and the apply path refuses such an object)."""
     return parse_zoho_time(obj.get("last_modified_time")) or parse_zoho_time(obj.get("updated_time"))
 
 
-def unholdable_version(obj: dict[str, Any]) -> str | None:
-    """The version field of `obj` that holds a time out of range, if any (`validation`)."""
-    return next((name for name in VERSION_FIELDS if _parse(obj.get(name)) is _OUT_OF_RANGE), None)
+def version_problem(obj: dict[str, Any], *, latest: datetime | None = None) -> str | None:
+    """Why the version `obj` carries cannot be trusted (`validation`), or None.
+
+    A version field that is there must be a time with an offset the database can hold: an
+    unreadable one is never taken as "no version", which would let the change apply without
+    moving the stored version and so hide what it is. A version later than `latest` (the moment
+    it arrived plus max_version_skew_minutes) would make every real change after it stale until
+    that time, so it is refused too. An object without a version field has no problem here.
+    """
+    for name in VERSION_FIELDS:
+        parsed = _parse(obj.get(name))
+        if parsed is _OUT_OF_RANGE:
+            return f"{name} is outside the times the database can hold"
+        if isinstance(parsed, str):
+            return f"{name} {parsed}"
+        if latest is not None and isinstance(parsed, datetime) and parsed > latest:
+            return (
+                f"{name} {parsed.isoformat()} is later than {latest.isoformat()} "
+                "(max_version_skew_minutes after it arrived): it would freeze the object"
+            )
+    return None
+
+
+def trusted_version(obj: dict[str, Any], *, latest: datetime) -> datetime | None:
+    """The version a queue row carries: version_of(obj), or None when version_problem() refuses it
+    (so an untrusted version never supersedes the rows waiting before it)."""
+    return None if version_problem(obj, latest=latest) else version_of(obj)
+
+
+def latest_version(arrived: datetime) -> datetime:
+    """The latest version an object that arrived at `arrived` may carry (max_version_skew_minutes)."""
+    return arrived + timedelta(minutes=config.get(MAX_VERSION_SKEW_MINUTES))

@@ -25,6 +25,7 @@ ERP tables here: the queue's one apply path does that.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -42,7 +43,7 @@ from sync import budget, entities, run_lifecycle
 from sync.config_keys import PULL_OVERLAP_SECONDS, ZOHO_CALL_RETRIES
 from sync.entities import Entity, Kind
 from sync.models import QueueItem, SyncCursor, SyncLog, SyncRun
-from sync.payloads import content_hash, parse_zoho_time, version_of
+from sync.payloads import content_hash, latest_version, parse_zoho_time, trusted_version, version_of
 from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
@@ -58,6 +59,13 @@ SORT_DESCENDING = {"sort_column": "last_modified_time", "sort_order": "D"}
 # all, before the run fails (and a later run resumes from its checkpoint).
 TRANSIENT_WINDOW = timedelta(minutes=15)
 MINUTE_POLL_SECONDS = 0.5
+# The longest a run waits inside its cluster worker. A longer wait (the breaker open, the minute's
+# quota spent, a long backoff) gives the worker back: the run goes back to pending, keeping its
+# checkpoint, and is started again when the wait is over (sync.tasks), so the drainers are never
+# left without a worker while Zoho is away.
+INLINE_WAIT_SECONDS = 2.0
+# A minute's quota frees within the minute; the scheduler starts the run again after this.
+MINUTE_QUOTA_WAIT_SECONDS = 15.0
 # Walks of one filter in a run: the first, and one more when rows moved under it.
 MAX_PASSES = 2
 
@@ -68,6 +76,14 @@ class Deferred(Exception):
 
 class Stopped(Exception):
     """Asked to stop (SIGTERM) between pages."""
+
+
+class MustWait(Exception):
+    """Zoho asks for a longer wait than a run may spend in its worker: give the worker back."""
+
+    def __init__(self, seconds: float, reason: str):
+        super().__init__(reason)
+        self.seconds = seconds
 
 
 class Phase:
@@ -172,23 +188,29 @@ def execute(
     sleep: Callable[[float], None] = time.sleep,
     on_page: Callable[[SyncRun], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    in_cluster: bool = False,
 ) -> SyncRun:
-    """pending → running → completed | failed | deferred. Returns the run as it ended.
+    """pending → running → completed | failed | deferred, or back to pending to wait (MustWait).
+    Returns the run as it ended.
 
     `on_page` is told after each page is queued (progress output); `should_stop` is asked after
     each page (SIGTERM): a stopped run fails with its checkpoint kept, so the next one resumes.
+    `in_cluster` (sync.tasks): the run starts only while a slot is free (run_lifecycle.run_slots())
+    and waits at most INLINE_WAIT_SECONDS in its worker; a command or a test waits in place.
     """
     now = timezone.now()
-    run = run_lifecycle.claim(run_id, now=now)
+    run = run_lifecycle.claim(run_id, now=now, slots=run_lifecycle.run_slots() if in_cluster else None)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     add_log_context(entity=run.entity)
-    calls = Calls(run, client or ZohoClient(), sleep=sleep)
+    calls = Calls(run, client or ZohoClient(), sleep=sleep, in_cluster=in_cluster)
     puller = Puller(run, calls, on_page=on_page, should_stop=should_stop)
     try:
         puller.pull()
     except Deferred as exc:
         return run_lifecycle.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
+    except MustWait as exc:
+        return wait_or_fail(run, exc)
     except run_lifecycle.LostLock as exc:
         run_lifecycle.log(run, str(exc), level=SyncLog.Level.WARNING)
         return SyncRun.objects.get(pk=run_id)
@@ -198,6 +220,18 @@ def execute(
         return run_lifecycle.fail(run, exc, now=timezone.now())
     puller.complete()
     return run_lifecycle.finish(run, SyncRun.Status.COMPLETED, now=timezone.now())
+
+
+def wait_or_fail(run: SyncRun, wait: MustWait) -> SyncRun:
+    """Back to pending until the wait is over, or failed once it has waited TRANSIENT_WINDOW in all
+    without a page read (the next run resumes from the checkpoint either way)."""
+    now = timezone.now()
+    since = parse_zoho_time(run.checkpoint.get("waiting_since")) or now
+    if now - since >= TRANSIENT_WINDOW:
+        return run_lifecycle.finish(
+            run, SyncRun.Status.FAILED, now=now, error=f"{wait}; still waiting after {TRANSIENT_WINDOW}"
+        )
+    return run_lifecycle.wait(run, now=now, seconds=wait.seconds, reason=str(wait), since=since)
 
 
 # --- Calls within the budget: the one retry layer ---------------------------------------------
@@ -211,8 +245,17 @@ class Calls:
     reached Zoho counts in the run's `calls`.
     """
 
-    def __init__(self, run: SyncRun, client: ZohoClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        run: SyncRun,
+        client: ZohoClient,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        in_cluster: bool = False,
+    ) -> None:
         self.run, self.client, self.sleep = run, client, sleep
+        # In a cluster worker, a longer wait gives the worker back (MustWait); elsewhere it waits.
+        self.inline_wait = INLINE_WAIT_SECONDS if in_cluster else math.inf
         self.resume_hint = ""  # said in a Deferred: where the run resumes
 
     def __call__(self, fn: Callable[[], T]) -> T:
@@ -247,10 +290,13 @@ class Calls:
         wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempts, 30.0)
         if timezone.now() + timedelta(seconds=wait) > give_up_at:
             raise exc
-        return min(wait, 60.0)
+        if wait > self.inline_wait:
+            raise MustWait(min(wait, 60.0), f"Zoho answered {exc!r}") from exc
+        return wait
 
     def pace(self) -> None:
         """Keep the reserve: no call when the day's or this minute's allowance is spent."""
+        waited = 0.0
         while True:
             usage = limiter.usage(timezone.now())
             if budget.day_allowance(usage) <= 0:
@@ -260,8 +306,11 @@ class Calls:
                 )
             if budget.minute_allowance(usage) > 0:
                 return
+            if waited >= self.inline_wait:
+                raise MustWait(MINUTE_QUOTA_WAIT_SECONDS, "this minute's share of the Zoho calls is spent")
             run_lifecycle.heartbeat(self.run, now=timezone.now())
             self.sleep(MINUTE_POLL_SECONDS)
+            waited += MINUTE_POLL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -520,6 +569,7 @@ class Puller:
 
     def queue(self, prepared: Prepared, *, now: datetime) -> int:
         rows = []
+        latest = latest_version(now)
         for obj, is_summary in prepared:
             located = entities.locate(self.entity.slug, obj)
             if located.object_id is None:
@@ -532,7 +582,8 @@ class Puller:
                     entity=located.entity.slug,
                     object_id=located.object_id,
                     payload=located.obj,  # enqueue_many hashes it as it encodes it
-                    version=version_of(located.obj),
+                    # An untrusted version is left off (the apply path refuses the row with the reason).
+                    version=trusted_version(located.obj, latest=latest),
                     source=QueueItem.Source.PULL,
                     is_summary=is_summary,
                     sync_run_id=self.run.pk,

@@ -678,6 +678,32 @@ def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime | None = None)
         _resolve(_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
 
 
+def resolve_superseded(entity: str, stored: dict[str, datetime], *, by: str, now: datetime) -> int:
+    """Resolve as `superseded` the open dead letters of `entity` whose object already holds the
+    same or a newer version (`stored`: queue object id → the version its ERP row holds).
+
+    A dead letter's version is its queue row's, else the one its payload names (a failure at the
+    door). One without a readable version is left open: nothing says the stored one overtook it.
+    """
+    if not stored:
+        return 0
+    open_letters = DeadLetter.objects.unresolved().filter(entity=entity, object_id__in=stored)
+    overtaken = []
+    rows = open_letters.values_list("pk", "object_id", "queue_item__version", "payload")
+    for pk, object_id, row_version, payload in rows:
+        version = row_version or (payloads.version_of(payload) if isinstance(payload, dict) else None)
+        held = stored[object_id]
+        if version is not None and held is not None and version <= held:
+            overtaken.append(pk)
+    if not overtaken:
+        return 0
+    return (
+        DeadLetter.objects.unresolved()
+        .filter(pk__in=overtaken)
+        .update(resolution=DeadLetter.Resolution.SUPERSEDED, resolved_by=by, resolved_at=now)
+    )
+
+
 def check_replay(dead_letter: DeadLetter) -> QueueItem:
     """The queue row a replay would send back, or DeadLetterError saying why there is none.
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from sync import budget, entities, pull, run_lifecycle
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
-from sync.payloads import content_hash, version_of
+from sync.payloads import content_hash, latest_version, trusted_version, version_of
 from sync.queue import enqueue
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
@@ -47,13 +47,19 @@ def reconcile_entity(
 
 
 def execute(
-    run_id: int, *, repair: bool, client: ZohoClient | None = None, sleep: Callable[[float], None] = time.sleep
+    run_id: int,
+    *,
+    repair: bool,
+    client: ZohoClient | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    in_cluster: bool = False,
 ) -> SyncRun:
-    run = run_lifecycle.claim(run_id, now=timezone.now())
+    """As pull.execute: `in_cluster`, a slot and at most a short wait in the worker."""
+    run = run_lifecycle.claim(run_id, now=timezone.now(), slots=run_lifecycle.run_slots() if in_cluster else None)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     entity = entities.get(run.entity)
-    calls = pull.Calls(run, client or ZohoClient(), sleep=sleep)
+    calls = pull.Calls(run, client or ZohoClient(), sleep=sleep, in_cluster=in_cluster)
     try:
         zoho = zoho_side(calls, entity)
         report = compare(entity, zoho, erp_side(entity))
@@ -61,6 +67,8 @@ def execute(
             report["queued"] = queue_repairs(calls, entity, report, zoho)
     except pull.Deferred as exc:
         return run_lifecycle.finish(run, SyncRun.Status.DEFERRED, now=timezone.now(), error=str(exc))
+    except pull.MustWait as exc:
+        return pull.wait_or_fail(run, exc)
     except Exception as exc:
         return run_lifecycle.fail(run, exc, now=timezone.now())
     report["repair"] = repair
@@ -176,7 +184,7 @@ def queue_repairs(calls: pull.Calls, entity: Entity, report: dict[str, Any], zoh
             # Alive in Zoho as read at `now`: a tombstone carries the delete's version, usually newer
             # than the row's last_modified_time, so the observation time is what orders the revival
             # after the delete (the apply path revives only on a strictly newer version).
-            version = now if zoho_id in revive else version_of(obj)
+            version = now if zoho_id in revive else trusted_version(obj, latest=latest_version(now))
             repair(entity, obj, version=version, is_summary=zoho_id not in details, run=calls.run, now=now)
         for zoho_id in ids["deleted_in_zoho"]:
             repair(entity, {entity.id_field: zoho_id}, version=None, delete=True, run=calls.run, now=now)

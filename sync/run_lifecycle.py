@@ -15,10 +15,11 @@ import socket
 import traceback
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Q
 
-from sync.config_keys import LOCK_TIMEOUT_SECONDS
+from sync.config_keys import DRAINERS, LOCK_TIMEOUT_SECONDS
 from sync.models import SyncCursor, SyncLog, SyncRun
 from tdscore import config
 
@@ -96,12 +97,78 @@ def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, re
     return run
 
 
-def claim(run_id: int, *, now: datetime) -> SyncRun | None:
-    """pending → running, by whoever gets there first (conditional update; None if not pending)."""
-    taken = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.PENDING).update(
-        status=SyncRun.Status.RUNNING, started_at=now, heartbeat_at=now, locked_by=WORKER_ID
-    )
+def run_slots() -> int:
+    """How many runs may be running at once in the cluster: its workers less one per drainer.
+
+    Each drainer holds a cluster worker for good; a run takes one for as long as it reads Zoho. Were
+    runs to take them all, webhooks would wait unapplied behind them (the settings' Q_CLUSTER
+    `workers`, TDS_Q_WORKERS, and the `drainers` key; tds_status shows the figure).
+    """
+    return max(settings.Q_CLUSTER["workers"] - config.get(DRAINERS), 0)
+
+
+def claim(run_id: int, *, now: datetime, slots: int | None = None) -> SyncRun | None:
+    """pending → running, by whoever gets there first (conditional update; None if not pending).
+
+    With `slots` (a run started in the cluster), only while fewer than that many runs are running:
+    None then too, and the run stays pending for its task to try again later.
+    """
+    with transaction.atomic():
+        if slots is not None:
+            _serialise_claims()
+            if SyncRun.objects.filter(status=SyncRun.Status.RUNNING).count() >= slots:
+                return None
+        taken = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.PENDING).update(
+            status=SyncRun.Status.RUNNING, started_at=now, heartbeat_at=now, locked_by=WORKER_ID
+        )
     return SyncRun.objects.get(pk=run_id) if taken else None
+
+
+# Any constant, the same in every process: the advisory lock under which runs take a slot.
+_CLAIM_LOCK = 0x7D5C1A1
+
+
+def _serialise_claims() -> None:
+    """One claimer at a time counts the running runs and claims (call inside transaction.atomic()).
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write first, which takes the
+    database's one write lock before the count is read.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
+    else:
+        SyncRun.objects.filter(pk__lt=0).update(locked_by="")
+
+
+def wait(run: SyncRun, *, now: datetime, seconds: float, reason: str, since: datetime) -> SyncRun:
+    """running → pending for `seconds` (Zoho asked us to wait): the run keeps its checkpoint and the
+    entity, and gives its cluster worker back; sync.tasks starts it again at `resume_at`.
+
+    The wait is cut to a third of `lock_timeout_seconds`, so a waiting run is never taken for a
+    dead one. `waiting_since` keeps when the wait began, until a page is read again.
+    """
+    resume_at = now + timedelta(seconds=min(seconds, config.get(LOCK_TIMEOUT_SECONDS) / 3))
+    waiting = {"waiting_since": since.isoformat(), "resume_at": resume_at.isoformat(), "waiting_for": reason}
+    run.checkpoint = {**run.checkpoint, **waiting}
+    run.error = f"waiting until {resume_at:%H:%M:%S}: {reason}"[:10_000]
+    ours = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING, locked_by=run.locked_by).update(
+        status=SyncRun.Status.PENDING, heartbeat_at=now, checkpoint=run.checkpoint, error=run.error
+    )
+    if ours:
+        run.status, run.heartbeat_at = SyncRun.Status.PENDING, now
+        log(run, f"gave its worker back: {run.error}", level=SyncLog.Level.WARNING)
+    return SyncRun.objects.get(pk=run.pk)
+
+
+def resume_at(run: SyncRun, now: datetime) -> datetime:
+    """When a pending run's task should try again (a wait it is in, or soon for a free slot)."""
+    from_wait = run.checkpoint.get("resume_at") if isinstance(run.checkpoint, dict) else None
+    return max(datetime.fromisoformat(from_wait), now) if from_wait else now + SLOT_RETRY
+
+
+# A run that found every slot taken tries again after this (django-q2 looks at schedules every ~30 s).
+SLOT_RETRY = timedelta(seconds=5)
 
 
 def heartbeat(run: SyncRun, *, now: datetime, **counts: int) -> None:

@@ -38,9 +38,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from django_q.models import Schedule
 
-from sync import budget, entities, pull
+from sync import budget, entities, pull, run_lifecycle
 from sync.config_keys import (
     CLEANUP_SCHEDULE_CRON,
+    DRAINERS,
     FULL_SYNC_SCHEDULE_CRON,
     HEAL_INTERVAL_MINUTES,
     INCREMENTAL_SYNC_INTERVAL_MINUTES,
@@ -104,6 +105,26 @@ class Declared:
             "cron": self.cron,
             "repeats": -1,
         }
+
+
+def worker_split() -> dict[str, int]:
+    """The cluster's workers, those the drainers keep, and how many runs may take at once."""
+    return {
+        "workers": settings.Q_CLUSTER["workers"],
+        "drainers": config.get(DRAINERS),
+        "runs": run_lifecycle.run_slots(),
+    }
+
+
+def worker_line() -> str:
+    split = worker_split()
+    line = (
+        f"cluster workers: {split['workers']}, {split['drainers']} kept for the drainers; "
+        f"pull and reconciliation runs may take {split['runs']} at once"
+    )
+    if not split["runs"]:
+        line += " — none: raise TDS_Q_WORKERS above `drainers` or no scheduled run will start"
+    return line
 
 
 def wanted() -> list[Declared]:

@@ -6,18 +6,22 @@ enqueues tasks (sync.apps also hooks sync.worker into django-q2's worker start).
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
-from sync import entities, healing, pull, reconcile, retention, schedules, worker
+from sync import entities, healing, pull, reconcile, retention, run_lifecycle, schedules, worker
 from sync.config_keys import DRAINERS, RECONCILIATION_ENABLED
-from sync.models import SyncRun
+from sync.models import SyncRun, WorkerHeartbeat
 from tdscore import config
+
+logger = logging.getLogger(__name__)
 
 
 def drain_task(worker_id: str | None = None) -> int:
@@ -29,6 +33,8 @@ def drain_task(worker_id: str | None = None) -> int:
     releases its batch and returns without a successor: one left in the broker would run beside
     those the watchdog starts when the cluster is back.
     """
+    if worker_id and not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists():
+        return 0  # a successor left from a killed cluster: the drainer was forgotten and replaced
     worker_id = worker_id or worker.new_worker_id("drainer")
     deadline = timezone.now() + timedelta(seconds=settings.TDS_DRAIN_DEADLINE_SECONDS)
     tally = worker.drain(deadline, worker_id=worker_id, stop=worker.cluster_stopping)
@@ -38,19 +44,50 @@ def drain_task(worker_id: str | None = None) -> int:
 
 
 def ensure_drainers() -> int:
-    """Start drainers until `drainers` heartbeats are fresh (the watchdog schedule calls this).
+    """Start drainers until `drainers` heartbeats are fresh (the watchdog schedule calls this, and
+    every cluster worker as it starts).
 
-    A drainer whose chain broke (the cluster restarted, a task was killed) stops beating, so its
-    heartbeat goes stale and a new one is started within a minute. A new drainer's heartbeat is
-    written at once, so the next run of the watchdog does not start it twice.
+    A drainer of this host whose process is gone (the cluster was killed or restarted) is forgotten
+    at once (worker.forget_dead_drainers), so a starting cluster starts its drainers straight away
+    rather than on the watchdog's next minute. Elsewhere, a drainer whose chain broke stops beating,
+    its heartbeat goes stale and a new one is started within a minute. A new drainer's heartbeat is
+    written at once, and starters take turns (run_lifecycle's lock), so none is started twice.
     """
     now = timezone.now()
-    missing = config.get(DRAINERS) - worker.fresh_heartbeats(now).count()
-    for _ in range(max(missing, 0)):
-        worker_id = worker.new_worker_id("drainer")
-        worker.beat(worker_id, now=now, rows=0)
-        transaction.on_commit(lambda worker_id=worker_id: _start_drainer(worker_id))
-    return max(missing, 0)
+    with transaction.atomic():
+        _one_starter_at_a_time()
+        worker.forget_dead_drainers(now)
+        missing = max(config.get(DRAINERS) - worker.fresh_heartbeats(now).count(), 0)
+        for _ in range(missing):
+            worker_id = worker.new_worker_id("drainer")
+            worker.beat(worker_id, now=now, rows=0)
+            transaction.on_commit(lambda worker_id=worker_id: _start_drainer(worker_id))
+    return missing
+
+
+# Any constant, the same in every process: the advisory lock drainer starters take turns under.
+_STARTER_LOCK = 0x7D5D4A1
+
+
+def _one_starter_at_a_time() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_STARTER_LOCK])
+    else:  # SQLite: a write first takes the one write lock before anything is counted
+        WorkerHeartbeat.objects.filter(pk__lt=0).update(rows_processed=0)
+
+
+def start_drainers_on_spawn(**kwargs) -> None:
+    """django-q2 `post_spawn` receiver: a cluster worker that starts sees that the drainers run."""
+    if multiprocessing.parent_process() is None:
+        return  # django-q2's sync mode runs tasks inside the caller: not a cluster starting
+    try:
+        ensure_drainers()
+    except Exception:
+        # The database may not be up yet: the watchdog tries again within a minute.
+        logger.exception("could not start the drainers as the worker started")
+    finally:
+        connections.close_all()
 
 
 def _start_drainer(worker_id: str) -> None:
@@ -65,11 +102,31 @@ RUN_TASK_TIMEOUT_SECONDS = 6 * 3600
 
 def pull_task(run_id: int) -> str:
     # A stopping cluster stops the run after its page (checkpoint kept: the next run resumes there).
-    return pull.execute(run_id, should_stop=worker.cluster_stopping.is_set).status
+    run = pull.execute(run_id, should_stop=worker.cluster_stopping.is_set, in_cluster=True)
+    _again_if_waiting(run, "sync.tasks.pull_task", (run_id,))
+    return run.status
 
 
 def reconcile_task(run_id: int, repair: bool = True) -> str:
-    return reconcile.execute(run_id, repair=repair).status
+    run = reconcile.execute(run_id, repair=repair, in_cluster=True)
+    _again_if_waiting(run, "sync.tasks.reconcile_task", (run_id, repair))
+    return run.status
+
+
+def _again_if_waiting(run: SyncRun, func: str, args: tuple) -> None:
+    """A run still pending gave its worker back (Zoho asked to wait, or no slot was free): the
+    task runs again when it is due, by a one-off schedule, not by sleeping in a worker."""
+    if run.status != SyncRun.Status.PENDING:
+        return
+    now = timezone.now()
+    schedule(
+        func,
+        *args,
+        name=f"resume {run.run_type} {run.entity} #{run.pk} {now:%H:%M:%S.%f}"[:100],
+        schedule_type=Schedule.ONCE,  # deleted by django-q2 once it has run
+        next_run=run_lifecycle.resume_at(run, now),
+        q_options={"timeout": RUN_TASK_TIMEOUT_SECONDS},
+    )
 
 
 def launch_runs(runs, *, repair: bool = True) -> None:

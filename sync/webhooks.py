@@ -294,9 +294,9 @@ class Delivery:
             return f"{located.entity.slug}: the object has no {id_field}"
         if len(located.object_id) > OBJECT_ID_LENGTH:
             return f"{located.entity.slug}: the {id_field} is longer than {OBJECT_ID_LENGTH} characters"
-        field = payloads.unholdable_version(located.obj)
-        if field:
-            return f"{located.entity.slug}: {field} is outside the times the database can hold"
+        problem = payloads.version_problem(located.obj, latest=payloads.latest_version(self.now))
+        if problem:
+            return f"{located.entity.slug}: {problem}"
         return ""
 
     def _dead_lettered(self, located: entities.Located, canonical: str | None, reason: str) -> JsonResponse:

@@ -209,6 +209,40 @@ def beat(worker_id: str, *, now: datetime, rows: int) -> None:
     )
 
 
+def forget_dead_drainers(now: datetime) -> list[str]:
+    """Drainers of this host whose process is gone (the cluster was killed or restarted): their
+    heartbeat rows are deleted, so the watchdog need not wait for them to go stale, and the rows they
+    held are put back in line at once instead of after their lease. Returns their worker ids."""
+    host = socket.gethostname()
+    dead = [
+        worker_id
+        for worker_id, pid in WorkerHeartbeat.objects.filter(hostname=host).values_list("worker_id", "pid")
+        if not _alive(pid)
+    ]
+    if dead:
+        # Their leases are as good as expired: recovery refunds the try and counts the expiry.
+        QueueItem.objects.filter(status=QueueItem.Status.PROCESSING, locked_by__in=dead).update(
+            locked_until=now - timedelta(microseconds=1)
+        )
+        queue.recover_expired_leases(now=now)
+        WorkerHeartbeat.objects.filter(worker_id__in=dead).delete()
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    try:  # Linux: a killed worker not yet reaped by its parent is a zombie, not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def fresh_heartbeats(now: datetime):
     grace = config.get(HEARTBEAT_PERIOD_SECONDS) + config.get(HEARTBEAT_GRACE_SECONDS)
     return WorkerHeartbeat.objects.filter(last_seen_at__gte=now - timedelta(seconds=grace))

@@ -22,6 +22,14 @@ class RedactingGunicornLogger(GunicornLogger):
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         return {
-            name: REDACTED if name in self.SECRET_ATOMS else redact(value) if isinstance(value, str) else value
+            name: REDACTED if name in self.SECRET_ATOMS else self._redacted(name, value)
             for name, value in atoms.items()
         }
+
+    @staticmethod
+    def _redacted(name: str, value):
+        if not isinstance(value, str):
+            return value
+        if name == "q":  # the query string alone: its first parameter has no `?` before it
+            return redact(f"?{value}")[1:]
+        return redact(value)

@@ -56,12 +56,45 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # --- How values look ------------------------------------------------------------------------------
 
 
-def pretty_json(value) -> str:
-    """Indented, wrapped JSON: long strings break instead of running off the page."""
+# Levels of a JSON value indented on a page; deeper ones are shown as DEEPER, with the value as
+# stored beside. Indenting has no depth limit of its own: a body nested 1,000 levels (kept, refused at
+# the door) ran Python's JSON encoder out of recursion and the page answered 500.
+SHOWN_DEPTH = 32
+DEEPER = "…"
+
+
+def pretty_json(value, *, raw: str | None = None) -> str:
+    """Indented, wrapped JSON: long strings break instead of running off the page.
+
+    Nested deeper than SHOWN_DEPTH, the levels below are DEEPER, and the raw text (`raw`, else the
+    compact JSON) is shown beside; too deep even to encode, the raw text alone.
+    """
     if value in (None, "", {}, []):
         return "—"
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    return _pre(text)
+    shown, cut = _to_depth(value, SHOWN_DEPTH)
+    text = json.dumps(shown, indent=2, ensure_ascii=False, default=str)
+    if not cut:
+        return _pre(text)
+    if raw is None:
+        try:
+            raw = json.dumps(value, ensure_ascii=False, default=str)
+        except RecursionError:
+            raw = "(too deeply nested to write out)"
+    return format_html("{}<p>Nested deeper than {} levels; as stored:</p>{}", _pre(text), SHOWN_DEPTH, _pre(raw))
+
+
+def _to_depth(value, levels: int) -> tuple[object, bool]:
+    """`value` with containers below `levels` replaced by DEEPER, and whether any was."""
+    if not isinstance(value, dict | list):
+        return value, False
+    if levels == 0:
+        return DEEPER, True
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    out, cut = {}, False
+    for key, item in items:
+        out[key], below = _to_depth(item, levels - 1)
+        cut = cut or below
+    return (out if isinstance(value, dict) else list(out.values())), cut
 
 
 def _pre(text: str) -> str:
@@ -74,9 +107,11 @@ def pretty_text(text: str) -> str:
     if not text:
         return "—"
     try:
-        return pretty_json(json.loads(text))
+        return pretty_json(json.loads(text), raw=text)
     except ValueError:
         return _pre(text)
+    except RecursionError:  # nested too deeply even to parse: the text as it is
+        return format_html("<p>Nested too deeply to indent; as stored:</p>{}", _pre(text))
 
 
 def money(value: Decimal | None) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -79,9 +80,22 @@ def add_log_context(**ids: object) -> None:
 
 # Credentials as they appear in URLs, headers, reprs and JSON: the value is replaced, the name kept.
 _SECRET_NAMES = r"token|access_token|refresh_token|client_secret|secret|password|signature|code"
+_SECRET_NAME = re.compile(rf"(?i)(?:{_SECRET_NAMES})")
+# One parameter of a query string (a request line, a URL, a form body): its name as sent and its
+# value, which runs to the next `&` as Django reads it (a `;` is part of the value).
+_PARAMETER = re.compile(r"(?<=[?&;])([^=&;\s\"'#?]*)=([^&\s\"'#]*)")
+
+
+def _redact_parameter(match: re.Match) -> str:
+    # The name as Django reads it (percent-decoded, `+` a space): `?%74oken=` is `token`.
+    if _SECRET_NAME.fullmatch(unquote_plus(match.group(1))):
+        return f"{match.group(1)}={REDACTED}"
+    return match.group(0)
+
+
 _REDACTIONS = [
-    # ?token=… &refresh_token=… (query strings, request lines, form bodies)
-    (re.compile(rf"(?i)([?&;](?:{_SECRET_NAMES})=)[^&;\s\"'#]*"), rf"\1{REDACTED}"),
+    # ?token=… &refresh_token=… ?%74oken=… (query strings, request lines, form bodies)
+    (_PARAMETER, _redact_parameter),
     # Authorization: Bearer …, Zoho-oauthtoken …, X-TDS-Token: … (header dumps, reprs)
     (
         re.compile(r"(?i)((?:authorization|x-tds-token)[\"']?\s*[:=]\s*[\"']?)(?:[\w-]+ )?[^\s\"',}]+"),

@@ -244,6 +244,9 @@ TDS_BASE_URL = env.str("TDS_BASE_URL", default="http://127.0.0.1:8000")
 # Our queue table owns retries and the DLQ, so a task is tried once. A drain runs until a deadline
 # below `timeout`, and `retry` exceeds `timeout` so a slow task is never handed out twice.
 Q_BROKER = env.str("Q_BROKER", default="orm")
+# Each drainer (the `drainers` key) keeps one cluster worker for good; pull and reconciliation runs
+# may take the rest at once and never more (sync.run_lifecycle.run_slots; setup_schedules and
+# tds_status print the split), so TDS_Q_WORKERS must exceed `drainers` for scheduled runs to start.
 Q_CLUSTER = {
     "name": "tdscore",
     "workers": env.int("TDS_Q_WORKERS", default=2),

@@ -317,3 +317,24 @@ def test_the_zoho_token_page_never_shows_a_token(operator):
     page = operator.get(admin_url(ZohoToken, "change", row.pk))
     assert page.status_code == 200
     assert b"access-secret" not in page.content and b"refresh-secret" not in page.content
+
+
+@pytest.mark.parametrize("depth", [40, 1_000, 100_000])
+def test_a_body_nested_past_any_depth_is_shown_indented_to_a_limit_with_the_raw_text_beside(operator, depth):
+    body = '{"a":' * depth + '"deepest"' + "}" * depth
+    row = factories.inbox_event(raw_body=body.encode())
+    answer = operator.get(admin_url(InboxEvent, "change", row.pk))
+    assert answer.status_code == 200
+    page = answer.content.decode()
+    assert "as stored:" in page
+    assert "{&quot;a&quot;:" * 30 in page  # the raw text
+    assert "&quot;deepest&quot;" in page
+
+
+def test_a_dead_letter_payload_nested_deeper_than_the_limit_is_shown(operator):
+    payload = "leaf"
+    for _ in range(200):
+        payload = {"a": payload}
+    dead = factories.dead_letter(payload=payload)
+    page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
+    assert "Nested deeper than 32 levels; as stored:" in page and "&quot;leaf&quot;" in page

@@ -16,7 +16,7 @@ from sync.handlers.decisions import ApplyOutcome
 from sync.handlers.declarations import HANDLERS
 from sync.models import QueueItem
 
-__all__ = ["ApplyOutcome", "apply_batch", "handler_for"]
+__all__ = ["ApplyOutcome", "apply_batch", "handler_for", "stored_versions"]
 
 
 def handler_for(item: QueueItem) -> Handler:
@@ -52,3 +52,17 @@ def apply_batch(items: Sequence[QueueItem], *, now: datetime) -> dict[int, Apply
     for handler, rows in by_handler.items():
         outcomes.update(handler.apply(rows, now))
     return outcomes
+
+
+def stored_versions(entity: str, object_ids: Sequence[str]) -> dict[str, datetime | None]:
+    """The version the ERP holds for each queue object id of `entity` that is stored (any other is left out)."""
+    out: dict[str, datetime | None] = {}
+    for handler in (h for h in HANDLERS if h.entity.slug == entity):
+        mine = [o.removeprefix(handler.prefix) for o in object_ids if o.startswith(handler.prefix)]
+        if handler.prefix == "":
+            # The document handler of an entity with prefixes takes only its own ids.
+            others = [h.prefix for h in HANDLERS if h.entity.slug == entity and h.prefix]
+            mine = [o for o in mine if not any(o.startswith(p) for p in others)]
+        for zoho_id, version in handler.stored_versions(mine).items():
+            out[handler.prefix + zoho_id] = version
+    return out

@@ -20,12 +20,14 @@ from typing import Any
 
 from django.db import connection, models
 
-from sync import entities
+from sync import entities, payloads, queue
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
-from sync.handlers.decisions import ApplyOutcome, Change, Record, decide
+from sync.handlers.decisions import ApplyOutcome, Change, Record, decide, highest
 from sync.models import AuditTrail, QueueItem
 
+# resolved_by on a dead letter the apply path found overtaken.
+RESOLVER = "sync"
 # Columns every ERP row has that the sync itself fills, never a Zoho field of the same name.
 BOOKKEEPING = {"id", "zoho_id", "zoho_last_modified", "content_hash", "raw", "is_summary", "synced_at", "deleted_at"}
 
@@ -144,7 +146,7 @@ class Row:
         instance = self.instance
         for name, value in change.values.items():
             setattr(instance, name, value)
-        instance.zoho_last_modified = change.version
+        instance.zoho_last_modified = highest(instance.zoho_last_modified, change.version)
         instance.content_hash = change.item.content_hash
         self._set_raw(change)
         instance.is_summary = change.summary
@@ -159,8 +161,7 @@ class Row:
         if not self.exists:  # a delete of an object never seen: keep it, so an older create stays out
             self._set_raw(change)
             instance.content_hash = change.item.content_hash
-        if change.version is not None and (self.version is None or change.version > self.version):
-            instance.zoho_last_modified = change.version
+        instance.zoho_last_modified = highest(instance.zoho_last_modified, change.version)
         instance.deleted_at = now
         instance.synced_at = now
 
@@ -188,6 +189,8 @@ class Handler:
         self.prefix = prefix  # the queue object_id prefix this handler takes (stock)
         self.columns = Columns(model, renames or {})
         self.lines = lines
+        # Objects locked under one name are one object: a contact is a customer or a vendor.
+        self.lock_namespace = "erp_contacts" if self.entity.contact_type else model._meta.db_table
         if lines is not None:
             fk = next(f for f in lines.model._meta.concrete_fields if f.is_relation and f.related_model is model)
             self.line_fk = fk.attname
@@ -202,8 +205,23 @@ class Handler:
         outcomes, audits, touched = decide(changes, records, now)
         if touched:
             self.save(touched)
+            # Dead letters these objects have now overtaken need no hand any more.
+            ids = {id(record) for record in touched}
+            written = {zoho_id: record.version for zoho_id, record in records.items() if id(record) in ids}
+            queue.resolve_superseded(
+                self.entity.slug, {self.prefix + z: v for z, v in written.items()}, by=RESOLVER, now=now
+            )
+            audits += self.after_apply(changes, outcomes, now)
         bulk.insert(AuditTrail, audits)
         return outcomes
+
+    def after_apply(self, changes: list[Change], outcomes: dict[int, ApplyOutcome], now: datetime) -> list[AuditTrail]:
+        """What else the applied changes move, with its audit rows (a contact leaving the other table)."""
+        return []
+
+    def stored_versions(self, zoho_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """The version each stored object holds (heal's check for overtaken dead letters)."""
+        return dict(self.model.objects.filter(zoho_id__in=zoho_ids).values_list("zoho_id", "zoho_last_modified"))
 
     def read(self, item: QueueItem) -> Change:
         try:
@@ -216,6 +234,11 @@ class Handler:
         if not isinstance(item.payload, dict):
             raise ValidationFailed("payload is not an object")
         obj = entities.locate(self.entity.slug, item.payload).obj
+        # Here, on the one path every change takes (webhook, pull, replay, repair, rebuild): a
+        # version that is there but cannot be trusted is refused, never read as "no version".
+        problem = payloads.version_problem(obj, latest=payloads.latest_version(item.created_at))
+        if problem:
+            raise ValidationFailed(problem)
         if item.operation == QueueItem.Operation.DELETE:
             return Change(item, zoho_id, obj, {}, None)
         if values.ident(obj.get(self.id_field)) != zoho_id:
@@ -226,7 +249,7 @@ class Handler:
         return Change(item, zoho_id, obj, self.columns.read(obj, whole=False), lines)
 
     def load(self, zoho_ids: set[str], now: datetime) -> dict[str, Record]:
-        lock_objects(self.model._meta.db_table, zoho_ids)
+        lock_objects(self.lock_namespace, zoho_ids)
         stored = self.model.objects.select_for_update().filter(zoho_id__in=zoho_ids).order_by("zoho_id")
         records: dict[str, Record] = {r.zoho_id: Row(self, r, exists=True) for r in stored}
         if self.lines is not None and records:

@@ -87,6 +87,19 @@ class Record(Protocol):
     def tombstone(self, change: Change, now: datetime) -> None: ...
 
 
+def highest(stored: datetime | None, version: datetime | None) -> datetime | None:
+    """The version an object holds after a change: never lower than what it held.
+
+    A change without a version still applies (it cannot be proven stale) but leaves the stored
+    version as it was, so a change older than that version, arriving after it, is still stale.
+    """
+    if stored is None:
+        return version
+    if version is None:
+        return stored
+    return max(stored, version)
+
+
 def judge(record: Record, change: Change) -> ApplyOutcome:
     """Older → stale; same hash → unchanged; a summary never overrides a detail of its version.
 

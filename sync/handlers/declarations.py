@@ -12,6 +12,7 @@ from django.apps import apps
 from erp import models as erp
 from sync import entities
 from sync.handlers.apply import Handler, Lines
+from sync.handlers.contacts import ContactHandler
 from sync.handlers.stock import StockLevelHandler
 
 # `discount` on a Zoho line may be "12.5%"; `discount_amount` is always the amount.
@@ -23,6 +24,10 @@ HEADER_RENAMES = {"custom_fields": ("custom_fields", "custom_field_hash")}
 
 def _handler(slug: str, lines: Lines | None = None) -> Handler:
     return Handler(slug, apps.get_model(entities.get(slug).erp_model), lines=lines, renames=HEADER_RENAMES)
+
+
+def _contacts(slug: str, *, leaves: str) -> Handler:
+    return ContactHandler(slug, apps.get_model(entities.get(slug).erp_model), renames=HEADER_RENAMES, leaves=leaves)
 
 
 def _stock(slug: str) -> list[Handler]:
@@ -44,8 +49,8 @@ def _stock(slug: str) -> list[Handler]:
 
 HANDLERS: list[Handler] = [
     _handler("products"),
-    _handler("customers"),
-    _handler("vendors"),
+    _contacts("customers", leaves="vendors"),
+    _contacts("vendors", leaves="customers"),
     _handler("invoices", Lines(erp.InvoiceLine, renames=DOCUMENT_LINES)),
     _handler("bills", Lines(erp.BillLine, renames=DOCUMENT_LINES)),
     _handler("credit-notes", Lines(erp.CreditNoteLine, renames=DOCUMENT_LINES)),

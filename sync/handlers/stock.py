@@ -12,11 +12,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from erp.models import Product, StockLevel
+from django.db.models import Max
+
+from erp.models import Product, StockLevel, stock_level_key
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
-from sync.handlers.decisions import Change
+from sync.handlers.decisions import Change, highest
 from sync.models import QueueItem
 
 # Older Zoho Inventory organisations call locations warehouses.
@@ -69,16 +71,17 @@ class ItemStock:
         return out
 
     def apply(self, change: Change, now: datetime) -> None:
+        version = highest(self.version, change.version)
         for location in change.lines or []:
             loc = location["location_id"]
-            level = self.levels.get(loc) or StockLevel(zoho_id=f"{self.item_id}:{loc}", location_id=loc)
+            level = self.levels.get(loc) or StockLevel(zoho_id=stock_level_key(self.item_id, loc), location_id=loc)
             for name, value in location.items():
                 setattr(level, name, value)
             level.item_id = self.item_id
             self.levels[loc] = level
         # Locations the snapshot leaves out keep their quantities; all rows take its version and hash.
         for level in self.levels.values():
-            level.zoho_last_modified = change.version
+            level.zoho_last_modified = version
             level.content_hash = change.item.content_hash
             level.synced_at = now
             level.deleted_at = None
@@ -86,10 +89,7 @@ class ItemStock:
 
     def tombstone(self, change: Change, now: datetime) -> None:
         for level in self.levels.values():
-            if change.version is not None and (
-                level.zoho_last_modified is None or change.version > level.zoho_last_modified
-            ):
-                level.zoho_last_modified = change.version
+            level.zoho_last_modified = highest(level.zoho_last_modified, change.version)
             level.deleted_at = now
             level.synced_at = now
 
@@ -121,6 +121,10 @@ class StockLevelHandler(Handler):
         for level in StockLevel.objects.select_for_update().filter(item_id__in=zoho_ids).order_by("zoho_id"):
             levels[level.item_id].append(level)
         return {item_id: ItemStock(item_id, levels[item_id]) for item_id in zoho_ids}
+
+    def stored_versions(self, zoho_ids) -> dict[str, datetime | None]:
+        levels = StockLevel.objects.filter(item_id__in=zoho_ids).values("item_id").annotate(v=Max("zoho_last_modified"))
+        return {row["item_id"]: row["v"] for row in levels}
 
     def save(self, records: list[ItemStock]) -> None:
         levels = [level for r in records for level in r.levels.values()]

@@ -238,6 +238,12 @@ def heal_finds_nothing() -> None:
     Metric.objects.create(name="heal.expired_leases", value=0, at=NOW)
 
 
+def drainers_silent(at: bool) -> None:
+    config.update(HEARTBEAT_PERIOD_SECONDS, 30)
+    factories.worker_heartbeat(last_seen_at=ago(seconds=60 if at else 59))
+    pending_rows(1)
+
+
 @dataclass(frozen=True)
 class Case:
     rule: str
@@ -257,6 +263,7 @@ CASES = [
     Case("stuck_processing", stuck_lease, finish_processing, "queue", "error"),
     Case("stuck_processing", stuck_run, finish_processing, "run:", "error"),
     Case("worker_heartbeat", worker_down, live_worker, "workers", "critical"),
+    Case("drainers_silent", drainers_silent, live_worker, "drainers", "error"),
     Case("freshness", freshness, fast_again, "products", "warning"),
     Case("webhooks_stopped", webhooks_stopped, webhook_arrives, "all", "warning"),
     Case("breaker_open", breaker, breaker_closes, ORG, "error"),

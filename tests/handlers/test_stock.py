@@ -116,3 +116,14 @@ def test_deleted_item_tombstones_its_levels_and_an_older_snapshot_does_not_reviv
     assert StockLevel.objects.get().deleted_at is not None
     assert apply(enqueue("stock", snapshot("2026-11-02T10:00:00+0000", ("A", 9)))) == [ApplyOutcome.STALE]
     assert levels() == {"A": Decimal("5")}
+
+
+def test_levels_of_items_whose_ids_hold_the_separator_never_overwrite_each_other():
+    first = enqueue("stock", {"item_id": "sX:b", "locations": [{"location_id": "c", "location_stock_on_hand": 1}]})
+    second = enqueue("stock", {"item_id": "sX", "locations": [{"location_id": "b:c", "location_stock_on_hand": 2}]})
+    assert apply(first) == [ApplyOutcome.APPLIED]
+    assert apply(second) == [ApplyOutcome.APPLIED]
+    assert sorted(StockLevel.objects.values_list("item_id", "location_id", "stock_on_hand")) == [
+        ("sX", "b:c", Decimal(2)),
+        ("sX:b", "c", Decimal(1)),
+    ]

@@ -110,3 +110,36 @@ def test_make_run_logs_no_token(tmp_path, migrated_database):
     output = log.read_text()
     assert "Starting gunicorn" in output  # the web server's own log is in there
     assert_redacted(output, expected_lines=3)
+
+
+def spellings_django_accepts(token: str) -> list[str]:
+    """Query strings Django reads as `token=<token>`: any character of the name or the value
+    percent-encoded (either case of hex), the value spelled out whole, repeated, after `;`…"""
+    every = "".join(f"%{ord(c):02X}" for c in token)
+    return [
+        f"token={token}",
+        f"%74oken={token}",
+        f"t%6Fken={token}",
+        f"t%6fk%65n={token}",
+        f"%74%6F%6B%65%6E={every}",
+        f"token={every.lower()}",
+        f"token=wrong&token={token}",  # the last one counts
+        f"operation=upsert&tok%65n={token}",
+    ]
+
+
+@pytest.mark.parametrize(("kind", "log_format"), [("gunicorn", "text"), ("runserver", "text"), ("runserver", "json")])
+def test_the_token_under_every_spelling_django_accepts_reaches_no_log(
+    start_server, migrated_database, kind, log_format
+):
+    server = start_server(kind, server_env(migrated_database, LOG_FORMAT=log_format))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for n, query in enumerate(spellings_django_accepts(TOKEN)):
+            answer = client.post(f"/webhooks/products?{query}", json={**ITEM, "item_id": f"sp{n}"})
+            assert answer.status_code in (200, 202), (query, answer.text)  # accepted: the token was read
+    server.stop()
+    log = server.output()
+    encoded = "".join(f"%{ord(c):02X}" for c in TOKEN)
+    for secret in (TOKEN, encoded, encoded.lower(), TOKEN[4:], encoded[12:]):
+        assert secret not in log, log
+    assert log.count("=[redacted]") >= len(spellings_django_accepts(TOKEN)), log

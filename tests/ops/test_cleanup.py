@@ -24,7 +24,7 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-LONG_AGO = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+LONG_AGO = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # an hour before the payloads' version
 NOW = LONG_AGO + timedelta(days=40)
 
 

@@ -212,3 +212,24 @@ def test_the_ladder_is_set_as_a_list_or_as_text_and_nonsense_is_refused():
     for wrong in ([], "soon", [0], [15, True]):
         with pytest.raises(config.ConfigError):
             config.update(HEAL_REDRIVE_LADDER_MINUTES, wrong)
+
+
+def test_heal_resolves_dead_letters_whose_object_holds_the_same_or_a_newer_version(clock):
+    factories.erp_row(Product, zoho_id="1001", zoho_last_modified=datetime(2026, 11, 1, 12, tzinfo=UTC))
+    overtaken = factories.dead_letter(queue_item=factories.queue_item("products", "1001"))  # version 10:00
+    caught_up = factories.dead_letter(
+        queue_item=factories.queue_item("products", "1001", version=datetime(2026, 11, 1, 12, tzinfo=UTC))
+    )
+    newer = factories.dead_letter(
+        queue_item=factories.queue_item("products", "1001", version=datetime(2026, 11, 1, 13, tzinfo=UTC))
+    )
+    not_stored = factories.dead_letter(queue_item=factories.queue_item("products", "2002"))
+    out = heal()
+    assert "resolved 2 products dead letter(s) a newer version overtook" in out
+    resolutions = {d.pk: (d.resolution, d.resolved_by) for d in DeadLetter.objects.all()}
+    assert resolutions == {
+        overtaken.pk: (DeadLetter.Resolution.SUPERSEDED, "heal"),
+        caught_up.pk: (DeadLetter.Resolution.SUPERSEDED, "heal"),
+        newer.pk: ("", ""),
+        not_stored.pk: ("", ""),
+    }

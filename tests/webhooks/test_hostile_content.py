@@ -61,12 +61,13 @@ def test_a_version_out_of_range_is_never_stored_as_a_version(client):
     assert DeadLetter.objects.get().error == "products: last_modified_time is outside the times the database can hold"
 
 
-def test_a_version_at_the_edge_of_the_range_is_a_version(client):
+def test_a_version_at_the_edge_of_the_range_is_read_and_refused_as_too_far_ahead(client):
     assert (
         deliver(client, "products", {"item_id": "42", "last_modified_time": "9999-12-30T10:00:00+00:00"}).status_code
         == 202
     )
-    assert QueueItem.objects.get().version.year == 9999
+    assert "9999-12-30T10:00:00+00:00 is later than" in DeadLetter.objects.get().error
+    assert not QueueItem.objects.exists()
 
 
 def test_bad_content_never_holds_up_a_good_change_of_another_entity(client):

@@ -63,6 +63,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
             DeadLetter.objects.unresolved().values_list("reason").annotate(n=Count("id")).order_by("reason")
         ),
         "workers": _workers(now),
+        "cluster": schedules.worker_split(),
         "runs": _latest_runs(),
         "statistics": _statistics(),
         "freshness": stats.freshness_by_entity(now),
@@ -239,7 +240,7 @@ class Command(BaseCommand):
             line = f"  [{a['severity']}] {a['title']} ({a['status']}, x{a['occurrences']:,}, last {last})"
             self.stdout.write(self.style.ERROR(line) if a["severity"] in ("error", "critical") else line)
         self.write_freshness(data["freshness"])
-        self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive")
+        self.stdout.write(f"Workers: {sum(w['alive'] for w in data['workers'])} alive; {schedules.worker_line()}")
         for w in data["workers"]:
             state = self.flag(Readiness.OK, "alive") if w["alive"] else self.flag(Readiness.DOWN, "silent")
             self.stdout.write(f"  {w['worker_id']:<40} {state} last seen {w['age_seconds']:.0f} s ago")

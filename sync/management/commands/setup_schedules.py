@@ -14,6 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         for name, created in schedules.install(timezone.now()):
             self.stdout.write(f"{'created' if created else 'updated'} {name}")
+        self.stdout.write(schedules.worker_line())
         fitted = schedules.plan()
         for stretch in fitted.stretches:
             self.stdout.write(self.style.WARNING(stretch.line()))
