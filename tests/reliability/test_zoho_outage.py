@@ -10,6 +10,7 @@ outage takes seconds.
 from __future__ import annotations
 
 from collections import Counter
+
 import pytest
 from django.utils import timezone
 
