@@ -56,6 +56,17 @@ def _short(text: str, width: int = 60) -> str:
     return Truncator(text.splitlines()[0] if text else "").chars(width) or "—"
 
 
+# The whole text on hover, to this length: the detail page shows all of it.
+HOVER_CHARS = 2000
+
+
+def _shortened(text: str, width: int = 90) -> str:
+    """A list's cell: the first line cut to `width`, the whole text in its title (shown on hover)."""
+    if not text:
+        return "—"
+    return format_html('<span title="{}">{}</span>', Truncator(text).chars(HOVER_CHARS), _short(text, width))
+
+
 def _audit_rows(**filters) -> QuerySet:
     return AuditTrail.objects.filter(**filters).order_by("at")[:20]
 
@@ -166,7 +177,7 @@ class QueueItemAdmin(ReadOnlyAdmin):
 
     @admin.display(description="last error")
     def error(self, obj: QueueItem) -> str:
-        return _short(obj.last_error, 40)
+        return _shortened(obj.last_error)
 
     @admin.display(description="dead letters")
     def dead_letters(self, obj: QueueItem) -> str:
@@ -308,7 +319,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_summary(self, obj: DeadLetter) -> str:
-        return _short(f"{obj.error_class}: {obj.error}" if obj.error_class else obj.error)
+        return _shortened(f"{obj.error_class}: {obj.error}" if obj.error_class else obj.error)
 
     @admin.display(description="state", ordering="resolved_at")
     def state(self, obj: DeadLetter) -> str:

@@ -317,3 +317,16 @@ def test_the_zoho_token_page_never_shows_a_token(operator):
     page = operator.get(admin_url(ZohoToken, "change", row.pk))
     assert page.status_code == 200
     assert b"access-secret" not in page.content and b"refresh-secret" not in page.content
+
+
+def test_a_long_error_is_cut_in_the_lists_and_whole_on_hover(operator):
+    reason = "Zoho answered 400 (code 1001): " + "the line item refers to a tax that no longer exists; " * 4 + "END"
+    item = factories.queue_item()
+    QueueItem.objects.filter(pk=item.pk).update(status=QueueItem.Status.RETRY, last_error=reason)
+    factories.dead_letter(queue_item=item, error=reason)
+
+    for model in (QueueItem, DeadLetter):
+        html = operator.get(admin_url(model, "changelist")).content.decode()
+        cell = html[html.index('class="field-error') :].split("</td>")[0]
+        assert f'{reason}">' in cell, model  # whole in the title
+        assert "END<" not in cell and "…" in cell, model  # cut in the cell

@@ -51,7 +51,7 @@ def test_a_paused_entity_shows_in_a_tile_and_a_badge_with_the_rows_it_holds(staf
     assert "invoices (3 held)" in tile(html, "Paused")
     entities = section(html, "entities")
     assert "invoices paused" in entities  # the panel's heading badge
-    invoices = entities[entities.index("<td>invoices</td>") :].split("</tr>")[0]
+    invoices = entities[entities.index(">invoices</td>") :].split("</tr>")[0]
     assert "paused" in invoices and "3 held" in invoices
     assert reverse("dashboard:entity-resume", args=["invoices"]) in invoices
     assert reverse("dashboard:entity-pause", args=["products"]) in entities
