@@ -11,4 +11,7 @@ urlpatterns = [
     path("dead-letter/<int:pk>/retry", views.retry_dead_letter, name="dead-letter-retry"),
     path("dead-letter/<int:pk>/discard", views.discard_dead_letter, name="dead-letter-discard"),
     path("alerts/<int:pk>/acknowledge", views.acknowledge_alert, name="alert-acknowledge"),
+    path("entities/<str:entity>/pause", views.pause_entity, name="entity-pause"),
+    path("entities/<str:entity>/resume", views.resume_entity, name="entity-resume"),
+    path("runs/start", views.start_run, name="run-start"),
 ]

@@ -2,7 +2,7 @@
 
 Reads come from `monitoring.stats` (the same figures as the API); every button posts to a small view
 here that calls the same function as the admin, the API and the CLI (`sync.queue.replay` / `discard`,
-`Alert.acknowledge`). The page refreshes its panels itself through htmx (bundled with django-htmx).
+`sync.queue.pause` / `resume`, `Alert.acknowledge`, and the API's `start_sync` for runs). The page refreshes its panels itself through htmx (bundled with django-htmx).
 Who may see the page and press each button is tdscore.permissions' answer, the admin's; a button the
 user may not press is not shown.
 """
@@ -16,7 +16,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,10 +24,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert, AlertStateError
 from dashboard import charts
+from dashboard.api.runs import start_sync
 from dashboard.config_keys import DASHBOARD_REFRESH_SECONDS
 from monitoring import stats
 from monitoring.rollups import Lag
-from sync import queue
+from sync import entities, queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config, permissions
 from tdscore.permissions import Perm
@@ -81,6 +82,36 @@ def _success_tone(rate: float | None) -> Tone:
     if rate is None:
         return Tone.PLAIN
     return Tone.GOOD if rate >= 0.99 else Tone.WARN if rate >= 0.9 else Tone.BAD
+
+
+def paused_tile(held: dict[str, int]) -> Tile:
+    if not held:
+        return Tile("Paused", "none", "every entity is applied")
+    rows = ", ".join(f"{entity} ({_count(n)} held)" for entity, n in held.items())
+    return Tile("Paused", _count(len(held)), f"{rows}: received, not applied", Tone.WARN)
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    """A row of the entities panel: paused or applied, and the rows a pause holds back."""
+
+    slug: str
+    paused: bool
+    held: int
+
+
+class Mode(StrEnum):
+    """What the run buttons start, as `start_sync` takes it, and the words a button and a message use."""
+
+    FULL = SyncRun.RunType.FULL
+    INCREMENTAL = SyncRun.RunType.INCREMENTAL
+    RECONCILIATION = SyncRun.RunType.RECONCILIATION
+
+    @property
+    def words(self) -> str:
+        return {Mode.FULL: "full pull", Mode.INCREMENTAL: "incremental pull", Mode.RECONCILIATION: "reconciliation"}[
+            self
+        ]
 
 
 def tiles(overview: dict) -> list[Tile]:
@@ -142,11 +173,14 @@ def _freshness(overview: dict) -> list[tuple[str, str, str | None]]:
 
 def context(now: datetime, user) -> dict:
     overview = stats.overview(now)
+    held = queue.held_rows()
     return {
         "now": now,
         "can": permissions.granted(user),
         "refresh_seconds": config.get(DASHBOARD_REFRESH_SECONDS),
-        "tiles": tiles(overview),
+        "tiles": [*tiles(overview), paused_tile(held)],
+        "entities": [EntityRow(slug, slug in held, held.get(slug, 0)) for slug in entities.ENTITIES],
+        "modes": list(Mode),
         "freshness": _freshness(overview),
         "charts": charts.day_charts(now),
         # Newest first by id, which follows arrival: the primary key answers it at any table size,
@@ -212,6 +246,50 @@ def acknowledge_alert(request, pk: int):
         f"Alert #{pk} acknowledged.",
         AlertStateError,
     )
+
+
+def _entity_or_404(slug: str) -> str:
+    if slug not in entities.ENTITIES:
+        raise Http404(f"no entity {slug}")
+    return slug
+
+
+@require_POST
+@permissions.required(Perm.PAUSE_ENTITY)
+def pause_entity(request, entity: str):
+    paused = queue.pause([_entity_or_404(entity)], by=request.user)
+    messages.success(
+        request, f"Paused {entity}: its changes are received and queued, not applied. Paused now: {', '.join(paused)}."
+    )
+    return redirect("dashboard:index")
+
+
+@require_POST
+@permissions.required(Perm.PAUSE_ENTITY)
+def resume_entity(request, entity: str):
+    paused = queue.resume([_entity_or_404(entity)], by=request.user)
+    messages.success(
+        request, f"Resumed {entity}: its waiting rows are applied. Paused now: {', '.join(paused) or 'none'}."
+    )
+    return redirect("dashboard:index")
+
+
+@require_POST
+@permissions.required(Perm.START_RUN)
+def start_run(request):
+    """Start a run of one entity or of `all`, as POST /api/dashboard/sync does; each refusal in words."""
+    entity, mode = request.POST.get("entity", ""), request.POST.get("mode", "")
+    if mode not in set(Mode) or (entity != "all" and entity not in entities.ENTITIES):
+        messages.error(request, f"Nothing started: no {mode or '?'} run of {entity or '?'} to start.")
+        return redirect("dashboard:index")
+    words = Mode(mode).words
+    outcome = start_sync(entity, mode, trigger="dashboard")
+    if outcome.run_ids:
+        runs = ", ".join(f"#{pk}" for pk in outcome.run_ids)
+        messages.success(request, f"Started {words} of {entity}: run {runs}, in the worker cluster.")
+    for slug, reason in outcome.refused.items():
+        messages.error(request, f"{words.capitalize()} of {slug} not started: {reason}.")
+    return redirect("dashboard:index")
 
 
 @require_GET

@@ -4,15 +4,20 @@ move rows through the queue's state machine (the same functions as the CLI and t
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
+from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from sync import queue, schedules
+from sync import entities, queue, schedules
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
 from tdscore.admin import (
     ReadOnlyAdmin,
@@ -24,7 +29,7 @@ from tdscore.admin import (
     pretty_text,
     shown_as,
 )
-from tdscore.permissions import Perm
+from tdscore.permissions import Perm, allows
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -49,6 +54,17 @@ class ErrorFilter(HasErrorFilter):
 
 def _short(text: str, width: int = 60) -> str:
     return Truncator(text.splitlines()[0] if text else "").chars(width) or "—"
+
+
+# The whole text on hover, to this length: the detail page shows all of it.
+HOVER_CHARS = 2000
+
+
+def _shortened(text: str, width: int = 90) -> str:
+    """A list's cell: the first line cut to `width`, the whole text in its title (shown on hover)."""
+    if not text:
+        return "—"
+    return format_html('<span title="{}">{}</span>', Truncator(text).chars(HOVER_CHARS), _short(text, width))
 
 
 def _audit_rows(**filters) -> QuerySet:
@@ -161,7 +177,7 @@ class QueueItemAdmin(ReadOnlyAdmin):
 
     @admin.display(description="last error")
     def error(self, obj: QueueItem) -> str:
-        return _short(obj.last_error, 40)
+        return _shortened(obj.last_error)
 
     @admin.display(description="dead letters")
     def dead_letters(self, obj: QueueItem) -> str:
@@ -188,6 +204,43 @@ class QueueItemAdmin(ReadOnlyAdmin):
             for item in stuck
         ]
         _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
+
+    def get_urls(self):
+        page = self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.entities_view))
+        return [path("entities/", page, name="sync_queueitem_entities"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"held_rows": queue.held_rows(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def entities_view(self, request):
+        """Every entity, paused or applied, with a Pause or Resume button: no queue row to select first."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        may_pause = allows(request.user, Perm.PAUSE_ENTITY)
+        if request.method == "POST":
+            if not may_pause:
+                raise PermissionDenied("Pausing and resuming an entity needs the permission to pause entities.")
+            slug, verb = request.POST.get("entity", ""), request.POST.get("action", "")
+            if slug not in entities.ENTITIES or verb not in ("pause", "resume"):
+                self.message_user(request, f"Nothing changed: cannot {verb or '?'} {slug or '?'}.", messages.ERROR)
+            else:
+                paused = (queue.pause if verb == "pause" else queue.resume)([slug], by=request.user)
+                self.message_user(
+                    request,
+                    f"{verb.capitalize()}d {slug}. Paused now: {', '.join(paused) or 'none'}.",
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(reverse("admin:sync_queueitem_entities"))
+        held = queue.held_rows()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Entities: paused or applied",
+            "opts": self.model._meta,
+            "rows": [(slug, slug in held, held.get(slug, 0)) for slug in entities.ENTITIES],
+            "may_pause": may_pause,
+        }
+        return TemplateResponse(request, "admin/sync/queueitem/entities.html", context)
 
     @admin.action(description="Pause the entities of the selected rows (queued, not applied)", permissions=["pause"])
     def pause_entities(self, request, queryset):
@@ -266,7 +319,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_summary(self, obj: DeadLetter) -> str:
-        return _short(f"{obj.error_class}: {obj.error}" if obj.error_class else obj.error)
+        return _shortened(f"{obj.error_class}: {obj.error}" if obj.error_class else obj.error)
 
     @admin.display(description="state", ordering="resolved_at")
     def state(self, obj: DeadLetter) -> str:

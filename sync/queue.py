@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any
 
 from django.db import DataError, OperationalError, connection, transaction
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import Case, Count, F, QuerySet, Value, When
 from django.utils import timezone
 
 from sync import payloads, queue_sql, wakeup
@@ -751,6 +751,14 @@ def pause(entities: list[str], *, by=None) -> list[str]:
 
 def resume(entities: list[str], *, by=None) -> list[str]:
     return _change_paused(lambda paused: paused - set(entities), by=by)
+
+
+def held_rows() -> dict[str, int]:
+    """Each paused entity and the rows it holds back (waiting to be applied), in the order of the key."""
+    paused = config.get(PAUSED_ENTITIES)
+    waiting = QueueItem.objects.filter(status__in=QueueItem.WAITING, entity__in=paused)
+    counts = dict(waiting.values_list("entity").annotate(n=Count("id")).order_by())
+    return {entity: counts.get(entity, 0) for entity in paused}
 
 
 def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:

@@ -227,3 +227,8 @@ def save_checkpoint(run: SyncRun, state: dict, *, now: datetime) -> None:
     row.last_run = run
     row.last_run_at = now
     row.save(update_fields=["checkpoint", "last_run", "last_run_at"])
+
+
+def ever_completed(slug: str, run_type: str) -> bool:
+    """Has a run of this type ever completed for the entity (its cursor records a success)?"""
+    return SyncCursor.objects.filter(entity=slug, run_type=run_type, last_success_at__isnull=False).exists()

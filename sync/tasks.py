@@ -101,10 +101,18 @@ RUN_TASK_TIMEOUT_SECONDS = 6 * 3600
 
 
 def pull_task(run_id: int) -> str:
-    # A stopping cluster stops the run after its page (checkpoint kept: the next run resumes there).
-    run = pull.execute(run_id, should_stop=worker.cluster_stopping.is_set, in_cluster=True)
+    # A stopping cluster stops the run after its page (checkpoint kept: the next run resumes there),
+    # or in a wait for Zoho's minute budget: a stop is not held until the minute turns.
+    run = pull.execute(
+        run_id, should_stop=worker.cluster_stopping.is_set, sleep=_sleep_unless_stopping, in_cluster=True
+    )
     _again_if_waiting(run, "sync.tasks.pull_task", (run_id,))
     return run.status
+
+
+def _sleep_unless_stopping(seconds: float) -> None:
+    if worker.cluster_stopping.wait(seconds):
+        raise pull.Stopped("the cluster stopped while the run waited for Zoho; the next run resumes from its last page")
 
 
 def reconcile_task(run_id: int, repair: bool = True) -> str:

@@ -4,6 +4,11 @@ Writes `.env` on the first run, migrates, creates the admin user, collects stati
 the web server (gunicorn), the django-q2 cluster and the Zoho simulator side by side. Ctrl-C or
 SIGTERM stops them all; if one of them dies the others are stopped and the exit code is non-zero.
 
+Once the simulator answers, a one-shot child pulls every entity in full that has never had a full
+pull (`sync_zoho --entity all --mode full --first-pull`: on a new database, all of them), within the
+plan's budget, its progress printed here; so the ERP is complete minutes after the start rather than
+after the nightly full pull. Its end, however it ends, stops nothing.
+
     python -m tdscore.devserver [--port 8000] [--simulator-port 8001]
 
 `TDS_ENV_FILE` names the `.env` to use (default: the one beside manage.py).
@@ -16,6 +21,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +38,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ADMIN_USERNAME = "admin"
 # A child still running this long after it was asked to stop is killed (its drains' leases expire).
 STOP_GRACE_SECONDS = 10
+# How long the first pull waits for the simulator to listen before it starts anyway (its client
+# retries a refused connection as a transient failure).
+SIMULATOR_START_SECONDS = 30
 
 
 def generated_settings(simulator_url: str) -> dict[str, str]:
@@ -101,6 +110,8 @@ class Child:
     stop_signal: signal.Signals = signal.SIGTERM
     whole_group: bool = False
     after: Child | None = None  # asked to stop only once this one has exited
+    one_shot: bool = False  # a task that ends by itself: its exit is reported, and stops nothing
+    reported: bool = False
 
     def request_stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -149,11 +160,22 @@ def catch_stop_signals() -> list[int]:
     return received
 
 
+def report_one_shots(children: list[Child]) -> None:
+    for child in children:
+        if child.one_shot and not child.reported and child.process.poll() is not None:
+            child.reported = True
+            code = child.process.returncode
+            outcome = "finished" if code == 0 else f"ended with code {code} (its output above says why)"
+            print(f"{child.name} {outcome}; the rest keeps running.", flush=True)
+
+
 def supervise(children: list[Child], stop_requested: list[int]) -> int:
-    """Wait for a stop signal or a child's death; stop everything; 0 only for a requested stop."""
+    """Wait for a stop signal or a child's death; stop everything; 0 only for a requested stop.
+    A one-shot child's end is reported and stops nothing."""
     dead = None
     while not stop_requested and dead is None:
-        dead = next((child for child in children if child.process.poll() is not None), None)
+        report_one_shots(children)
+        dead = next((c for c in children if not c.one_shot and c.process.poll() is not None), None)
         time.sleep(0.2)
     if dead is not None:
         print(f"{dead.name} exited with code {dead.process.returncode}; stopping the rest.", flush=True)
@@ -163,12 +185,25 @@ def supervise(children: list[Child], stop_requested: list[int]) -> int:
     return 1 if dead is not None else 0
 
 
+def wait_for_port(host: str, port: int, *, seconds: float, stop_requested: list[int]) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop_requested:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--simulator-port", type=int, default=8001)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--demo-interval", type=float, default=5.0, help="seconds between the simulator's changes")
+    parser.add_argument(
+        "--no-first-pull", action="store_true", help="do not pull every never-pulled entity in full at the start"
+    )
     return parser.parse_args(argv)
 
 
@@ -206,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     simulator = start(
         "Zoho simulator",
-        [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"] + ["--webhook-target", url],
+        [python, manage, "zoho_simulator", "--port", str(args.simulator_port), "--demo"]
+        + ["--interval", str(args.demo_interval), "--webhook-target", url],
         # Zoho outlives the cluster: a pull task running at the stop finishes its page and stops,
         # instead of retrying calls to a simulator that is gone.
         after=cluster,
@@ -220,6 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  health: {url}/health and {url}/health/ready", flush=True)
     print(f"  webhooks: POST {url}/webhooks/<entity> with X-TDS-Token set to TDS_WEBHOOK_TOKEN", flush=True)
     print("Ctrl-C stops everything.\n", flush=True)
+    if not args.no_first_pull and not stop_requested:
+        wait_for_port("127.0.0.1", args.simulator_port, seconds=SIMULATOR_START_SECONDS, stop_requested=stop_requested)
+        print("First full pull of the entities never pulled (on a new database, all of them):", flush=True)
+        first_pull = start(
+            "first full pull",
+            [python, manage, "sync_zoho", "--entity", "all", "--mode", "full", "--first-pull"],
+            one_shot=True,
+        )
+        # Asked to stop first (the simulator waits for the cluster), so its run ends at a page
+        # boundary, checkpointed, while Zoho still answers; the next make run resumes it.
+        children = [first_pull, web_server, cluster, simulator]
     return supervise(children, stop_requested)
 
 

@@ -338,3 +338,16 @@ def test_a_dead_letter_payload_nested_deeper_than_the_limit_is_shown(operator):
     dead = factories.dead_letter(payload=payload)
     page = operator.get(admin_url(DeadLetter, "change", dead.pk)).content.decode()
     assert "Nested deeper than 32 levels; as stored:" in page and "&quot;leaf&quot;" in page
+
+
+def test_a_long_error_is_cut_in_the_lists_and_whole_on_hover(operator):
+    reason = "Zoho answered 400 (code 1001): " + "the line item refers to a tax that no longer exists; " * 4 + "END"
+    item = factories.queue_item()
+    QueueItem.objects.filter(pk=item.pk).update(status=QueueItem.Status.RETRY, last_error=reason)
+    factories.dead_letter(queue_item=item, error=reason)
+
+    for model in (QueueItem, DeadLetter):
+        html = operator.get(admin_url(model, "changelist")).content.decode()
+        cell = html[html.index('class="field-error') :].split("</td>")[0]
+        assert f'{reason}">' in cell, model  # whole in the title
+        assert "END<" not in cell and "…" in cell, model  # cut in the cell

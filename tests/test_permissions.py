@@ -202,6 +202,9 @@ ROUTES: dict[str, Route] = {
     "dashboard:dead-letter-retry": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:dead-letter-discard": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:alert-acknowledge": page(POST=Rule(OPERATORS_UP, 302)),
+    "dashboard:entity-pause": page(POST=Rule(OPERATORS_UP, 302)),
+    "dashboard:entity-resume": page(POST=Rule(OPERATORS_UP, 302)),
+    "dashboard:run-start": page(POST=Rule(OPERATORS_UP, 302, {"entity": "products", "mode": "incremental"})),
     # The schema describes the API and holds no data: any staff member may read it.
     "api:schema": api(GET=Rule(STAFF_UP, 200)),
     "api:swagger-ui": page(GET=Rule(STAFF_UP, 200)),
@@ -235,6 +238,9 @@ ROUTES: dict[str, Route] = {
     "admin:catch_all": page(GET=Rule(NOBODY, 404, refused_status=404)),
     "admin:alerts_alert_send_test": page(POST=Rule(OPERATORS_UP, 302, {"channel": "slack"})),
     "admin:auth_user_password_change": page(GET=Rule(SUPERUSER, 200)),
+    "admin:sync_queueitem_entities": page(
+        GET=Rule(VIEWERS_UP, 200), POST=Rule(OPERATORS_UP, 302, {"entity": "products", "action": "pause"})
+    ),
 }
 
 # Model pages of the admin, by kind, for models standing for each kind of ModelAdmin: a read-only
@@ -540,10 +546,13 @@ def _request_of(people: People, who: Who):
 # --- CSRF on the dashboard's buttons and the admin's own forms ----------------------------------------
 
 FORMS = ["dashboard:dead-letter-retry", "dashboard:dead-letter-discard", "dashboard:alert-acknowledge"]
+ENTITY_FORMS = ["dashboard:entity-pause", "dashboard:entity-resume", "dashboard:run-start"]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", [*FORMS, "admin:alerts_alert_send_test"])
+@pytest.mark.parametrize(
+    "name", [*FORMS, *ENTITY_FORMS, "admin:alerts_alert_send_test", "admin:sync_queueitem_entities"]
+)
 def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(people, name):
     world = build_world()
     before = snapshot()
@@ -558,6 +567,7 @@ def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(peopl
 def test_the_dashboard_shows_a_viewer_no_button_and_an_operator_every_one(people, db):
     world = build_world()
     buttons = [reverse(name, args=[world.alert.pk if "alert" in name else world.dead_letter.pk]) for name in FORMS]
+    buttons += [reverse("dashboard:entity-pause", args=["products"]), reverse("dashboard:run-start")]
     as_viewer = people.clients[Who(Kind.VIEWER)].get(reverse("dashboard:index")).content.decode()
     as_operator = people.clients[Who(Kind.OPERATOR)].get(reverse("dashboard:index")).content.decode()
     assert [url for url in buttons if url in as_viewer] == []

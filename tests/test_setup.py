@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from sync import entities
 from tdscore import devserver
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,24 +32,24 @@ def free_port() -> int:
 
 
 class Devserver:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *, database_url: str | None = None, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "devserver.log"
         self.database = tmp_path / "db.sqlite3"
-        env = {
+        self.env = {
             **os.environ,
             "TDS_ENV_FILE": str(tmp_path / ".env"),
-            "DATABASE_URL": f"sqlite:///{self.database}",
+            "DATABASE_URL": database_url or f"sqlite:///{self.database}",
             "STATIC_ROOT": str(tmp_path / "static"),
             "TDS_Q_WORKERS": "1",
         }
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tdscore.devserver", "--port", str(self.port)]
-                + ["--simulator-port", str(free_port()), "--web-workers", "1"],
+                + ["--simulator-port", str(free_port()), "--web-workers", "1", *args],
                 cwd=BASE_DIR,
-                env=env,
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -160,6 +161,7 @@ def test_make_run_serves_admin_and_health_and_ctrl_c_stops_everything(running_de
 # group (as gunicorn and qcluster leave workers) and a plain sleep.
 SUPERVISOR = """
 import sys
+from sync import entities
 from tdscore import devserver
 stop = devserver.catch_stop_signals()
 children = [devserver.start("shell", ["sh", "-c", "sleep 60 & wait"]), devserver.start("sleep", ["sleep", "60"])]
@@ -222,3 +224,90 @@ def test_a_setting_removed_from_env_is_generated_again_and_the_rest_kept(tmp_pat
     assert stored["SECRET_KEY"] == "mine"
     assert stored["DEBUG"] == "true"
     assert stored["TDS_WEBHOOK_TOKEN"] == added["TDS_WEBHOOK_TOKEN"]
+
+
+# --- A new database: the first full pull completes the ERP ------------------------------------------
+
+FIRST_PULL_SECONDS = 180  # the whole of it: start, pull, drain (drainers start on the watchdog's minute)
+
+
+@pytest.fixture
+def new_postgres_database():
+    """A database of its own, as a new install has: created empty, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"tdscore_first_pull_{os.getpid()}"
+    admin = "postgres://postgres@127.0.0.1:5432/postgres"
+    with closing(psycopg.connect(admin, autocommit=True)) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with closing(psycopg.connect(admin, autocommit=True)) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _scalar(database_url: str, sql: str) -> int:
+    import psycopg
+
+    with closing(psycopg.connect(database_url)) as connection:
+        return connection.execute(sql).fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_make_run_on_a_new_database_completes_the_erp(tmp_path, new_postgres_database):
+    # A quiet simulator (one change an hour): what the ERP must hold is the organisation as seeded.
+    server = Devserver(tmp_path, database_url=new_postgres_database, args=("--demo-interval", "3600"))
+    deadline = time.monotonic() + FIRST_PULL_SECONDS
+    seen: list[psutil.Process] = []
+    try:
+        server.wait_healthy()
+        seen.extend(server.descendants())
+        while "first full pull finished" not in server.output():
+            assert "first full pull ended" not in server.output(), server.output()[-3000:]
+            assert time.monotonic() < deadline, f"no first full pull in time:\n{server.output()[-3000:]}"
+            time.sleep(1)
+        output = server.output()
+        for slug in entities.ENTITIES:  # its progress is in make run's output
+            assert re.search(rf"^{slug}: (full|stock) run #\d+, about \d+ calls$", output, re.M), slug
+            assert re.search(rf"^{slug}: completed — ", output, re.M), slug
+        waiting = "SELECT count(*) FROM tds_sync_queue WHERE status IN ('pending', 'retry', 'processing')"
+        while _scalar(new_postgres_database, waiting):
+            assert time.monotonic() < deadline, f"the queue did not drain:\n{server.output()[-3000:]}"
+            time.sleep(1)
+
+        assert httpx.get(f"{server.url}/health/ready", timeout=10).json()["status"] == "ok"
+        assert _scalar(new_postgres_database, "SELECT count(*) FROM tds_alerts WHERE status <> 'resolved'") == 0
+        # Zoho and the ERP compared, entity by entity: nothing missing, extra or different.
+        compared = subprocess.run(
+            [sys.executable, "manage.py", "reconcile"], cwd=BASE_DIR, env=server.env, capture_output=True, text=True
+        )
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+        drift = dict(re.findall(r"^([\w-]+): Zoho \d+, ERP \d+; drift: (.*)$", compared.stdout, re.M))
+        assert set(drift) == set(entities.ENTITIES), compared.stdout
+        assert {slug: totals for slug, totals in drift.items() if re.search(r"[1-9]", totals)} == {}, compared.stdout
+    finally:
+        server.cleanup(seen + (server.descendants() if server.process.poll() is None else []))
+
+
+ONE_SHOT = """
+import sys
+from tdscore import devserver
+stop = devserver.catch_stop_signals()
+children = [devserver.start("a one-shot task", ["sh", "-c", "exit 3"], one_shot=True), devserver.start("sleep", ["sleep", "60"])]
+sys.exit(devserver.supervise(children, stop))
+"""
+
+
+def test_a_one_shot_child_that_ends_stops_nothing():
+    process = subprocess.Popen([sys.executable, "-c", ONE_SHOT], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True)
+    try:
+        assert (
+            process.stdout.readline()
+            == "a one-shot task ended with code 3 (its output above says why); the rest keeps running.\n"
+        )
+        time.sleep(0.5)
+        assert process.poll() is None  # the stack runs on
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

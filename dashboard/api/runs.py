@@ -1,6 +1,12 @@
-"""Pull runs, cursors and starting a pull: GET /api/dashboard/runs, /cursors; POST /api/dashboard/sync."""
+"""Pull runs, cursors and starting a pull: GET /api/dashboard/runs, /cursors; POST /api/dashboard/sync.
+
+`start_sync` is the one way an operator starts runs: the API's POST and the dashboard's buttons both
+call it, so both refuse the same runs with the same words.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -36,6 +42,30 @@ class CursorList(generics.ListAPIView):
     needs = {"GET": (Perm.VIEW_SYNCCURSOR,)}
 
 
+@dataclass
+class Started:
+    """What starting asked-for runs did: the runs now pending, and why each other entity was not started."""
+
+    run_ids: list[int] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def start_sync(entity: str, mode: str, *, trigger: str) -> Started:
+    """Start a run of `mode` (full, incremental or reconciliation) for an entity or `all`, executed in
+    the cluster once this commits. A run the budget defers is a refusal here: nothing runs now."""
+    slugs = pull.slugs_for(entity, mode)
+    with transaction.atomic():
+        started, refused = pull.start_runs(slugs, mode, now=timezone.now(), trigger=trigger)
+        tasks.launch_runs(started)
+    outcome = Started(refused=refused)
+    for run in started:
+        if run.status == SyncRun.Status.PENDING:
+            outcome.run_ids.append(run.pk)
+        elif run.status == SyncRun.Status.DEFERRED:
+            outcome.refused[run.entity] = f"deferred (run #{run.pk}): {run.error}"
+    return outcome
+
+
 class StartSync(APIView):
     """Start pull runs; they execute in the cluster. 202 with the run ids, 409 with the reasons."""
 
@@ -51,17 +81,11 @@ class StartSync(APIView):
             return Response(
                 {"status": "error", "error": "invalid", "detail": ask.errors}, status=status.HTTP_400_BAD_REQUEST
             )
-        slugs = pull.slugs_for(ask.validated_data["entity"], ask.validated_data["mode"])
-        with transaction.atomic():
-            started, refused = pull.start_runs(slugs, ask.validated_data["mode"], now=timezone.now(), trigger="api")
-            tasks.launch_runs(started)
-        pending = [run.pk for run in started if run.status == SyncRun.Status.PENDING]
-        for run in started:
-            if run.status == SyncRun.Status.DEFERRED:
-                refused[run.entity] = f"deferred (run #{run.pk}): {run.error}"
-        if not pending:
+        outcome = start_sync(ask.validated_data["entity"], ask.validated_data["mode"], trigger="api")
+        if not outcome.run_ids:
+            refused = outcome.refused
             return Response(
                 {"status": "error", "error": "refused", "detail": "; ".join(refused.values()), "refused": refused},
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response({"run_ids": pending, "refused": refused}, status=status.HTTP_202_ACCEPTED)
+        return Response({"run_ids": outcome.run_ids, "refused": outcome.refused}, status=status.HTTP_202_ACCEPTED)

@@ -302,7 +302,7 @@ class CursorSerializer(serializers.ModelSerializer):
 
 class SyncRequest(serializers.Serializer):
     entity = serializers.ChoiceField(choices=["all", *entities.ENTITIES])
-    mode = serializers.ChoiceField(choices=["full", "incremental"], default="incremental")
+    mode = serializers.ChoiceField(choices=["full", "incremental", "reconciliation"], default="incremental")
 
 
 class SyncAccepted(serializers.Serializer):

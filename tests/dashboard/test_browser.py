@@ -149,3 +149,77 @@ def test_the_dashboard_fits_a_phone_screen(browser, live_server, staff_user):
     screenshot(page, "phone")
     page.locator("#dead-letters").screenshot(path=str(ARTIFACTS / "dashboard-phone-dead-letters.png"))
     context.close()
+
+
+# --- Fit: every column in view at 1,280 px and on a 390 px phone ----------------------------------------
+
+# For each table in view: does it overflow its box, and is each column's header visible? A table laid
+# out as cards (the dashboard's on a phone) names its columns in each cell's label instead of its head.
+FIT_PROBLEMS = """() => {
+  const width = document.documentElement.clientWidth, problems = [];
+  if (document.documentElement.scrollWidth > width + 1)
+    problems.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${width} px window`);
+  for (const table of document.querySelectorAll('table')) {
+    if (!table.offsetParent || !table.tHead) continue;
+    const name = table.id || table.closest('[id]')?.id || 'table';
+    const box = table.parentElement;
+    if (table.scrollWidth > box.clientWidth + 1)
+      problems.push(`${name}: ${table.scrollWidth} px in a ${box.clientWidth} px box`);
+    const headers = [...table.tHead.querySelectorAll('th')].map(th => [th, th.textContent.trim()]).filter(([, t]) => t);
+    if (getComputedStyle(table.tHead).display === 'none') {
+      const row = [...(table.tBodies[0]?.rows || [])].find(r => r.cells.length === table.tHead.rows[0].cells.length);
+      if (!row) continue;  // nothing listed: no field to name
+      const labels = [...row.cells].filter(td => td.offsetParent)
+        .map(td => getComputedStyle(td, '::before').content)
+        .map((content, i) => content.startsWith('attr(') ? row.cells[i].dataset.label : content.replace(/^"|"$/g, ''));
+      for (const [, text] of headers)
+        if (!labels.includes(text)) problems.push(`${name}: column "${text}" has no visible label`);
+      continue;
+    }
+    for (const [th, text] of headers) {
+      const r = th.getBoundingClientRect();
+      if (!th.offsetParent || r.width < 1) problems.push(`${name}: column "${text}" is hidden`);
+      else if (r.left < -1 || r.right > width + 1) problems.push(`${name}: column "${text}" is off the screen (${Math.round(r.left)}–${Math.round(r.right)} px)`);
+    }
+  }
+  return problems;
+}"""
+
+LONG_ERROR = (
+    "Zoho answered 400 (code 1001): the line item 4815000000099001 refers to a tax that no longer exists in "
+    "the organisation; the invoice cannot be stored until the tax is restored or the line edited"
+)
+
+
+@pytest.mark.parametrize(("width", "height", "name"), [(1280, 900, "1280"), (390, 844, "phone")])
+def test_the_dashboard_and_the_changelists_fit_the_screen(browser, live_server, superuser, width, height, name):
+    now = timezone.now()
+    seed_a_day_of_rollups(now)
+    for n in range(4):
+        dead_lettered("sales-orders", f"48150000000512{n:02d}", at=now - timedelta(minutes=n), error=LONG_ERROR)
+        item = factories.queue_item("credit-notes", f"48150000000600{n:02d}", now=now - timedelta(minutes=n))
+        QueueItem.objects.filter(pk=item.pk).update(status=QueueItem.Status.RETRY, last_error=LONG_ERROR, attempts=3)
+    factories.alert(title="Freshness of credit-notes: p95 88,864 s over the threshold of 900 s for 30 minutes")
+    factories.sync_cursor("sales-orders")  # and its run
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 600)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/dashboard/")
+
+    found = {}
+    for shot, path in (
+        ("dashboard", "/dashboard/"),
+        ("queue", "/admin/sync/queueitem/"),
+        ("dead-letters", "/admin/sync/deadletter/"),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, f"fit-{name}-{shot}")
+        found[shot] = page.evaluate(FIT_PROBLEMS)
+        if shot == "dashboard":  # the panels alone, readable at their own size
+            for panel in ("dead-letters", "entities", "events"):
+                page.locator(f"#{panel}").screenshot(path=str(ARTIFACTS / f"dashboard-fit-{name}-{panel}.png"))
+    context.close()
+    assert found == {"dashboard": [], "queue": [], "dead-letters": []}

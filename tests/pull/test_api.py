@@ -84,3 +84,12 @@ def test_runs_and_cursors_are_listed_newest_first_with_pagination(sim, api_clien
     assert api_client.get("/api/dashboard/runs").json()["results"][1]["applied"] == 3
     assert {c["run_type"] for c in cursors["results"]} == {"full", "incremental"}
     assert api_client.get("/api/dashboard/runs?status=failed").json()["count"] == 0
+
+
+def test_sync_starts_a_reconciliation_when_asked(sim, api_client):
+    answer = api_client.post("/api/dashboard/sync", {"entity": "products", "mode": "reconciliation"}, format="json")
+
+    assert answer.status_code == 202, answer.json()
+    (run_id,) = answer.json()["run_ids"]
+    assert SyncRun.objects.get(pk=run_id).run_type == SyncRun.RunType.RECONCILIATION
+    assert OrmQ.objects.get().func() == "sync.tasks.reconcile_task"

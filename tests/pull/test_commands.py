@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from erp.models import Product
 from sync import pull, tasks
 from sync.config_keys import RECONCILIATION_ENABLED
+from sync.management.commands import sync_zoho
 from sync.models import SyncRun
 
 from .conftest import drain
@@ -36,6 +38,34 @@ def test_sync_zoho_exits_1_when_a_run_is_refused(sim, capsys):
 
     assert exit_.value.code == 1
     assert "refused: overlap" in capsys.readouterr().err
+
+
+def test_a_first_pull_skips_what_was_pulled(sim, capsys):
+    sim.seed("products", 3)
+    call_command("sync_zoho", "--entity", "products", "--mode", "full")
+
+    call_command("sync_zoho", "--entity", "products", "--mode", "full", "--first-pull")
+
+    assert "Every entity has had a full pull already: nothing to do." in capsys.readouterr().out
+    assert SyncRun.objects.filter(entity="products").count() == 1
+
+
+def test_a_first_pull_waits_for_an_active_run_of_the_entity_to_end(sim):
+    sim.seed("vendors", 2)
+    busy = pull.start_run("vendors", "full", now=timezone.now(), trigger="schedule")
+    out = io.StringIO()
+    command = sync_zoho.Command(stdout=out)
+    waits = []
+
+    def sleep(seconds):  # the scheduled run ends while the first pull waits for its turn
+        waits.append(seconds)
+        pull.execute(busy.pk)
+
+    assert command.pull_all(["vendors"], "full", stop={"asked": False}, wait_overlap=True, sleep=sleep)
+
+    assert "vendors: waiting for its turn (overlap: full run" in out.getvalue()
+    assert SyncRun.objects.filter(entity="vendors", status=SyncRun.Status.COMPLETED).count() == 2
+    assert len(waits) == 1
 
 
 def test_sync_zoho_all_incremental_runs_the_entities_zoho_can_filter_or_sort(sim):

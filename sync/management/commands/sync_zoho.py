@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import signal
+import time
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sync import entities, pull
+from sync import entities, pull, run_lifecycle
 from sync.models import SyncRun
+
+# How long a first pull waits for an entity's scheduled run to end, and how often it looks.
+OVERLAP_WAIT_SECONDS = 600
+OVERLAP_POLL_SECONDS = 2
+
+
+def stoppable_sleep(stop: dict, seconds: float) -> None:
+    """A run's waits (for the minute's budget, after a 429) end at SIGTERM: the run stops there,
+    its last page checkpointed, instead of holding a stop until the minute turns."""
+    if stop["asked"]:
+        raise pull.Stopped("stopped while waiting for Zoho; the next run resumes from its last page")
+    time.sleep(seconds)
+    if stop["asked"]:
+        raise pull.Stopped("stopped while waiting for Zoho; the next run resumes from its last page")
 
 
 class Command(BaseCommand):
@@ -17,31 +33,78 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--entity", required=True, help=f"all, or one of: {', '.join(entities.ENTITIES)}")
         parser.add_argument("--mode", choices=["full", "incremental"], default="incremental")
+        parser.add_argument(
+            "--first-pull",
+            action="store_true",
+            help="only the entities no run of this mode has completed for yet (make run's first full pull on a new database)",
+        )
 
-    def handle(self, *args, entity: str, mode: str, **options):
+    def handle(self, *args, entity: str, mode: str, first_pull: bool = False, **options):
         try:
             slugs = pull.slugs_for(entity, mode)
         except entities.UnknownEntity:
             raise CommandError(f"unknown entity {entity!r}; use all or one of {', '.join(entities.ENTITIES)}") from None
+        if first_pull:
+            done = [
+                slug
+                for slug in slugs
+                if run_lifecycle.ever_completed(slug, pull.run_type_for(entities.get(slug), mode))
+            ]
+            slugs = [slug for slug in slugs if slug not in done]
+            if not slugs:
+                self.stdout.write(f"Every entity has had a {mode} pull already: nothing to do.")
+                return
+            self.stdout.write(f"First {mode} pull of {', '.join(slugs)} ({len(slugs)} entities)")
         stop = {"asked": False}
         signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
-        ok = True
+        if not self.pull_all(slugs, mode, stop=stop, wait_overlap=first_pull):
+            raise SystemExit(1)
+
+    def pull_all(self, slugs, mode: str, *, stop: dict, wait_overlap: bool, sleep=time.sleep) -> bool:
+        """Pull each entity in turn; with `wait_overlap`, one whose run is active gets its turn when it ends.
+        Whether every run completed (and no stop was asked)."""
+        ok, waiting = True, []
         for slug in slugs:
             if stop["asked"]:
                 break
-            ok = self.pull_one(slug, mode, stop) and ok
-        if stop["asked"] or not ok:
-            raise SystemExit(1)
+            done = self.pull_one(slug, mode, stop, wait_overlap=wait_overlap)
+            if done is None:
+                waiting.append(slug)
+            else:
+                ok = done and ok
+        # A first pull waits for a scheduled run of the same entity to end, then takes its turn: the
+        # entity would otherwise stay without its full pull until the nightly one.
+        deadline = time.monotonic() + OVERLAP_WAIT_SECONDS
+        while waiting and not stop["asked"] and time.monotonic() < deadline:
+            sleep(OVERLAP_POLL_SECONDS)
+            still = []
+            for slug in waiting:
+                done = self.pull_one(slug, mode, stop, wait_overlap=True, quiet=True)
+                if done is None:
+                    still.append(slug)
+                else:
+                    ok = done and ok
+            waiting = still
+        for slug in waiting:
+            self.stderr.write(f"{slug}: not pulled: another run of it was still active after {OVERLAP_WAIT_SECONDS} s")
+        return ok and not waiting and not stop["asked"]
 
-    def pull_one(self, slug: str, mode: str, stop: dict) -> bool:
+    def pull_one(self, slug: str, mode: str, stop: dict, *, wait_overlap=False, quiet=False) -> bool | None:
+        """Whether the run completed; None when it overlaps an active run and `wait_overlap` holds."""
         try:
             run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual")
         except pull.run_lifecycle.RunRefused as exc:
+            if wait_overlap and str(exc).startswith("overlap"):
+                if not quiet:
+                    self.stdout.write(f"{slug}: waiting for its turn ({exc})")
+                return None
             self.stderr.write(f"{slug}: refused: {exc}")
             return False
         if run.status == SyncRun.Status.PENDING:
             self.stdout.write(f"{slug}: {run.run_type} run #{run.pk}, about {run.estimated_calls} calls")
-            run = pull.execute(run.pk, on_page=self.progress, should_stop=lambda: stop["asked"])
+            run = pull.execute(
+                run.pk, on_page=self.progress, should_stop=lambda: stop["asked"], sleep=partial(stoppable_sleep, stop)
+            )
         self.stdout.write(
             f"{slug}: {run.status} — {run.calls} calls, {run.fetched} fetched, {run.queued} queued"
             + (f"; {run.error}" if run.error else "")
