@@ -268,11 +268,15 @@ def drain(
     started = timezone.now()
     tally: Counter = Counter()
     last_beat: datetime | None = None
+    poll_seconds = QUEUE_POLL_INTERVAL_MS.default / 1000  # until the configuration is first read
     while not stop.is_set():
         now = timezone.now()
         if deadline is not None and now >= deadline:
             break
         try:
+            # Read inside the step: with the database down, the read fails into the handler below
+            # (it once ended the drainer's process) and the last value read paces the wait.
+            poll_seconds = config.get(QUEUE_POLL_INTERVAL_MS) / 1000
             if last_beat is None or now - last_beat >= timedelta(seconds=config.get(HEARTBEAT_PERIOD_SECONDS)):
                 beat(worker_id, now=now, rows=sum(tally.values()))
                 last_beat = now
@@ -289,7 +293,7 @@ def drain(
             if once:
                 break
             # Woken when work commits (sync.wakeup); the poll interval is the backstop.
-            wakeup.wait(config.get(QUEUE_POLL_INTERVAL_MS) / 1000, stop=stop)
+            wakeup.wait(poll_seconds, stop=stop)
     beat(worker_id, now=timezone.now(), rows=sum(tally.values()))
     return tally
 
