@@ -195,6 +195,17 @@ def finish(run: SyncRun, status: str, *, now: datetime, error: str = "") -> Sync
     return run
 
 
+def give_way(slug: str, *, now: datetime, reason: str) -> SyncRun | None:
+    """Defer the entity's scheduled run while it waits (pending, not claimed), so a run an operator
+    starts takes its turn now; a running one is left alone. Returns the run deferred, if any."""
+    with transaction.atomic():
+        lock_entity(slug)
+        waiting = active_run(slug, now=now)
+        if waiting is None or waiting.status != SyncRun.Status.PENDING or waiting.trigger != "schedule":
+            return None
+        return finish(waiting, SyncRun.Status.DEFERRED, now=now, error=reason)
+
+
 def fail(run: SyncRun, exc: BaseException, *, now: datetime) -> SyncRun:
     """running → failed by an unexpected error: `Type: message` on the run, the traceback kept in
     its log line and written to the process log, as the queue keeps a failed row's."""

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from erp.models import Product
-from sync import pull, tasks
+from sync import pull, run_lifecycle, tasks
 from sync.config_keys import RECONCILIATION_ENABLED
 from sync.management.commands import sync_zoho
 from sync.models import SyncRun
@@ -50,22 +50,37 @@ def test_a_first_pull_skips_what_was_pulled(sim, capsys):
     assert SyncRun.objects.filter(entity="products").count() == 1
 
 
-def test_a_first_pull_waits_for_an_active_run_of_the_entity_to_end(sim):
+def test_a_first_pull_waits_for_a_running_run_of_the_entity_to_end(sim):
     sim.seed("vendors", 2)
     busy = pull.start_run("vendors", "full", now=timezone.now(), trigger="schedule")
+    SyncRun.objects.filter(pk=busy.pk).update(status=SyncRun.Status.RUNNING)  # claimed: it reads Zoho now
     out = io.StringIO()
     command = sync_zoho.Command(stdout=out)
     waits = []
 
     def sleep(seconds):  # the scheduled run ends while the first pull waits for its turn
         waits.append(seconds)
-        pull.execute(busy.pk)
+        busy.refresh_from_db()
+        run_lifecycle.finish(busy, SyncRun.Status.COMPLETED, now=timezone.now())
 
     assert command.pull_all(["vendors"], "full", stop={"asked": False}, wait_overlap=True, sleep=sleep)
 
     assert "vendors: waiting for its turn (overlap: full run" in out.getvalue()
     assert SyncRun.objects.filter(entity="vendors", status=SyncRun.Status.COMPLETED).count() == 2
     assert len(waits) == 1
+
+
+def test_a_scheduled_run_only_waiting_for_zoho_gives_way_to_the_first_pull(sim):
+    sim.seed("vendors", 2)
+    waiting = pull.start_run("vendors", "incremental", now=timezone.now(), trigger="schedule")
+    out = io.StringIO()
+
+    assert sync_zoho.Command(stdout=out).pull_all(["vendors"], "full", stop={"asked": False}, wait_overlap=True)
+
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.error) == (SyncRun.Status.DEFERRED, "gave way to the first pull")
+    assert "waiting for its turn" not in out.getvalue()
+    assert SyncRun.objects.get(entity="vendors", run_type="full").status == SyncRun.Status.COMPLETED
 
 
 def test_sync_zoho_all_incremental_runs_the_entities_zoho_can_filter_or_sort(sim):

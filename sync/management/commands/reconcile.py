@@ -24,7 +24,7 @@ class Command(BaseCommand):
         for slug in slugs:
             self.stdout.write(f"{slug}: scanning…")
             try:
-                run = reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
+                run = self.reconcile_one(slug, repair=repair)
             except run_lifecycle.RunRefused as exc:
                 self.stderr.write(f"{slug}: refused: {exc}")
                 ok = False
@@ -33,6 +33,17 @@ class Command(BaseCommand):
             ok = ok and run.status == SyncRun.Status.COMPLETED
         if not ok:
             raise SystemExit(1)
+
+    @staticmethod
+    def reconcile_one(slug: str, *, repair: bool) -> SyncRun:
+        try:
+            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
+        except run_lifecycle.RunRefused:
+            # An operator's reconciliation does not wait behind a scheduled run that is only waiting
+            # for Zoho's budget: that run gives way (the next schedule runs it again).
+            if not run_lifecycle.give_way(slug, now=timezone.now(), reason="gave way to a reconciliation"):
+                raise
+            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
 
     def report(self, run: SyncRun) -> None:
         if run.status != SyncRun.Status.COMPLETED:

@@ -94,6 +94,12 @@ class Command(BaseCommand):
         try:
             run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual")
         except pull.run_lifecycle.RunRefused as exc:
+            # A first pull does not queue behind a scheduled run that is only waiting for Zoho's budget:
+            # that run gives way (deferred; the next schedule runs it again) and the full pull starts.
+            if wait_overlap and pull.run_lifecycle.give_way(
+                slug, now=timezone.now(), reason="gave way to the first pull"
+            ):
+                return self.pull_one(slug, mode, stop, wait_overlap=wait_overlap, quiet=quiet)
             if wait_overlap and str(exc).startswith("overlap"):
                 if not quiet:
                     self.stdout.write(f"{slug}: waiting for its turn ({exc})")
