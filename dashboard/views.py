@@ -258,19 +258,18 @@ def _entity_or_404(slug: str) -> str:
 @permissions.required(Perm.PAUSE_ENTITY)
 def pause_entity(request, entity: str):
     paused = queue.pause([_entity_or_404(entity)], by=request.user)
-    messages.success(
-        request, f"Paused {entity}: its changes are received and queued, not applied. Paused now: {', '.join(paused)}."
-    )
-    return redirect("dashboard:index")
+    return _paused_now(request, f"Paused {entity}: its changes are received and queued, not applied.", paused)
 
 
 @require_POST
 @permissions.required(Perm.PAUSE_ENTITY)
 def resume_entity(request, entity: str):
     paused = queue.resume([_entity_or_404(entity)], by=request.user)
-    messages.success(
-        request, f"Resumed {entity}: its waiting rows are applied. Paused now: {', '.join(paused) or 'none'}."
-    )
+    return _paused_now(request, f"Resumed {entity}: its waiting rows are applied.", paused)
+
+
+def _paused_now(request, done: str, paused: list[str]):
+    messages.success(request, f"{done} Paused now: {', '.join(paused) or 'none'}.")
     return redirect("dashboard:index")
 
 
