@@ -19,11 +19,9 @@ def worker_heartbeat(now: datetime) -> list[Finding]:
     of any worker is what tells whether one is alive.
     """
     period, grace = config.get(HEARTBEAT_PERIOD_SECONDS), config.get(HEARTBEAT_GRACE_SECONDS)
-    newest = WorkerHeartbeat.objects.order_by("-last_seen_at").first()
-    age = now - newest.last_seen_at if newest else None
+    newest, age, silent = _newest_beat(now)
     if age is not None and liveness(age, period=period, grace=grace) is not Liveness.DOWN:
         return []
-    silent = f"for {round(age.total_seconds())} s" if age is not None else "ever"
     return [
         Finding(
             subject="workers",
@@ -52,11 +50,9 @@ def drainers_silent(now: datetime) -> list[Finding]:
     waiting = oldest_due(now)
     if waiting is None:
         return []
-    newest = WorkerHeartbeat.objects.order_by("-last_seen_at").first()
-    age = now - newest.last_seen_at if newest else None
+    newest, age, silent = _newest_beat(now)
     if age is not None and age < timedelta(seconds=2 * period):
         return []
-    silent = f"for {round(age.total_seconds())} s" if age is not None else "ever"
     return [
         Finding(
             subject="drainers",
@@ -73,3 +69,11 @@ def drainers_silent(now: datetime) -> list[Finding]:
             },
         )
     ]
+
+
+def _newest_beat(now: datetime) -> tuple[WorkerHeartbeat | None, timedelta | None, str]:
+    """The newest heartbeat of any worker, its age, and how long the workers have been silent, in words.
+    A dead drainer's row stays behind, so only the newest one tells whether any is alive."""
+    newest = WorkerHeartbeat.objects.order_by("-last_seen_at").first()
+    age = now - newest.last_seen_at if newest else None
+    return newest, age, f"for {round(age.total_seconds())} s" if age is not None else "ever"
