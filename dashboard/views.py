@@ -31,6 +31,7 @@ from monitoring.rollups import Lag
 from sync import entities, queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config, permissions
+from tdscore.humane import duration
 from tdscore.permissions import Perm
 
 TABLE_ROWS = 15
@@ -61,21 +62,8 @@ def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} days"
-
-
 def _latency(seconds: float | None) -> str:
-    return "—" if seconds is None else (f"{seconds:.2f} s" if seconds < 120 else _duration(seconds))
+    return "—" if seconds is None else (f"{seconds:.2f} s" if seconds < 120 else duration(seconds))
 
 
 def _success_tone(rate: float | None) -> Tone:
@@ -135,7 +123,7 @@ def tiles(overview: dict) -> list[Tile]:
         ),
         Tile("Latency p95", _latency(hour["latency_p95_seconds"]), f"p50 {_latency(hour['latency_p50_seconds'])}"),
         Tile("Queue depth", _count(overview["queue_depth"]), "pending and retry rows"),
-        Tile("Oldest pending", _duration(overview["oldest_pending_age_seconds"]), "waiting to be applied"),
+        Tile("Oldest pending", duration(overview["oldest_pending_age_seconds"]), "waiting to be applied"),
         Tile(
             "Dead letters", _count(overview["dlq_size"]), "unresolved", Tone.BAD if overview["dlq_size"] else Tone.GOOD
         ),

@@ -107,11 +107,12 @@ def run_type_for(entity: Entity, mode: str) -> str:
 # --- Starting runs ----------------------------------------------------------------------------
 
 
-def start_run(slug: str, mode: str, *, now: datetime, trigger: str) -> SyncRun:
+def start_run(slug: str, mode: str, *, now: datetime, trigger: str, estimate: budget.Estimate | None = None) -> SyncRun:
     """Plan a run and record it pending, or deferred with the reason; raise RunRefused otherwise.
 
     The entity lock makes the overlap check and the insert one step, so two starters (a schedule
-    and an operator) never both get a run.
+    and an operator) never both get a run. `estimate` is a survey's (sync.survey), for an entity
+    whose size no earlier run has seen.
     """
     entity = entities.get(slug)
     run_type = run_type_for(entity, mode)
@@ -123,7 +124,7 @@ def start_run(slug: str, mode: str, *, now: datetime, trigger: str) -> SyncRun:
                 f"overlap: {active.run_type} run #{active.pk} of {slug} is {active.status} "
                 f"(heartbeat {active.heartbeat_at or active.created_at:%H:%M:%S})"
             )
-        plan = planned_calls(entity, run_type)
+        plan = estimate or planned_calls(entity, run_type)
         decision = budget.decide(plan, limiter.usage(now))
         if decision.action == budget.Action.REFUSE:
             raise run_lifecycle.RunRefused(f"budget: {decision.reason}")

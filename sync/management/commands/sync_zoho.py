@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import timedelta
 from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Sum
 from django.utils import timezone
 
-from sync import entities, pull, run_lifecycle
+from sync import budget, entities, pull, run_lifecycle, survey
 from sync.models import SyncRun
+from sync.zoho import limiter
+from sync.zoho.client import ZohoClient
+from sync.zoho.errors import ZohoError
+from tdscore.humane import duration
 
 # How long a first pull waits for an entity's scheduled run to end, and how often it looks.
 OVERLAP_WAIT_SECONDS = 600
@@ -29,6 +35,12 @@ def stoppable_sleep(stop: dict, seconds: float) -> None:
 
 class Command(BaseCommand):
     help = "Pull from Zoho: one run per entity, with progress; exits 1 if any run failed, was deferred or refused."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plan: survey.Plan | None = None  # a full pull's estimate, said before it starts
+        self.run_ids: list[int] = []  # the runs this command started
+        self.estimated = timedelta()
 
     def add_arguments(self, parser):
         parser.add_argument("--entity", required=True, help=f"all, or one of: {', '.join(entities.ENTITIES)}")
@@ -55,10 +67,44 @@ class Command(BaseCommand):
                 self.stdout.write(f"Every entity has had a {mode} pull already: nothing to do.")
                 return
             self.stdout.write(f"First {mode} pull of {', '.join(slugs)} ({len(slugs)} entities)")
+        self.plan = plan = self.announce(slugs) if mode == SyncRun.RunType.FULL else None
         stop = {"asked": False}
         signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
-        if not self.pull_all(slugs, mode, stop=stop, wait_overlap=first_pull):
+        started = time.monotonic()
+        ok = self.pull_all(slugs, mode, stop=stop, wait_overlap=first_pull)
+        if plan is not None:
+            spent = SyncRun.objects.filter(pk__in=self.run_ids).aggregate(calls=Sum("calls"))["calls"] or 0
+            self.stdout.write(
+                f"Took {spent:,} calls in {duration(time.monotonic() - started)} "
+                f"(estimated {plan.total:,} calls, {duration(self.estimated.total_seconds())})"
+            )
+        if not ok:
             raise SystemExit(1)
+
+    def announce(self, slugs: list[str]) -> survey.Plan | None:
+        """Say what the full pull will cost before it starts (sync.survey); None when Zoho can't say."""
+        try:
+            with ZohoClient() as client:
+                plan = survey.plan_full_pull(slugs, client)
+        except ZohoError as exc:
+            self.stderr.write(f"No estimate: Zoho did not answer the survey ({exc}); pulling anyway")
+            return None
+        now = timezone.now()
+        usage = limiter.usage(now)
+        self.estimated = plan.duration(usage)
+        records = f"about {sum(plan.records.values()):,} records in Zoho, " if plan.records else ""
+        surveyed = f" (counted with {plan.survey_calls:,} list calls)" if plan.survey_calls else ""
+        finish = timezone.localtime(plan.finish_at(usage, now))
+        self.stdout.write(
+            f"Estimate{surveyed}: {records}{plan.total:,} calls, {duration(self.estimated.total_seconds())}; "
+            f"done at about {finish:%Y-%m-%d %H:%M:%S}"
+        )
+        if plan.total > budget.day_allowance(usage):
+            self.stdout.write(
+                f"  more than today's {budget.day_allowance(usage):,} calls above the reserve: runs defer "
+                f"and resume after each daily reset ({timezone.localtime(usage.reset_at):%H:%M})"
+            )
+        return plan
 
     def pull_all(self, slugs, mode: str, *, stop: dict, wait_overlap: bool, sleep=time.sleep) -> bool:
         """Pull each entity in turn; with `wait_overlap`, one whose run is active gets its turn when it ends.
@@ -92,7 +138,8 @@ class Command(BaseCommand):
     def pull_one(self, slug: str, mode: str, stop: dict, *, wait_overlap=False, quiet=False) -> bool | None:
         """Whether the run completed; None when it overlaps an active run and `wait_overlap` holds."""
         try:
-            run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual")
+            surveyed = self.plan.calls[slug] if self.plan and slug in self.plan.records else None
+            run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual", estimate=surveyed)
         except pull.run_lifecycle.RunRefused as exc:
             # A first pull does not queue behind a scheduled run that is only waiting for Zoho's budget:
             # that run gives way (deferred; the next schedule runs it again) and the full pull starts.
@@ -107,13 +154,16 @@ class Command(BaseCommand):
             self.stderr.write(f"{slug}: refused: {exc}")
             return False
         if run.status == SyncRun.Status.PENDING:
-            self.stdout.write(f"{slug}: {run.run_type} run #{run.pk}, about {run.estimated_calls} calls")
+            self.run_ids.append(run.pk)
+            self.stdout.write(
+                f"{slug}: {run.run_type} run #{run.pk}, about {run.estimated_calls:,} call{'' if run.estimated_calls == 1 else 's'}"
+            )
             run = pull.execute(
                 run.pk, on_page=self.progress, should_stop=lambda: stop["asked"], sleep=partial(stoppable_sleep, stop)
             )
         self.stdout.write(
-            f"{slug}: {run.status} — {run.calls} calls, {run.fetched} fetched, {run.queued} queued"
-            + (f"; {run.error}" if run.error else "")
+            f"{slug}: {run.status} — {run.calls:,} call{'' if run.calls == 1 else 's'}, {run.fetched:,} fetched, "
+            f"{run.queued:,} queued" + (f"; {run.error}" if run.error else "")
         )
         return run.status == SyncRun.Status.COMPLETED
 
