@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
@@ -32,15 +35,47 @@ def drain_task(worker_id: str | None = None) -> int:
     When the cluster is stopping (sync.worker.listen_for_cluster_stop) the drain finishes or
     releases its batch and returns without a successor: one left in the broker would run beside
     those the watchdog starts when the cluster is back.
+
+    A database outage must not break the chain: the drain itself waits it out, and the check at the
+    start and the hand-over at the end are tried again until the database answers, for as long as
+    the cluster's task timeout leaves (HAND_OVER_MARGIN_SECONDS before it). Only a longer outage
+    leaves the restart to the watchdog.
     """
-    if worker_id and not WorkerHeartbeat.objects.filter(worker_id=worker_id).exists():
+    began = time.monotonic()
+    must_end_by = began + settings.Q_CLUSTER["timeout"] - HAND_OVER_MARGIN_SECONDS
+    deadline = timezone.now() + timedelta(seconds=settings.TDS_DRAIN_DEADLINE_SECONDS)
+    if worker_id and not _while_database_away(
+        lambda: WorkerHeartbeat.objects.filter(worker_id=worker_id).exists(), until=must_end_by, given_up=False
+    ):
         return 0  # a successor left from a killed cluster: the drainer was forgotten and replaced
     worker_id = worker_id or worker.new_worker_id("drainer")
-    deadline = timezone.now() + timedelta(seconds=settings.TDS_DRAIN_DEADLINE_SECONDS)
     tally = worker.drain(deadline, worker_id=worker_id, stop=worker.cluster_stopping)
     if not worker.cluster_stopping.is_set():
-        transaction.on_commit(lambda: _start_drainer(worker_id))
+        transaction.on_commit(
+            lambda: _while_database_away(lambda: _start_drainer(worker_id), until=must_end_by, given_up=None)
+        )
     return sum(tally.values())
+
+
+# The hand-over gives up this long before the cluster's task timeout would kill the task.
+HAND_OVER_MARGIN_SECONDS = 5.0
+HAND_OVER_RETRY_SECONDS = 1.0
+T = TypeVar("T")
+
+
+def _while_database_away(step: Callable[[], T], *, until: float, given_up: T) -> T:
+    """`step`, tried again every HAND_OVER_RETRY_SECONDS while it fails (the database, or the
+    broker on it, away) until the monotonic time `until` or the cluster stops; `given_up` then."""
+    while True:
+        try:
+            return step()
+        except Exception:
+            if worker.cluster_stopping.is_set() or time.monotonic() + HAND_OVER_RETRY_SECONDS > until:
+                logger.exception("drainer hand-over failed; the watchdog starts a new drainer within a minute")
+                return given_up
+            logger.warning("drainer hand-over waits for the database", exc_info=True)
+            close_old_connections()
+            worker.cluster_stopping.wait(HAND_OVER_RETRY_SECONDS)
 
 
 def ensure_drainers() -> int:

@@ -294,7 +294,13 @@ def drain(
                 break
             # Woken when work commits (sync.wakeup); the poll interval is the backstop.
             wakeup.wait(poll_seconds, stop=stop)
-    beat(worker_id, now=timezone.now(), rows=sum(tally.values()))
+    try:
+        beat(worker_id, now=timezone.now(), rows=sum(tally.values()))
+    except DatabaseError:
+        if once:
+            raise
+        # The last beat of a drain that ends while the database is away: the next drain beats.
+        logger.warning("%s: could not record the drain's end", worker_id, exc_info=True)
     return tally
 
 
