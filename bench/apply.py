@@ -227,29 +227,48 @@ def ceiling_rate(entity: str, objects: list[dict], id_field: str) -> float:
         )
         for o in objects
     ]
-    lines = [[] if handler.lines is None else handler.lines.read(o, handler.line_columns) for o in objects]
+    header_fields = [f for f in handler.model._meta.concrete_fields if not f.primary_key]
+    headers = _columns(headers, header_fields)
+    line_model = handler.lines.model if handler.lines else None
+    if line_model:
+        line_fields = [f for f in line_model._meta.concrete_fields if not f.primary_key]
+        # Each document's line rows, their reference to the document filled once it has an id.
+        lines = [
+            _columns(
+                [line_model(position=i, **line) for i, line in enumerate(handler.lines.read(o, handler.line_columns))],
+                line_fields,
+            )
+            for o in objects
+        ]
     size = config.get(BATCH_SIZE)
-    with _table_copy(handler.model) as header_table, _table_copy(handler.lines and handler.lines.model) as line_table:
-        header_fields = [f for f in handler.model._meta.concrete_fields if not f.primary_key]
+    with _table_copy(handler.model) as header_table, _table_copy(line_model) as line_table:
         upsert = _insert_sql(header_table, header_fields)
         updates = ", ".join(f"{f.column} = EXCLUDED.{f.column}" for f in header_fields if f.column != "zoho_id")
-        upsert += f" ON CONFLICT (zoho_id) DO UPDATE SET {updates} RETURNING id"
+        upsert += f" ON CONFLICT (zoho_id) DO UPDATE SET {updates} RETURNING zoho_id, id"
         if line_table:
-            line_fields = [f for f in handler.lines.model._meta.concrete_fields if not f.primary_key]
             insert_lines = _insert_sql(line_table, line_fields)
         began = time.perf_counter()
         for start in range(0, len(objects), size):
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(upsert, [bulk.encode(_columns(headers[start : start + size], header_fields))])
-                ids = [pk for (pk,) in cursor.fetchall()]
+                cursor.execute(upsert, [bulk.encode(headers[start : start + size])])
+                ids = dict(cursor.fetchall())
                 if line_table:
-                    rows = [
-                        handler.lines.model(**{handler.line_fk: pk, "position": i, **line})
-                        for pk, document_lines in zip(ids, lines[start : start + size], strict=True)
-                        for i, line in enumerate(document_lines)
-                    ]
-                    cursor.execute(insert_lines, [bulk.encode(_columns(rows, line_fields))])
-        return len(objects) / (time.perf_counter() - began)
+                    rows = []
+                    for o, document_lines in zip(
+                        objects[start : start + size], lines[start : start + size], strict=True
+                    ):
+                        for line in document_lines:
+                            line[handler.line_fk] = ids[o[id_field]]
+                        rows += document_lines
+                    cursor.execute(insert_lines, [bulk.encode(rows)])
+        rate = len(objects) / (time.perf_counter() - began)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {header_table}")
+            assert cursor.fetchone()[0] == len(objects), "ceiling: headers missing"
+            if line_table:
+                cursor.execute(f"SELECT count(*) FROM {line_table}")
+                assert cursor.fetchone()[0] == sum(map(len, lines)), "ceiling: lines missing"
+        return rate
 
 
 @contextlib.contextmanager
