@@ -4,6 +4,7 @@
     … bench/apply.py --smoke        # seconds; run by tests/queue/test_bench_smoke.py
     … bench/apply.py --parts latency   # webhook → ERP only: 100/s for 20 s and 500/s for 10 s,
                                        # wake-ups on, then off (the polling baseline), on a quiet machine
+    … bench/apply.py --parts ceiling   # the apply rate (1 and 2 workers) against the bulk-upsert ceiling
 
 Measures, in one run on a scratch database (created and dropped here):
 1. apply rate with 1, 2 and 4 worker processes, for products and for invoices with 5 lines
@@ -14,7 +15,11 @@ Measures, in one run on a scratch database (created and dropped here):
    127.0.0.1 while 2 workers drain, beside the 202 answer's own p50/p95, and how many were lost
    (sent minus applied); each rate twice in the run: with wake-ups on (TDS_WAKEUPS, sync.wakeup)
    and off, where drainers only poll every queue_poll_interval_ms (the baseline);
-3. worker RSS (psutil) while 2 workers drain a large backlog.
+3. worker RSS (psutil) while 2 workers drain a large backlog;
+4. the ceiling: the same ERP rows (products; invoices with their 5 lines) written by one process
+   with one INSERT … ON CONFLICT DO UPDATE per batch of batch_size (and one INSERT of the batch's
+   lines), one transaction per batch, into copies of the ERP tables, with no queue, no audit, no
+   decision; the apply rate is reported as a fraction of it.
 Workers are forked after Django is set up and released together, so the rate excludes start-up.
 """
 
@@ -52,8 +57,11 @@ from django.utils import timezone  # noqa: E402
 
 from erp.models import Invoice, InvoiceLine, Product  # noqa: E402
 from sync import worker  # noqa: E402
+from sync.config_keys import BATCH_SIZE  # noqa: E402
+from sync.handlers import bulk, handler_for  # noqa: E402
 from sync.models import AuditTrail, InboxEvent, QueueItem  # noqa: E402
 from sync.payloads import content_hash  # noqa: E402
+from tdscore import config  # noqa: E402
 
 SAMPLES = BASE_DIR / "zohosim" / "samples"
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
@@ -195,6 +203,99 @@ def baseline_rate(entity: str, objects: list[dict]) -> float:
                     defaults={"item_id": line["item_id"], "quantity": line["quantity"], "rate": line["rate"]},
                 )
     return len(objects) / (time.perf_counter() - began)
+
+
+def ceiling_rate(entity: str, objects: list[dict], id_field: str) -> float:
+    """Rows/s writing the ERP rows the apply writes, as cheaply as PostgreSQL takes them.
+
+    The rows are mapped with the entity's own handler before timing (the columns the apply fills,
+    parent references NULL as on an empty ERP); the timing covers encoding each batch, one upsert of
+    its headers on zoho_id, one INSERT of its lines and the commit. The copies are logged tables
+    made LIKE the ERP tables INCLUDING ALL (same indexes, same WAL), so the ceiling leaves out only
+    what the apply adds: claim, lock, decide, audit, finish.
+    """
+    handler = handler_for(QueueItem(entity=entity, object_id=objects[0][id_field]))
+    now, version = timezone.now(), T0
+    headers = [
+        handler.model(
+            zoho_id=o[id_field],
+            zoho_last_modified=version,
+            content_hash=content_hash(o),
+            raw=o,
+            synced_at=now,
+            **handler.columns.read(o, whole=True),
+        )
+        for o in objects
+    ]
+    header_fields = [f for f in handler.model._meta.concrete_fields if not f.primary_key]
+    headers = _columns(headers, header_fields)
+    line_model = handler.lines.model if handler.lines else None
+    if line_model:
+        line_fields = [f for f in line_model._meta.concrete_fields if not f.primary_key]
+        # Each document's line rows, their reference to the document filled once it has an id.
+        lines = [
+            _columns(
+                [line_model(position=i, **line) for i, line in enumerate(handler.lines.read(o, handler.line_columns))],
+                line_fields,
+            )
+            for o in objects
+        ]
+    size = config.get(BATCH_SIZE)
+    with _table_copy(handler.model) as header_table, _table_copy(line_model) as line_table:
+        upsert = _insert_sql(header_table, header_fields)
+        updates = ", ".join(f"{f.column} = EXCLUDED.{f.column}" for f in header_fields if f.column != "zoho_id")
+        upsert += f" ON CONFLICT (zoho_id) DO UPDATE SET {updates} RETURNING zoho_id, id"
+        if line_table:
+            insert_lines = _insert_sql(line_table, line_fields)
+        began = time.perf_counter()
+        for start in range(0, len(objects), size):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(upsert, [bulk.encode(headers[start : start + size])])
+                ids = dict(cursor.fetchall())
+                if line_table:
+                    rows = []
+                    for o, document_lines in zip(
+                        objects[start : start + size], lines[start : start + size], strict=True
+                    ):
+                        for line in document_lines:
+                            line[handler.line_fk] = ids[o[id_field]]
+                        rows += document_lines
+                    cursor.execute(insert_lines, [bulk.encode(rows)])
+        rate = len(objects) / (time.perf_counter() - began)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {header_table}")
+            assert cursor.fetchone()[0] == len(objects), "ceiling: headers missing"
+            if line_table:
+                cursor.execute(f"SELECT count(*) FROM {line_table}")
+                assert cursor.fetchone()[0] == sum(map(len, lines)), "ceiling: lines missing"
+        return rate
+
+
+@contextlib.contextmanager
+def _table_copy(model):
+    """A fresh empty copy of `model`'s table (None for no model), dropped afterwards."""
+    if model is None:
+        yield None
+        return
+    name = f"bench_ceiling_{model._meta.db_table}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (LIKE {model._meta.db_table} INCLUDING ALL)")
+    try:
+        yield name
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {name}")
+
+
+def _insert_sql(table: str, fields: list) -> str:
+    """INSERT of the rows of one jsonb parameter, as sync.handlers.bulk sends a batch."""
+    columns = ", ".join(f.column for f in fields)
+    record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in fields)
+    return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+
+
+def _columns(instances: list, fields: list) -> list[dict]:
+    return [{f.column: getattr(i, f.attname) for f in fields} for i in instances]
 
 
 def free_port() -> int:
@@ -367,7 +468,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
     parser.add_argument(
-        "--parts", default="rates,latency,queue-latency,rss", help="comma-separated: rates, latency, queue-latency, rss"
+        "--parts",
+        default="rates,ceiling,latency,queue-latency,rss",
+        help="comma-separated: rates, ceiling, latency, queue-latency, rss",
     )
     args = parser.parse_args()
     sizes = (
@@ -398,8 +501,9 @@ def run(sizes: dict, parts: set[str]) -> int:
     """Run the parts and print their figures; returns how many webhooks were lost."""
     print(f"batch_size 100 (default), lease 300 s, poll 1000 ms; {os.cpu_count()} CPUs")
     lost = 0
-    if "rates" in parts:
-        rates(sizes)
+    measured = rates(sizes) if "rates" in parts else {}
+    if "ceiling" in parts:
+        ceiling(sizes, measured)
     if "latency" in parts:
         for rate, seconds in sizes["steady"]:
             for wakeups in (True, False):
@@ -425,17 +529,40 @@ def run(sizes: dict, parts: set[str]) -> int:
     return lost
 
 
-def rates(sizes: dict) -> None:
+def workloads(sizes: dict) -> list[tuple[str, list[dict], str]]:
+    """(entity, objects, id field) for products and for invoices with 5 lines."""
     products = [product(n) for n in range(sizes["products"])]
     invoices = [invoice(n) for n in range(sizes["invoices"])]
-    for entity, objects, id_field in [("products", products, "item_id"), ("invoices", invoices, "invoice_id")]:
+    return [("products", products, "item_id"), ("invoices", invoices, "invoice_id")]
+
+
+def rates(sizes: dict) -> dict[tuple[str, int], float]:
+    """Apply rates by (entity, workers), each beside the update_or_create baseline."""
+    measured = {}
+    for entity, objects, id_field in workloads(sizes):
         base = baseline_rate(entity, objects)
         print(f"{entity:9} baseline update_or_create, 1 process: {base:8.0f} rows/s ({len(objects)} rows)")
         for workers in (1, 2, 4):
-            rate = apply_rate(entity, objects, id_field, workers)
+            rate = measured[entity, workers] = apply_rate(entity, objects, id_field, workers)
             print(
                 f"{entity:9} apply_batch, {workers} worker(s):          {rate:8.0f} rows/s  ({rate / base:.1f}× baseline)"
             )
+    return measured
+
+
+def ceiling(sizes: dict, measured: dict[tuple[str, int], float]) -> None:
+    """The apply rate with 1 and 2 workers as a fraction of the bulk-upsert ceiling (1 process).
+
+    Apply rates the `rates` part measured in this run are reused; otherwise they are measured here."""
+    for entity, objects, id_field in workloads(sizes):
+        reset()
+        top = ceiling_rate(entity, objects, id_field)
+        applied = {w: measured.get((entity, w)) or apply_rate(entity, objects, id_field, w) for w in (1, 2)}
+        print(
+            f"{entity:9} ceiling, one upsert per batch, 1 process: {top:8.0f} rows/s ({len(objects)} rows); "
+            f"apply rate / ceiling: 1 worker {applied[1] / top:.2f} ({applied[1]:.0f} rows/s), "
+            f"2 workers {applied[2] / top:.2f} ({applied[2]:.0f} rows/s)"
+        )
 
 
 PRODUCT = sample("inventory-item.json", "item")

@@ -461,25 +461,30 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
     value (stale, unchanged, summary) skips it with that value as skip_reason. Raises LeaseLost if a
     row is no longer ours, so the caller's transaction rolls back the ERP writes with it.
     """
-    by_status: dict[tuple[str, str], list[int]] = {}
+    # One UPDATE whatever the mix of outcomes (a pull page is often part applied, part unchanged):
+    # each row's status and skip reason are chosen in the statement, not one statement per outcome.
+    skips: dict[str, list[int]] = {}
     for item in items:
         value = str(outcomes[item.pk])  # Outcome is a TextChoices: its str is its value
-        key = (QueueItem.Status.COMPLETED, "") if value == APPLIED else (QueueItem.Status.SKIPPED, value)
-        by_status.setdefault(key, []).append(item.pk)
-    done = 0
-    for (status, skip_reason), ids in by_status.items():
-        done += (
-            QueueItem.objects.leased(batch.token)
-            .filter(pk__in=ids)
-            .update(
-                status=status,
-                skip_reason=skip_reason,
-                finished_at=now,
-                updated_at=now,
-                locked_until=None,
-                lease_token=None,  # keeps the partial index tds_queue_lease_token to rows in flight
-            )
+        if value != APPLIED:
+            skips.setdefault(value, []).append(item.pk)
+    skipped = [pk for ids in skips.values() for pk in ids]
+    done = (
+        QueueItem.objects.leased(batch.token)
+        .filter(pk__in=[item.pk for item in items])
+        .update(
+            status=Case(
+                When(pk__in=skipped, then=Value(QueueItem.Status.SKIPPED)), default=Value(QueueItem.Status.COMPLETED)
+            ),
+            skip_reason=Case(
+                *(When(pk__in=ids, then=Value(reason)) for reason, ids in skips.items()), default=Value("")
+            ),
+            finished_at=now,
+            updated_at=now,
+            locked_until=None,
+            lease_token=None,  # keeps the partial index tds_queue_lease_token to rows in flight
         )
+    )
     if done != len(items):
         raise LeaseLost(f"{len(items) - done} of {len(items)} rows of lease {batch.token} belong to another worker")
     inbox_ids = [item.inbox_event_id for item in items if item.inbox_event_id]

@@ -103,11 +103,16 @@ def test_finish_completes_and_skips_by_outcome_and_marks_inbox_processed():
     event = inbox_event()
     applied = queue_item(object_id="1", now=NOW, inbox_event=event)
     stale = queue_item(object_id="2", now=NOW)
+    unchanged = queue_item(object_id="3", now=NOW)
     batch = claim()
-    queue.finish(batch, batch.items, {applied.pk: "applied", stale.pk: "stale"}, now=NOW)
-    applied.refresh_from_db(), stale.refresh_from_db(), event.refresh_from_db()
-    assert (applied.status, applied.finished_at) == (QueueItem.Status.COMPLETED, NOW)
-    assert (stale.status, stale.skip_reason) == (QueueItem.Status.SKIPPED, "stale")
+    outcomes = {applied.pk: "applied", stale.pk: "stale", unchanged.pk: "unchanged"}
+    queue.finish(batch, batch.items, outcomes, now=NOW)
+    for row in (applied, stale, unchanged, event):
+        row.refresh_from_db()
+    assert (applied.status, applied.skip_reason, applied.finished_at) == (QueueItem.Status.COMPLETED, "", NOW)
+    assert (stale.status, stale.skip_reason, stale.finished_at) == (QueueItem.Status.SKIPPED, "stale", NOW)
+    assert (unchanged.status, unchanged.skip_reason) == (QueueItem.Status.SKIPPED, "unchanged")
+    assert QueueItem.objects.filter(lease_token__isnull=False).count() == 0
     assert event.status == InboxEvent.Status.PROCESSED
 
 
