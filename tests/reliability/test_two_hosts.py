@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -47,7 +48,7 @@ OBJECTS = 300  # products, each sent in ever newer versions
 SENDERS = 4  # threads; each owns every SENDERS-th product, so one product's versions leave in order
 SEND_PAUSE_SECONDS = 0.02  # at most ~200 webhooks a second in all
 WARM_UP_SECONDS = 2  # webhooks to both hosts before the kill is looked for
-KILL_WITHIN_SECONDS = 10  # to find host A's drainers holding rows while one of host B's beats
+KILL_WITHIN_SECONDS = 10  # to catch host A's drainers holding rows while a drainer runs on host B
 AFTER_KILL_SECONDS = 4  # webhooks to host B alone, past the lease: the take-over happens under fire
 DRAINED_WITHIN_SECONDS = 20
 LEASE_SECONDS = 2
@@ -257,7 +258,7 @@ class Senders:
 class HostProcesses:
     """A host's gunicorn and qcluster, each the leader of its own process group, logging to files."""
 
-    def __init__(self, host: Host, env: dict[str, str], logs):
+    def __init__(self, host: Host, env: dict[str, str], logs: Path):
         self.host = host
         self.web = Server(
             host.argv(*gunicorn_argv()),
