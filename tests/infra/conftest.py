@@ -119,9 +119,9 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 class Server:
     """A web server process; its stdout and stderr go to one log file the test reads."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path, port: int):
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path, port: int, address: str = "127.0.0.1"):
         self.port, self.log = port, log
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{address}:{port}"
         with log.open("w") as out:
             self.process = subprocess.Popen(
                 argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
