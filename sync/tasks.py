@@ -51,8 +51,10 @@ def drain_task(worker_id: str | None = None) -> int:
     worker_id = worker_id or worker.new_worker_id("drainer")
     tally = worker.drain(deadline, worker_id=worker_id, stop=worker.cluster_stopping)
     if not worker.cluster_stopping.is_set():
-        transaction.on_commit(
-            lambda: _while_database_away(lambda: _start_drainer(worker_id), until=must_end_by, given_up=None)
+        # on_commit asks the connection whether it is in autocommit: that too fails while the
+        # database is away, so it is inside the retried step.
+        _while_database_away(
+            lambda: transaction.on_commit(lambda: _start_drainer(worker_id)), until=must_end_by, given_up=None
         )
     return sum(tally.values())
 
