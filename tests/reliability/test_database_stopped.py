@@ -6,25 +6,20 @@ ERP; gunicorn and the drainer are the processes started before the outage: they 
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from erp.models import Product
 from sync.config_keys import HEARTBEAT_PERIOD_SECONDS, LOCK_TIMEOUT_SECONDS, QUEUE_POLL_INTERVAL_MS
 from sync.models import InboxEvent
-from tests.infra.conftest import ROOT, TOKEN, free_port, server_env
+from tests.infra.conftest import ROOT, TOKEN, server_env
+from tests.infra.private_postgres import PrivatePostgres, installed_initdb
 
 pytestmark = pytest.mark.postgres
 
@@ -49,53 +44,14 @@ config.update_many({{
 """
 
 
-class PrivatePostgres:
-    """A PostgreSQL cluster of the test's own: initdb in a temporary directory owned by `postgres`,
-    listening on 127.0.0.1 at a free port with its socket in that directory."""
-
-    def __init__(self, initdb: str):
-        self.bin = Path(initdb).parent
-        self.dir = Path(tempfile.mkdtemp(prefix="tds-private-pg-"))
-        shutil.chown(self.dir, "postgres")
-        self.data, self.log = self.dir / "data", self.dir / "server.log"
-        self.port = free_port()
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/tdscore"
-        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
-
-    def _as_postgres(self, *argv: str) -> None:
-        done = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"{argv[0]} failed:\n{done.stdout}\n{done.stderr}"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self._as_postgres(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                self.stop("immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def query(self, sql: str, params=()) -> list[tuple]:
-        with psycopg.connect(self.url, connect_timeout=5) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
 @pytest.fixture
 def private_postgres():
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = installed_initdb()
     if not initdb:
         pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed: no private cluster to stop")
-    cluster = PrivatePostgres(initdb[-1])
+    cluster = PrivatePostgres(initdb)
     try:
-        cluster.start()
-        with psycopg.connect(cluster.url.replace("/tdscore", "/postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE tdscore")
+        cluster.create()
         yield cluster
     finally:
         cluster.remove()
