@@ -1,7 +1,7 @@
 """Soak benchmark: an hour of webhooks through real processes while faults come and go.
 
     .venv/bin/python bench/soak.py                 # an hour at 50 webhooks/s, a fault every 5 minutes
-    .venv/bin/python bench/soak.py --smoke         # ~18 s of webhooks, each fault once; tests/reliability/test_soak_smoke.py
+    .venv/bin/python bench/soak.py --smoke         # 14 s of webhooks, each fault once; tests/reliability/test_soak_smoke.py
     .venv/bin/python bench/soak.py --duration 600 --rate 20 --json
 
 Everything runs on a PostgreSQL cluster the bench makes itself (initdb as `postgres` in a temporary
@@ -75,7 +75,7 @@ class Plan:
 
 def plan_from(args: argparse.Namespace) -> Plan:
     if args.smoke:
-        return Plan(18, 15, 5, 300, 3, 4, 30, 2, 400, True)
+        return Plan(14, 15, 4, 300, 3, 3, 30, 2, 400, True)
     # A drain task that was ending while the database was down waits for the watchdog (RELIABILITY.md):
     # up to three minutes before its rows move again, so the hour's tail gets five.
     return Plan(args.duration, args.rate, args.fault_every, args.objects, args.rss_every, 8, 300, 4, 2000, False)
@@ -231,20 +231,22 @@ class Faults:
 
 
 def fresh_drainers(cluster: Cluster) -> dict[str, int]:
-    """worker id → pid of the cluster's drainers that beat in the last few seconds."""
+    """worker id → pid of the drainers the watchdog counts as alive (worker.fresh_heartbeats) whose
+    process is one of the cluster's now."""
     from django.db import close_old_connections
     from django.utils import timezone
 
-    from sync.models import WorkerHeartbeat
+    from sync import worker
 
     close_old_connections()
-    recent = timezone.now() - timedelta(seconds=5)
-    beats = WorkerHeartbeat.objects.filter(last_seen_at__gte=recent).values_list("worker_id", "pid")
+    beats = worker.fresh_heartbeats(timezone.now()).values_list("worker_id", "pid")
     return {worker_id: pid for worker_id, pid in beats if pid in cluster.pids()}
 
 
 def kill_a_drainer(cluster: Cluster, faults: Faults, at: float) -> None:
-    drainers = fresh_drainers(cluster)
+    waited = time.monotonic()
+    while not (drainers := fresh_drainers(cluster)) and time.monotonic() - waited < 15:
+        time.sleep(0.5)  # a cluster just started, or just replacing one, beats within seconds
     if not drainers:
         faults.say(at, "kill -9: no drainer beating, nothing killed")
         return
@@ -368,19 +370,19 @@ def figures(senders: Senders, faults: Faults) -> dict:
     }
 
 
-def rss_growth(samples: dict[str, list[tuple[float, float]]], duration: float) -> dict[str, dict]:
+def rss_growth(samples: dict[str, list[tuple[float, float]]], alive_at_end: set[str], duration: float) -> dict:
     """Per process alive from warm-up to the end: its RSS then and at the end, and whether it grew too much."""
     growth = {}
-    for label, series in samples.items():
-        after = [(t, mb) for t, mb in series if t >= duration * WARM_UP]
+    for label in alive_at_end:
+        after = [(t, mb) for t, mb in samples[label] if t >= duration * WARM_UP]
         if len(after) < 2:
-            continue  # started late (a replaced drainer) or gone early: no span to judge
+            continue  # started late (a drainer's replacement): no span to judge
         (_, base), (_, end) = after[0], after[-1]
         grew = end - base
         growth[label] = {
             "warm_mb": round(base, 1),
             "end_mb": round(end, 1),
-            "peak_mb": round(max(mb for _, mb in series), 1),
+            "peak_mb": round(max(mb for _, mb in samples[label]), 1),
             "growth_mb": round(grew, 1),
             "growth_pct": round(100 * grew / base, 1),
             "flagged": grew > RSS_GROWTH_MB or 100 * grew / base > RSS_GROWTH_PCT,
@@ -470,6 +472,7 @@ def run(plan: Plan, pg: PrivatePostgres, workdir: Path) -> dict:
     env = server_env(pg.url, TDS_Q_WORKERS=str(DRAINERS + 1), **zoho)
     connections.close_all()
     server = cluster = None
+    setup_began = time.monotonic()
     try:
         port = free_port()
         # A request waits a second for a pooled connection, then answers 503: while PostgreSQL is
@@ -488,6 +491,7 @@ def run(plan: Plan, pg: PrivatePostgres, workdir: Path) -> dict:
             lambda at: restart_postgres(pg, plan, faults, at),
             lambda at: zoho_burst(sim, plan, faults, at),
         ]
+        print(f"processes up {time.monotonic() - setup_began:.1f} s after the cluster's start", flush=True)
         senders.start()
         began, next_fault, next_sample, k = time.monotonic(), plan.fault_every, 0.0, 0
         while (at := time.monotonic() - began) < plan.duration:
@@ -501,13 +505,15 @@ def run(plan: Plan, pg: PrivatePostgres, workdir: Path) -> dict:
                 k, next_fault = k + 1, next_fault + plan.fault_every
             time.sleep(0.2)
         senders.stop()
+        alive_at_end = set()
         for label, pid in processes(server, cluster, sim).items():  # the end's sample
             if (mb := rss_mb(pid)) is not None:
                 samples.setdefault(label, []).append((time.monotonic() - began, mb))
+                alive_at_end.add(label)
         settled = wait_drained(plan.settle)
         result = figures(senders, faults)
         result.update(
-            rss=rss_growth(samples, plan.duration),
+            rss=rss_growth(samples, alive_at_end, plan.duration),
             drained_after_s=round(settled, 1),
             achieved_rate=round(len(senders.answers) / plan.duration, 1),
             story=faults.story,
@@ -529,7 +535,7 @@ def main() -> None:
     parser.add_argument("--fault-every", type=float, default=300, help="seconds between faults")
     parser.add_argument("--objects", type=int, default=3000, help="objects the versions are spread over")
     parser.add_argument("--rss-every", type=float, default=60, help="seconds between RSS samples")
-    parser.add_argument("--smoke", action="store_true", help="18 s of webhooks, each fault once, a PASS/FAIL line")
+    parser.add_argument("--smoke", action="store_true", help="14 s of webhooks, each fault once, a PASS/FAIL line")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     args = parser.parse_args()
     plan = plan_from(args)
@@ -541,6 +547,7 @@ def main() -> None:
     began = time.monotonic()
     pg = PrivatePostgres(initdb)
     workdir = Path(tempfile.mkdtemp(prefix="tds-soak-"))
+    wrong: list[str] = []
     try:
         pg.create()
         # The bench's own Django talks to the private cluster with the processes' settings (the same
@@ -551,22 +558,24 @@ def main() -> None:
 
         django.setup()
         configure(plan)
+        print(f"cluster made and migrated in {time.monotonic() - began:.1f} s", flush=True)
         result = run(plan, pg, workdir)
-    finally:
-        pg.remove()
-    print(table(result, plan))
-    print(f"wall time {time.monotonic() - began:.0f} s (the cluster's set-up and the drain included)")
-    wrong = failures(result, plan)
-    if plan.smoke:
-        print(f"soak smoke: {'FAIL: ' + ', '.join(wrong) if wrong else 'PASS'}")
-    if args.json:
-        print(json.dumps(result, default=str))
-    if wrong:
-        for log in sorted(workdir.glob("*.log")):
+        print(table(result, plan))
+        print(f"wall time {time.monotonic() - began:.0f} s (the cluster's set-up and the drain included)")
+        wrong = failures(result, plan)
+        if plan.smoke:
+            print(f"soak smoke: {'FAIL: ' + ', '.join(wrong) if wrong else 'PASS'}")
+        if args.json:
+            print(json.dumps(result, default=str))
+        for log in sorted(workdir.glob("*.log")) if wrong else []:
             print(f"--- {log.name} (tail; the whole log is kept in {workdir})", file=sys.stderr)
             print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+    finally:
+        pg.remove()
+        if not wrong:  # the logs are kept for a failed run only
+            shutil.rmtree(workdir, ignore_errors=True)
+    if wrong:
         sys.exit(1)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

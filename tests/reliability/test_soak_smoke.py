@@ -1,5 +1,5 @@
 """bench/soak.py --smoke: the soak's processes (gunicorn, a qcluster of two drainers, the simulator)
-on a private PostgreSQL cluster for some twenty seconds of webhooks, each fault of the hour's
+on a private PostgreSQL cluster for some fifteen seconds of webhooks, each fault of the hour's
 rotation once: a drainer killed with -9 and replaced, PostgreSQL stopped and started again, a burst
 of Zoho 5xx under a pull. Nothing answered 2xx is lost, nothing is applied twice, and every fault
 happened (the bench counts them), so the hour's bench cannot rot between its runs."""
