@@ -75,10 +75,32 @@ class Plan:
 
 def plan_from(args: argparse.Namespace) -> Plan:
     if args.smoke:
-        return Plan(14, 15, 4, 300, 3, 3, 30, 2, 400, True)
-    # A drain task that was ending while the database was down waits for the watchdog (RELIABILITY.md):
-    # up to three minutes before its rows move again, so the hour's tail gets five.
-    return Plan(args.duration, args.rate, args.fault_every, args.objects, args.rss_every, 8, 300, 4, 2000, False)
+        return Plan(
+            duration=14,
+            rate=15,
+            fault_every=4,
+            objects=300,
+            rss_every=3,
+            outage=3,
+            settle=30,
+            burst=2,
+            customers=400,
+            smoke=True,
+        )
+    return Plan(
+        duration=args.duration,
+        rate=args.rate,
+        fault_every=args.fault_every,
+        objects=args.objects,
+        rss_every=args.rss_every,
+        outage=8,
+        # A drain task that was ending while the database was down waits for the watchdog
+        # (RELIABILITY.md): up to three minutes before its rows move again, so the tail gets five.
+        settle=300,
+        burst=4,
+        customers=2000,
+        smoke=False,
+    )
 
 
 # --- the simulator, in a process of its own (its RSS is measured like the others) ----------------
@@ -132,9 +154,10 @@ class Senders:
         self.answers: list[tuple[int, int | str]] = []  # (n, status or transport error); append is atomic
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._lane, args=(k,), daemon=True) for k in range(LANES)]
-        self.began = time.monotonic() + 0.2
+        self.began = 0.0
 
     def start(self) -> None:
+        self.began = time.monotonic() + 0.2
         for thread in self.threads:
             thread.start()
 
