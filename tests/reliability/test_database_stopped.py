@@ -23,7 +23,7 @@ from erp.models import Product
 from sync.config_keys import HEARTBEAT_PERIOD_SECONDS, LOCK_TIMEOUT_SECONDS, QUEUE_POLL_INTERVAL_MS
 from sync.models import InboxEvent
 from tests.infra.conftest import ROOT, TOKEN, server_env
-from tests.reliability.private_postgres import private_cluster
+from tests.infra.private_postgres import private_cluster
 
 pytestmark = pytest.mark.postgres
 

@@ -39,8 +39,8 @@ from sync.config_keys import (
 )
 from sync.models import AuditTrail, QueueItem, WorkerHeartbeat
 from tests.infra.conftest import ROOT, TOKEN, Server, free_port, gunicorn_argv, server_env
+from tests.infra.private_postgres import private_cluster
 from tests.queue.test_drain_survives_outage import stop
-from tests.reliability.private_postgres import private_cluster
 
 pytestmark = pytest.mark.postgres
 

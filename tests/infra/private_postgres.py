@@ -1,5 +1,6 @@
-"""A PostgreSQL cluster of a test's own (never the shared server), for tests that stop it or point
-processes in other network namespaces at it."""
+"""A PostgreSQL cluster of one's own, for the faults that stop the database server itself (the
+stopped-database test, the soak bench) or that reach it from other network namespaces (the
+two-host test): never the shared server other tests run on."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ import pytest
 from tests.infra.conftest import free_port
 
 
+def installed_initdb() -> str | None:
+    """The newest installed PostgreSQL's initdb, or None without the server programs."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return found[-1] if found else None
+
+
 class PrivatePostgres:
     """initdb in a temporary directory owned by `postgres`, listening on `address` (127.0.0.1 unless
-    told) at a free port with its socket in that directory. `clients`, a network such as
-    10.201.0.0/24, is also trusted: processes in network namespaces reach it through a bridge."""
+    told) at a free port with its socket in that directory, holding a `tdscore` database once
+    `create()` has run. `clients`, a network such as 10.201.0.0/24, is also trusted: processes in
+    network namespaces reach it through a bridge."""
 
     def __init__(self, initdb: str, *, address: str = "127.0.0.1", clients: str | None = None):
         self.bin = Path(initdb).parent
@@ -37,6 +45,12 @@ class PrivatePostgres:
     def _as_postgres(self, *argv: str) -> None:
         done = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{argv[0]} failed:\n{done.stdout}\n{done.stderr}"
+
+    def create(self) -> None:
+        """Start the server and create the `tdscore` database."""
+        self.start()
+        with psycopg.connect(self.url.replace("/tdscore", "/postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tdscore")
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses={self.address}"
@@ -60,15 +74,13 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def private_cluster(*, address: str = "127.0.0.1", clients: str | None = None) -> Iterator[PrivatePostgres]:
-    """A started private cluster with an empty `tdscore` database; removed afterwards."""
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    """For a test: a started private cluster with an empty `tdscore` database; removed afterwards."""
+    initdb = installed_initdb()
     if not initdb:
         pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed: no private cluster")
-    cluster = PrivatePostgres(initdb[-1], address=address, clients=clients)
+    cluster = PrivatePostgres(initdb, address=address, clients=clients)
     try:
-        cluster.start()
-        with psycopg.connect(cluster.url.replace("/tdscore", "/postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE tdscore")
+        cluster.create()
         yield cluster
     finally:
         cluster.remove()
