@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -312,13 +314,34 @@ def load_history(sizes: Sizes) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM tds_inbox_events")
         (first,) = cursor.fetchone()
-        copy_history(cursor, first + 1, sizes.rows, days=HISTORY_DAYS, offset=timedelta(days=1), audit=True)
+        with indexes_built_after(cursor, ["tds_inbox_events", "tds_sync_queue", "tds_audit_trail"]):
+            copy_history(cursor, first + 1, sizes.rows, days=HISTORY_DAYS, offset=timedelta(days=1), audit=True)
         cursor.execute("SELECT date_trunc('minute', now())")
         (now,) = cursor.fetchone()
         fill_rollups(cursor, sizes.metric_days, now)
     connection.close()
     with connection.cursor() as cursor:  # VACUUM cannot run inside a transaction block
         cursor.execute("VACUUM ANALYZE")
+
+
+@contextmanager
+def indexes_built_after(cursor, tables: list[str]) -> Iterator[None]:
+    """Load as a restore does: the secondary indexes dropped during the COPY and built once after,
+    the same definitions (unique constraints and primary keys stay, so they are checked row by row)."""
+    cursor.execute(
+        """
+        SELECT i.indexname, i.indexdef FROM pg_indexes i
+        WHERE i.tablename = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)
+        """,
+        [tables],
+    )
+    definitions = cursor.fetchall()
+    for name, _ in definitions:
+        cursor.execute(f'DROP INDEX "{name}"')
+    yield
+    cursor.execute("SET maintenance_work_mem = '512MB'")
+    for _, definition in definitions:
+        cursor.execute(definition)
 
 
 def copy_history(cursor, first: int, rows: int, *, days: int, offset: timedelta, audit: bool) -> None:
