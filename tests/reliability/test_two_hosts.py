@@ -10,6 +10,7 @@ rows host A's had leased: the leases ran out and the other host took the rows.""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -33,6 +34,7 @@ from erp.models import Product
 from sync.config_keys import (
     BATCH_SIZE,
     DRAINERS,
+    HEARTBEAT_GRACE_SECONDS,
     HEARTBEAT_PERIOD_SECONDS,
     LOCK_TIMEOUT_SECONDS,
     QUEUE_POLL_INTERVAL_MS,
@@ -48,9 +50,14 @@ OBJECTS = 300  # products, each sent in ever newer versions
 SENDERS = 4  # threads; each owns every SENDERS-th product, so one product's versions leave in order
 SEND_PAUSE_SECONDS = 0.02  # at most ~200 webhooks a second in all
 WARM_UP_SECONDS = 2  # webhooks to both hosts before the kill is looked for
-KILL_WITHIN_SECONDS = 10  # to catch host A's drainers holding rows while a drainer runs on host B
+KILL_WITHIN_SECONDS = 25  # to catch host A's drainers holding rows while a drainer runs on host B
 AFTER_KILL_SECONDS = 4  # webhooks to host B alone, past the lease: the take-over happens under fire
-DRAINED_WITHIN_SECONDS = 20
+# Usually seconds. But a drain task's successor may already be on its way to host A when it dies
+# (with Redis, a blocked pop delivers it into the dead host's socket): that drainer's chain ends,
+# and host B's watchdog (a schedule of every minute, checked every 30 s) starts a new one once
+# the heartbeat is past period plus grace (GRACE_SECONDS here).
+DRAINED_WITHIN_SECONDS = 100
+GRACE_SECONDS = 2
 LEASE_SECONDS = 2
 HEARTBEAT_SECONDS = 1
 WEB_PORT = 8000  # each host has the port to itself, as a machine does
@@ -64,6 +71,7 @@ call_command("migrate", verbosity=0)
 config.update_many({{
     "{LOCK_TIMEOUT_SECONDS.name}": {LEASE_SECONDS}, "{HEARTBEAT_PERIOD_SECONDS.name}": {HEARTBEAT_SECONDS},
     "{QUEUE_POLL_INTERVAL_MS.name}": 100, "{DRAINERS.name}": 2, "{BATCH_SIZE.name}": 20,
+    "{HEARTBEAT_GRACE_SECONDS.name}": {GRACE_SECONDS},
 }})
 """
 # What both hosts' processes read from the environment besides the database. A drain task hands
@@ -102,11 +110,16 @@ class Host:
 
 class Network:
     """A bridge in the root namespace (the database's side) and one network namespace per host joined
-    to it by a veth pair, all named after the test's pid so parallel runs never share one."""
+    to it by a veth pair, all named after the test's pid and the network's number in it, so neither
+    parallel runs nor the next network of the same run (while the kernel still tears the last one
+    down) share a name or a subnet."""
+
+    made = itertools.count()
 
     def __init__(self, *names: str):
-        tag = os.getpid()
-        prefix = f"10.201.{tag % 250}"
+        number = next(self.made)
+        tag = f"{os.getpid()}{number}"
+        prefix = f"10.201.{(os.getpid() * 4 + number) % 250}"
         self.bridge, self.address, self.clients = f"tdsbr{tag}", f"{prefix}.1", f"{prefix}.0/24"
         self.hosts = {
             name: Host(name, f"tds-{name}-{tag}", f"{prefix}.{n + 2}", f"tds{name}{tag}")
@@ -136,10 +149,12 @@ class Network:
         self.remove()
 
     def remove(self) -> None:
-        # Deleting a namespace deletes its veth end, and with it the pair's root side.
-        for name in [host.namespace for host in self.hosts.values()] + [self.bridge]:
-            kind = ("netns", "del") if name != self.bridge else ("link", "del")
-            subprocess.run(["ip", *kind, name], capture_output=True, timeout=30)
+        # The pair's root side first: a namespace's deletion takes its end with it, but only once the
+        # kernel gets to it.
+        for host in self.hosts.values():
+            subprocess.run(["ip", "link", "del", host.link], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=30)
 
 
 @contextlib.contextmanager
