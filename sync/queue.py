@@ -505,10 +505,13 @@ def finish(batch: Batch, items: list[QueueItem], outcomes: dict[int, Any], *, no
     if not items:
         return
     ops = connection.ops
-    params: list[Any] = []
-    for item in items:
-        value = str(outcomes[item.pk])  # Outcome is a TextChoices: its str is its value
-        params += [item.pk, "" if value == APPLIED else value]
+    ids = [item.pk for item in items]
+    reasons = [str(outcomes[pk]) for pk in ids]  # Outcome is a TextChoices: its str is its value
+    reasons = ["" if reason == APPLIED else reason for reason in reasons]
+    if connection.vendor == "postgresql":
+        params: list[Any] = [ids, reasons]
+    else:
+        params = [value for pair in zip(ids, reasons, strict=True) for value in pair]
     params += [
         QueueItem.Status.COMPLETED,
         QueueItem.Status.SKIPPED,
@@ -731,7 +734,7 @@ def resolve_superseded(entity: str, stored: dict[str, datetime], *, by: str, now
     """
     if not stored:
         return 0
-    open_letters = DeadLetter.objects.unresolved().filter(entity=entity, object_id__in=stored)
+    open_letters = DeadLetter.objects.unresolved().filter(entity=entity, object_id__any_of=stored)
     overtaken = []
     rows = open_letters.values_list("pk", "object_id", "queue_item__version", "payload")
     for pk, object_id, row_version, payload in rows:
