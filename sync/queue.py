@@ -26,7 +26,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from django.db import DataError, OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, OperationalError, connection, connections, transaction
 from django.db.models import Case, Count, F, JSONField, QuerySet, Value, When
 from django.utils import timezone
 
@@ -318,23 +318,29 @@ def _leased_rows(picked: str, params: list[Any], *, worker_id: str, token: uuid.
                 *QueueItem.WAITING,
             ],
         )
-        return [_loaded(row) for row in cursor.fetchall()]
+        return _loaded(cursor.fetchall())
 
 
-def _loaded(row: tuple) -> QueueItem:
-    """The QueueItem of one row the lease returned (its columns in model order, then version_stored).
+def _loaded(rows: list[tuple]) -> list[QueueItem]:
+    """The QueueItems of the rows the lease returned (their columns in model order, then version_stored).
 
-    Built from the cursor's row as the ORM would (the backend's and each field's converters), minus
+    Built from the cursor's rows as the ORM would (the backend's and each field's converters), minus
     raw()'s per-row bookkeeping, and with the payload decoded by orjson: the claim loads every row
-    of every batch, and raw() with json.loads was a quarter of a drainer's CPU.
+    of every batch, and raw() with json.loads was a quarter of a drainer's CPU. The connection is
+    looked up once (each `connection.…` goes through a thread-local proxy).
     """
-    values = list(row[:-1])
-    for i, field, converters in _converters(connection.vendor):
-        for convert in converters:
-            values[i] = convert(values[i], field.cached_col, connection)
-    item = QueueItem.from_db(connection.alias, None, values)
-    item.version_stored = bool(row[-1])
-    return item
+    db = connections[DEFAULT_DB_ALIAS]
+    columns = _converters(db.vendor)
+    items = []
+    for row in rows:
+        values = list(row[:-1])
+        for i, field, converters in columns:
+            for convert in converters:
+                values[i] = convert(values[i], field.cached_col, db)
+        item = QueueItem.from_db(db.alias, None, values)
+        item.version_stored = bool(row[-1])
+        items.append(item)
+    return items
 
 
 @functools.cache
