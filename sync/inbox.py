@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from sync import queue, wakeup
+from sync import queue, queue_sql, wakeup
 from sync.models import InboxEvent, QueueItem
 
 
@@ -71,7 +71,7 @@ INSERT_INBOX_AND_QUEUE_ROW = f"WITH inbox AS ({INSERT_INBOX}), {_QUEUED} SELECT 
 _SUPERSEDING = queue._superseding(QueueItem(), now=None, only_if="EXISTS (SELECT 1 FROM inbox)")[0]
 INSERT_INBOX_AND_QUEUE_ROW_SUPERSEDING = (
     f"WITH inbox AS ({INSERT_INBOX}), {_QUEUED}, superseded AS ({_SUPERSEDING}),"
-    f" processed AS ({queue._processed('SELECT inbox_event_id FROM superseded')}) SELECT id FROM inbox"
+    f" processed AS ({queue_sql.mark_inbox_processed('SELECT inbox_event_id FROM superseded')}) SELECT id FROM inbox"
 )
 
 # A repeat: the holder of the key, if its content is ours. Plan: the unique index on idempotency_key.

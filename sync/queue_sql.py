@@ -111,3 +111,38 @@ def lease(picked: str) -> str:
         WHERE id IN ({picked}) AND status IN (%s, %s)
         RETURNING {ALL_COLUMNS}, {stored} AS version_stored
     """
+
+
+# --- Finish ------------------------------------------------------------------------------------------
+
+
+def finish(rows: int) -> str:
+    """Complete or skip `rows` rows of one lease, each as its apply decided, and mark their inbox
+    rows `processed`; answers with how many queue rows it finished.
+
+    Params: the rows' ids and their skip reasons ('' = applied), on PostgreSQL as two arrays, else
+    as a pair per row; the completed and skipped statuses; finished_at, updated_at; the lease token
+    and the processing status; on PostgreSQL then the inbox's processed status. Elsewhere the
+    statement RETURNS each row's inbox id, and the caller marks them with mark_inbox_processed.
+    One statement whatever the mix of outcomes, and on PostgreSQL one round trip for the queue and
+    the inbox together (a data-modifying WITH). Arrays there because psycopg parses a statement of
+    more than 50 parameters again on every execution instead of caching it.
+    Plan (5,000 rows, before and after ANALYZE): the lease's rows found by its token (the partial
+    index tds_queue_lease_token, or tds_queue_status_entity with the token filtered), hashed and
+    joined to the outcomes; the inbox rows through their primary key (Nested Loop).
+    """
+    update = f"""
+        UPDATE {TABLE}
+        SET status = CASE WHEN o.reason = '' THEN %s ELSE %s END, skip_reason = o.reason,
+            finished_at = %s, updated_at = %s, locked_until = NULL, lease_token = NULL
+        FROM o
+        WHERE {TABLE}.id = o.id AND {TABLE}.lease_token = %s AND {TABLE}.status = %s
+        RETURNING {TABLE}.inbox_event_id
+    """
+    if connection.vendor != "postgresql":
+        return f"WITH o(id, reason) AS (VALUES {', '.join(['(%s, %s)'] * rows)}) {update}"
+    return f"""
+        WITH o AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS o(id, reason)), done AS ({update}),
+            inbox AS ({mark_inbox_processed("SELECT inbox_event_id FROM done")})
+        SELECT count(*) FROM done
+    """

@@ -7,6 +7,7 @@ around it, with a deadline, a poll interval, heartbeats and a clean stop.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -264,6 +265,7 @@ def drain(
     logged and the loop goes on after a poll interval: a database blip must not end a drainer.
     Idle, it waits for a wake-up (sync.wakeup) or the poll interval, whichever comes first.
     """
+    _freeze_startup_heap()
     stop = stop or threading.Event()
     started = timezone.now()
     tally: Counter = Counter()
@@ -302,6 +304,26 @@ def drain(
         # The last beat of a drain that ends while the database is away: the next drain beats.
         logger.warning("%s: could not record the drain's end", worker_id, exc_info=True)
     return tally
+
+
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Hide what the process holds before its first drain (Django, every module: ~115,000 objects)
+    from Python's cyclic collector, once per process.
+
+    A batch makes thousands of containers (payloads, instances, audit rows) that live until it
+    commits, so they outlast the young generations and, every few batches, set off a collection of
+    the oldest one, which walked that whole heap: 13-24 % of an invoice drainer's CPU (gc callbacks
+    over a drain of 1,000 invoices), landing mostly inside the claim's orjson.loads. Frozen,
+    those objects are still freed by their reference counts; only a reference cycle among them is
+    kept, which a process's furniture does not make.
+    """
+    global _heap_frozen
+    if not _heap_frozen:
+        gc.freeze()
+        _heap_frozen = True
 
 
 @contextmanager

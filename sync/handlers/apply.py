@@ -50,12 +50,15 @@ class Columns:
     def read(self, obj: dict[str, Any], *, whole: bool) -> dict[str, Any]:
         """Converted values; a key Zoho left out is left out (`whole`: converted from None instead)."""
         out = {}
+        # Plain loops: this runs for every column of every row and line the drain maps.
         for name, keys, convert in self.fields:
-            key = next((k for k in keys if k in obj), None)
-            if key is not None:
-                out[name] = convert(obj[key])
-            elif whole:
-                out[name] = convert(None)
+            for key in keys:
+                if key in obj:
+                    out[name] = convert(obj[key])
+                    break
+            else:
+                if whole:
+                    out[name] = convert(None)
         return out
 
 
@@ -68,7 +71,7 @@ def link_parents(instances: Sequence[models.Model], parents: list[tuple[str, str
     """
     for attname, id_field, model in parents:
         ids = {getattr(i, id_field) for i in instances} - {""}
-        found = dict(model.objects.filter(zoho_id__in=ids).values_list("zoho_id", "pk")) if ids else {}
+        found = dict(model.objects.filter(zoho_id__any_of=ids).values_list("zoho_id", "pk")) if ids else {}
         for instance in instances:
             setattr(instance, attname, found.get(getattr(instance, id_field)))
 
@@ -250,7 +253,7 @@ class Handler:
 
     def load(self, zoho_ids: set[str], now: datetime) -> dict[str, Record]:
         lock_objects(self.lock_namespace, zoho_ids)
-        stored = self.model.objects.select_for_update().filter(zoho_id__in=zoho_ids).order_by("zoho_id")
+        stored = self.model.objects.select_for_update().filter(zoho_id__any_of=zoho_ids).order_by("zoho_id")
         records: dict[str, Record] = {r.zoho_id: Row(self, r, exists=True) for r in stored}
         if self.lines is not None and records:
             self._load_lines(records)
@@ -262,7 +265,9 @@ class Handler:
         by_pk = {r.instance.pk: r for r in records.values()}
         for r in by_pk.values():
             r.lines = []
-        stored = self.lines.model.objects.filter(**{f"{self.line_fk}__in": by_pk}).order_by(self.line_fk, "position")
+        stored = self.lines.model.objects.filter(**{f"{self.line_fk}__any_of": by_pk}).order_by(
+            self.line_fk, "position"
+        )
         for line in stored.values(self.line_fk, *self.line_columns.names):
             by_pk[line.pop(self.line_fk)].lines.append(line)
 
@@ -278,7 +283,7 @@ class Handler:
         if not rows:
             return
         line_model = self.lines.model
-        line_model.objects.filter(**{f"{self.line_fk}__in": [r.instance.pk for r in rows]}).delete()
+        line_model.objects.filter(**{f"{self.line_fk}__any_of": [r.instance.pk for r in rows]}).delete()
         new = [
             line_model(**{self.line_fk: r.instance.pk, "position": i, **line})
             for r in rows

@@ -192,9 +192,16 @@ def _apply(record: Record, change: Change, now: datetime) -> AuditTrail:
     )
 
 
+# Values JSON holds as they are. Most of a state's values are these, and jsonable() runs over the
+# before and after of every audit row: they are passed through without a call or an isinstance each.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     if isinstance(value, Decimal):

@@ -69,6 +69,8 @@ def ident(value: Any, max_length: int = 100) -> str:
 
 def text(max_length: int | None) -> Convert:
     def convert(value: Any) -> str:
+        if type(value) is str:  # most values, one test: this runs for most columns of every row
+            return value[:max_length] if value.strip() else ""
         if _blank(value):
             return ""
         if isinstance(value, dict | list):
