@@ -94,8 +94,9 @@ def plan_from(args: argparse.Namespace) -> Plan:
         objects=args.objects,
         rss_every=args.rss_every,
         outage=8,
-        # A drain task that was ending while the database was down waits for the watchdog
-        # (RELIABILITY.md): up to three minutes before its rows move again, so the tail gets five.
+        # A drain task hands over across an 8 s outage, but one whose chain broke anyway (an outage
+        # past its hand-over) waits for the watchdog (RELIABILITY.md), up to three minutes: the
+        # tail gets five, so such a case is measured, not counted lost.
         settle=300,
         burst=4,
         customers=2000,
