@@ -267,8 +267,13 @@ def test_make_run_on_a_new_database_completes_the_erp(tmp_path, new_postgres_dat
             time.sleep(1)
         output = server.output()
         for slug in entities.ENTITIES:  # its progress is in make run's output
-            assert re.search(rf"^{slug}: (full|stock) run #\d+, about \d+ calls$", output, re.M), slug
+            assert re.search(rf"^{slug}: (full|stock) run #\d+, about [\d,]+ calls?$", output, re.M), slug
             assert re.search(rf"^{slug}: completed — ", output, re.M), slug
+        # The first pull said what it would cost before it began, within 2x of what it took.
+        took = re.search(r"^Took ([\d,]+) calls in .* \(estimated ([\d,]+) calls", output, re.M)
+        assert took, output[-3000:]
+        spent, estimated = (int(n.replace(",", "")) for n in took.groups())
+        assert spent / 2 <= estimated <= spent * 2, took[0]
         waiting = "SELECT count(*) FROM tds_sync_queue WHERE status IN ('pending', 'retry', 'processing')"
         while _scalar(new_postgres_database, waiting):
             assert time.monotonic() < deadline, f"the queue did not drain:\n{server.output()[-3000:]}"
