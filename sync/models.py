@@ -95,6 +95,8 @@ class SyncRun(models.Model):
     checkpoint = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     drift_report = models.JSONField(null=True, blank=True)
+    # The operator (or "schedule", "heal") who asked for it: an audit row's actor for a pull's change.
+    started_by = models.CharField(max_length=150, blank=True)
     # Who runs it now, and until when; a run whose heartbeat stopped is stuck (heal).
     locked_by = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -151,6 +153,7 @@ class QueueItem(models.Model):
         PULL = "pull"
         REPLAY = "replay"
         RECONCILE = "reconcile"
+        PARENT = "parent"  # a fetch of a parent its children have waited for too long
 
     WAITING = (Status.PENDING, Status.RETRY)
     FINISHED = (Status.COMPLETED, Status.SKIPPED, Status.DEAD_LETTER)
@@ -172,6 +175,8 @@ class QueueItem(models.Model):
         InboxEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_items", db_index=False
     )
     priority = models.SmallIntegerField(default=0)  # higher first
+    # Who sent the row (back) to the queue: the operator of a replay or repair; blank for Zoho's own.
+    requested_by = models.CharField(max_length=150, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     skip_reason = models.CharField(max_length=12, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -353,12 +358,17 @@ class SyncCursor(models.Model):
 
 
 class AuditTrail(models.Model):
-    """Immutable: one row per applied change. On PostgreSQL a trigger refuses UPDATE and DELETE."""
+    """Immutable: one row per applied change. On PostgreSQL a trigger refuses UPDATE and DELETE.
+
+    The one exception is erasure (sync.redaction): inside its own transaction it may blank personal
+    values in `before` and `after`, and it writes a `redact` row naming the fields, never the values.
+    """
 
     class Operation(models.TextChoices):
         CREATE = "create"
         UPDATE = "update"
         DELETE = "delete"
+        REDACT = "redact"
 
     entity = models.CharField(max_length=32)
     object_id = models.CharField(max_length=100)
@@ -371,6 +381,9 @@ class AuditTrail(models.Model):
     # Plain ids, no foreign keys: retention may delete the queue and inbox rows.
     queue_item_id = models.BigIntegerField(null=True, blank=True)
     inbox_event_id = models.BigIntegerField(null=True, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    # Who caused the change: the operator of a replay, repair or run; blank for Zoho's own changes.
+    actor = models.CharField(max_length=150, blank=True)
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -416,3 +429,68 @@ class WebhookAuthFailures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.failures} since {self.window_started_at:%H:%M:%S}"
+
+
+class SchemaDrift(models.Model):
+    """A field Zoho sends that the mapping does not read, recorded the first time it is seen."""
+
+    entity = models.CharField(max_length=32)
+    # Dotted; a line's field as `line_items[].field`.
+    path = models.CharField(max_length=255)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    count = models.PositiveBigIntegerField(default=1)
+    example_object_id = models.CharField(max_length=100, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = "tds_schema_drift"
+        ordering = ["entity", "path"]
+        constraints = [models.UniqueConstraint(fields=["entity", "path"], name="tds_schema_drift_field")]
+
+    def __str__(self) -> str:
+        return f"{self.entity}: {self.path}"
+
+
+class ParentWait(models.Model):
+    """A parent that ERP rows reference by Zoho id and that is not stored yet.
+
+    Written when a child is applied without its parent, deleted by the parent's own apply after it
+    fills the children's references; only the tables named in `child_tables` are touched then.
+    """
+
+    parent_entity = models.CharField(max_length=32)
+    parent_id = models.CharField(max_length=100)
+    # db_table of each child table holding a reference to it.
+    child_tables = models.JSONField(default=list)
+    # One child that waits, for the operator's "why".
+    example_child = models.CharField(max_length=150, blank=True)
+    since = models.DateTimeField(default=timezone.now)
+    # The one budgeted fetch from Zoho once `parent_wait_minutes` passed, and what it found.
+    fetch_queued_at = models.DateTimeField(null=True, blank=True)
+    missing_in_zoho_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_parent_waits"
+        constraints = [models.UniqueConstraint(fields=["parent_entity", "parent_id"], name="tds_parent_wait_parent")]
+        indexes = [models.Index(fields=["since"], name="tds_parent_wait_since")]
+
+    def __str__(self) -> str:
+        return f"{self.parent_entity} {self.parent_id} awaited since {self.since:%Y-%m-%d %H:%M}"
+
+
+class ErasedContact(models.Model):
+    """A contact whose personal data was erased; later webhooks about it are redacted on arrival."""
+
+    zoho_id = models.CharField(max_length=100, unique=True)
+    requested_by = models.CharField(max_length=150)
+    at = models.DateTimeField(default=timezone.now)
+    # The field names erased (never their values).
+    fields = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "tds_erasure_list"
+
+    def __str__(self) -> str:
+        return f"contact {self.zoho_id} erased {self.at:%Y-%m-%d}"

@@ -67,3 +67,42 @@ class MetricTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{self.labels or ''} = {self.value:g}"
+
+
+class OperatorAction(models.Model):
+    """One thing an operator did, from any door: who, when, from where, what, before and after.
+
+    Written only through tdscore.actions.record; read-only everywhere else.
+    """
+
+    class Via(models.TextChoices):
+        ADMIN = "admin"
+        API = "api"
+        DASHBOARD = "dashboard"
+        COMMAND = "command"
+
+    at = models.DateTimeField(default=timezone.now)
+    # The username, a token's owner, or `<system user>@<host>` for a command.
+    actor = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=10, choices=Via.choices)
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tds_operator_actions"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at"], name="tds_action_at"),
+            models.Index(fields=["action", "-at"], name="tds_action_action"),
+            models.Index(fields=["actor", "-at"], name="tds_action_actor"),
+            # A configuration key's history: WHERE target = %s ORDER BY at DESC.
+            models.Index(fields=["target", "-at"], name="tds_action_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target} @ {self.at:%Y-%m-%d %H:%M:%S}"
