@@ -48,7 +48,6 @@ def _json(value: Any) -> Any:
     """A value as JSON stores it (dates, decimals and UUIDs as DjangoJSONEncoder writes them)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
