@@ -96,7 +96,7 @@ class SyncRun(models.Model):
     error = models.TextField(blank=True)
     drift_report = models.JSONField(null=True, blank=True)
     # The operator (or "schedule", "heal") who asked for it: an audit row's actor for a pull's change.
-    started_by = models.CharField(max_length=150, blank=True)
+    started_by = models.CharField(max_length=150, blank=True, default="", db_default="")
     # Who runs it now, and until when; a run whose heartbeat stopped is stuck (heal).
     locked_by = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -176,7 +176,7 @@ class QueueItem(models.Model):
     )
     priority = models.SmallIntegerField(default=0)  # higher first
     # Who sent the row (back) to the queue: the operator of a replay or repair; blank for Zoho's own.
-    requested_by = models.CharField(max_length=150, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True, default="", db_default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     skip_reason = models.CharField(max_length=12, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -383,7 +383,7 @@ class AuditTrail(models.Model):
     inbox_event_id = models.BigIntegerField(null=True, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True)
     # Who caused the change: the operator of a replay, repair or run; blank for Zoho's own changes.
-    actor = models.CharField(max_length=150, blank=True)
+    actor = models.CharField(max_length=150, blank=True, default="", db_default="")
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:

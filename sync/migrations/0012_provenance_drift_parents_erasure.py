@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='audittrail',
             name='actor',
-            field=models.CharField(blank=True, max_length=150),
+            field=models.CharField(blank=True, db_default="", default="", max_length=150),
         ),
         migrations.AddField(
             model_name='audittrail',
@@ -37,12 +37,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='queueitem',
             name='requested_by',
-            field=models.CharField(blank=True, max_length=150),
+            field=models.CharField(blank=True, db_default="", default="", max_length=150),
         ),
         migrations.AddField(
             model_name='syncrun',
             name='started_by',
-            field=models.CharField(blank=True, max_length=150),
+            field=models.CharField(blank=True, db_default="", default="", max_length=150),
         ),
         migrations.AlterField(
             model_name='audittrail',
