@@ -17,8 +17,19 @@ from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from sync import entities, queue, schedules
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync import entities, queue, schedules, schema_drift
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    InboxEvent,
+    QueueItem,
+    SchemaDrift,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
+from tdscore.actions import Actor, Via
 from tdscore.admin import (
     ReadOnlyAdmin,
     change_link,
@@ -449,6 +460,57 @@ def _row_link(model, pk: int | None) -> str:
         return "—"
     row = model.objects.filter(pk=pk).first()
     return change_link(row) if row else f"#{pk} (removed by retention)"
+
+
+class AcknowledgedFilter(admin.SimpleListFilter):
+    title = "acknowledged"
+    parameter_name = "acknowledged"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not yet"), ("yes", "Acknowledged")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(acknowledged_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(SchemaDrift)
+class SchemaDriftAdmin(ReadOnlyAdmin):
+    """Fields Zoho sends that the mapping does not read: map them (a column, then `rebuild_erp`) or
+    list them as unread on purpose (sync.handlers.unread), then acknowledge."""
+
+    list_display = ["entity", "path", "count", "first_seen", "last_seen", "example", "state"]
+    list_filter = [AcknowledgedFilter, "entity"]
+    search_fields = ["path", "example_object_id"]
+    date_hierarchy = "first_seen"
+    actions = ["acknowledge_selected"]
+    has_acknowledge_permission = may(Perm.ACKNOWLEDGE_DRIFT)
+
+    @admin.display(description="example object", ordering="example_object_id")
+    def example(self, obj: SchemaDrift) -> str:
+        if not obj.example_object_id:
+            return "—"
+        return changelist_link(QueueItem, obj.example_object_id, entity=obj.entity, object_id=obj.example_object_id)
+
+    @admin.display(description="state", ordering="acknowledged_at")
+    def state(self, obj: SchemaDrift) -> str:
+        if obj.acknowledged_at is None:
+            return mark_safe('<strong class="tds-open">new</strong>')
+        return f"acknowledged by {obj.acknowledged_by or '?'}"
+
+    @admin.action(description="Acknowledge the selected fields", permissions=["acknowledge"])
+    def acknowledge_selected(self, request, queryset):
+        actor, now, done = Actor.of_user(request.user, Via.ADMIN), timezone.now(), 0
+        for row in queryset.order_by("pk"):
+            try:
+                schema_drift.acknowledge(row, actor=actor, now=now)
+            except schema_drift.AlreadyAcknowledged as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{done} field(s) acknowledged.", messages.SUCCESS)
 
 
 @admin.register(WorkerHeartbeat)
