@@ -4,6 +4,7 @@ move rows through the queue's state machine (the same functions as the CLI and t
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from sync import entities, queue, schedules, schema_drift
+from sync import entities, queue, replay_preview, schedules, schema_drift
 from sync.models import (
     AuditTrail,
     DeadLetter,
@@ -348,7 +349,23 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay the selected dead letters", permissions=["replay"])
     def replay_selected(self, request, queryset):
+        # As Django's delete confirmation: nothing is written until the operator has seen what each
+        # replay would do to the ERP and confirmed (the page posts back with `post=yes`).
+        if request.POST.get("post") != "yes":
+            return self._confirm_replay(request, queryset)
         _resolve_each(self, request, queryset, queue.replay, "replayed")
+
+    def _confirm_replay(self, request, queryset) -> TemplateResponse:
+        previews = replay_preview.preview(queryset, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replay these dead letters?",
+            "opts": self.model._meta,
+            "previews": previews,
+            "replayable": sum(p.replayable for p in previews),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/sync/deadletter/replay_preview.html", context)
 
     @admin.action(description="Discard the selected dead letters", permissions=["discard"])
     def discard_selected(self, request, queryset):
