@@ -133,7 +133,7 @@ def acknowledge(drift: SchemaDrift, *, actor: actions.Actor, now: datetime) -> S
         actions.record(
             actor,
             Action.DRIFT_ACKNOWLEDGE,
-            f"{drift.entity} {drift.path}",
+            f"schema drift #{drift.pk} {drift.entity} {drift.path}",
             before={"acknowledged": False},
             after={"acknowledged": True},
             at=now,

@@ -112,7 +112,12 @@ def test_acknowledging_by_the_api_records_who_once_and_a_second_time_is_409(api_
     row.refresh_from_db()
     assert row.acknowledged_by == "operator" and row.acknowledged_at is not None
     [action] = OperatorAction.objects.filter(action=Action.DRIFT_ACKNOWLEDGE)
-    assert (action.actor, action.via, action.target) == ("operator", "api", "invoices loyalty_tier")
+    assert (action.actor, action.via, action.target) == (
+        "operator",
+        "api",
+        f"schema drift #{row.pk} invoices loyalty_tier",
+    )
+    assert (action.before, action.after) == ({"acknowledged": False}, {"acknowledged": True})
 
 
 def test_a_viewer_may_list_drift_but_not_acknowledge_it(viewer):
