@@ -21,7 +21,7 @@ nothing. A batch that carries new fields writes one upsert for them, inside the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,19 +52,22 @@ class Known:
     lines: frozenset[str] = frozenset()
     _answers: dict[tuple[str, frozenset[str]], tuple[str, ...]] = field(default_factory=dict, repr=False)
 
-    def unknown(self, obj: dict[str, Any]) -> set[str]:
+    def unknown(self, obj: dict[str, Any]) -> tuple[str, ...]:
         """The paths of `obj` nothing knows (empty for a payload of a known shape)."""
-        paths = set(self._answer("", obj.keys())) if self.header is not None else set()
+        found = self._answer("", frozenset(obj)) if self.header is not None else ()
         for key in self.line_keys:
             rows = obj.get(key)
-            if isinstance(rows, list):
+            if type(rows) is list and rows:
+                # Which line fields are unknown depends only on the union of the lines' keys: one
+                # lookup for all the lines of an object, not one per line.
+                keys: set[str] = set()
                 for row in rows:
-                    if isinstance(row, dict):
-                        paths.update(self._answer(key, row.keys()))
-        return paths
+                    if type(row) is dict:
+                        keys.update(row)
+                found += self._answer(key, frozenset(keys))
+        return found
 
-    def _answer(self, line_key: str, keys: Iterable[str]) -> tuple[str, ...]:
-        keys = frozenset(keys)
+    def _answer(self, line_key: str, keys: frozenset[str]) -> tuple[str, ...]:
         cached = self._answers.get((line_key, keys))
         if cached is not None:
             return cached

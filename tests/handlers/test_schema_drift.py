@@ -121,3 +121,10 @@ def test_a_rolled_back_batch_records_nothing():
     with pytest.raises(Exception, match="not a date"):
         apply(good, bad)
     assert SchemaDrift.objects.count() == 0
+
+
+def test_an_items_stock_snapshot_reports_its_location_fields_and_leaves_the_item_to_products():
+    obj = sample("inventory-item") | {"item_id": "501", "shelf_life_days": 30}
+    obj["locations"] = [obj["locations"][0] | {"bin_code": "A-3"}]
+    apply(enqueue("stock", obj))
+    assert drift() == [("stock", "locations[].bin_code", 1)]
