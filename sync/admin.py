@@ -215,6 +215,8 @@ class QueueItemAdmin(ReadOnlyAdmin):
             f"queue row #{item.pk} is {item.status} with no open dead letter: only a dead-lettered row can be requeued"
             for item in stuck
         ]
+        if request.POST.get("post") != "yes":
+            return _confirm_replay(self, request, open_letters, action="requeue_selected", selected=queryset)
         _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
 
     def get_urls(self):
@@ -287,6 +289,23 @@ def _resolve_each(
         model_admin.message_user(request, problem, messages.ERROR)
 
 
+def _confirm_replay(model_admin: admin.ModelAdmin, request, dead_letters, *, action: str, selected) -> TemplateResponse:
+    """The page between choosing a replay and doing it: what each would do to the ERP, and a button
+    posting the same action and selection back with `post=yes`."""
+    previews = replay_preview.preview(dead_letters, now=timezone.now())
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Replay these dead letters?",
+        "opts": model_admin.model._meta,
+        "previews": previews,
+        "replayable": sum(p.replayable for p in previews),
+        "action": action,
+        "selected": sorted(selected.values_list("pk", flat=True)),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/sync/deadletter/replay_preview.html", context)
+
+
 class ResolvedFilter(admin.SimpleListFilter):
     title = "resolved"
     parameter_name = "resolved"
@@ -352,20 +371,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         # As Django's delete confirmation: nothing is written until the operator has seen what each
         # replay would do to the ERP and confirmed (the page posts back with `post=yes`).
         if request.POST.get("post") != "yes":
-            return self._confirm_replay(request, queryset)
+            return _confirm_replay(self, request, queryset, action="replay_selected", selected=queryset)
         _resolve_each(self, request, queryset, queue.replay, "replayed")
-
-    def _confirm_replay(self, request, queryset) -> TemplateResponse:
-        previews = replay_preview.preview(queryset, now=timezone.now())
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Replay these dead letters?",
-            "opts": self.model._meta,
-            "previews": previews,
-            "replayable": sum(p.replayable for p in previews),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/sync/deadletter/replay_preview.html", context)
 
     @admin.action(description="Discard the selected dead letters", permissions=["discard"])
     def discard_selected(self, request, queryset):

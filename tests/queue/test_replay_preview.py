@@ -203,3 +203,19 @@ def test_the_admins_bulk_replay_shows_the_preview_then_replays_on_confirmation(c
     assert "1 dead letter(s) replayed" in done.content.decode()
     assert worker.process_batch("w", timezone.now()) == 1
     assert Invoice.objects.get(zoho_id="77").status == "paid"
+
+
+def test_requeueing_queue_rows_in_the_admin_shows_the_same_preview_first(client, superuser):
+    stored(invoice(0, status="sent"))
+    dead = dead_letter(invoice(5, status="paid"))
+    client.force_login(superuser)
+    changelist = reverse("admin:sync_queueitem_changelist")
+    chosen = {"action": "requeue_selected", "_selected_action": [str(dead.queue_item_id)]}
+
+    page = client.post(changelist, chosen).content.decode()
+
+    assert "Replay these dead letters?" in page and "<td>status</td>" in page
+    assert f'name="_selected_action" value="{dead.queue_item_id}"' in page and 'value="requeue_selected"' in page
+    assert QueueItem.objects.get(pk=dead.queue_item_id).status == "dead_letter"
+    done = client.post(changelist, {**chosen, "post": "yes"}, follow=True).content.decode()
+    assert "1 dead letter(s) requeued" in done
