@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 from alerts import engine
 from alerts.config_keys import ALERT_CLEAR_EVALUATIONS
 from alerts.models import Alert
-from sync import worker
+from sync import schema_drift, worker
 from sync.models import SchemaDrift
 from tdscore import config
+from tdscore.actions import Actor, Via
 from tdscore.enums import Action
 from tdscore.models import OperatorAction
 from tests import factories
@@ -142,3 +143,14 @@ def test_acknowledging_in_the_admin_records_it_in_the_action_log(client, staff_u
     assert SchemaDrift.objects.filter(acknowledged_at__isnull=True).count() == 0
     vias = set(OperatorAction.objects.filter(action=Action.DRIFT_ACKNOWLEDGE).values_list("via", flat=True))
     assert vias == {"admin"}
+
+
+def test_the_dashboard_lists_new_fields_until_they_are_acknowledged(client, staff_user):
+    row = factories.schema_drift("invoices", "loyalty_tier", count=12)
+    client.force_login(staff_user)
+
+    page = client.get(reverse("dashboard:index")).content.decode()
+    assert 'id="schema-drift"' in page and "<code>loyalty_tier</code>" in page and "12×" in page
+
+    schema_drift.acknowledge(row, actor=Actor.of_user(staff_user, Via.ADMIN), now=NOW)
+    assert 'id="schema-drift"' not in client.get(reverse("dashboard:index")).content.decode()
