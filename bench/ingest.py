@@ -9,9 +9,13 @@ Then an open-loop burst at 10x the steady rate for B seconds checks that nothing
 2xx answer is one inbox row and one queue row, and no answer is a 5xx.
 
 Targets: webhook req/s >= 0.7 x bare; webhook p99 < 50 ms at 16 connections; burst loses nothing.
+With `--schema-drift both`, each round measures the webhook with schema drift detection on and off
+(config `schema_drift_enabled`, switched in the database between the halves, the order alternating by
+round): the two webhook/bare ratios must be within 0.03.
 
     .venv/bin/python bench/ingest.py                      # full run, PostgreSQL database tdscore_bench_ingest
     .venv/bin/python bench/ingest.py --smoke --database-url sqlite:////tmp/bench.sqlite3
+    .venv/bin/python bench/ingest.py --schema-drift both  # drift detection on and off, side by side
 
 Exit status: 0 when nothing was lost and no 5xx was answered; 1 otherwise (the speed targets are
 reported, not enforced: the machine is shared and its figures vary).
@@ -43,6 +47,9 @@ SAMPLE = ROOT / "zohosim" / "samples" / "books-item.json"
 SECRET = "bench-signature-secret"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tdscore_bench_ingest"
 WEBHOOK_PATH, BARE_PATH = "/webhooks/products", "/bench/bare"
+# The server's processes reread the configuration after TDS_CONFIG_CACHE_SECONDS (1 s): wait longer.
+CONFIG_SETTLE_SECONDS = 1.5
+DRIFT_RATIO_TOLERANCE = 0.03
 
 
 # --- Payloads ----------------------------------------------------------------------------------
@@ -238,6 +245,18 @@ class Database:
             conn.execute("VACUUM ANALYZE")
         return True
 
+    def set_config(self, key: str, value) -> None:
+        """Change a runtime configuration row as the admin would; the server sees it within a second."""
+        sql = "UPDATE tds_configuration SET value = {} WHERE key = {}"
+        if self.is_postgres:
+            import psycopg
+
+            with psycopg.connect(self.parts._replace(query="").geturl(), autocommit=True) as conn:
+                conn.execute(sql.format("%s::jsonb", "%s"), [json.dumps(value), key])
+        else:
+            with sqlite3.connect(self.name) as conn:
+                conn.execute(sql.format("?", "?"), [json.dumps(value), key])
+
     def counts(self) -> tuple[int, int]:
         inbox = self.count("SELECT count(*) FROM tds_inbox_events WHERE entity = 'products'")
         queue = self.count("SELECT count(*) FROM tds_sync_queue WHERE source = 'webhook'")
@@ -341,6 +360,9 @@ def measure(args, server: Server, database: Database) -> bool:
     if args.vacuum and database.vacuum_analyze():
         print("VACUUM ANALYZE after the warm-up, as autovacuum would have (it is off on this server)")
     bare, hooks = [], []
+    sides = {"on": [True], "off": [False], "both": [True, False]}[args.schema_drift]
+    by_side: dict[bool, list[Result]] = {side: [] for side in sides}
+    drift_now = True  # as migrate seeds it
     for round_no in range(1, args.rounds + 1):
         bare.append(
             closed_loop(
@@ -348,20 +370,33 @@ def measure(args, server: Server, database: Database) -> bool:
             )
         )
         print(bare[-1].line(), flush=True)
-        hooks.append(
-            closed_loop(
-                f"webhook (round {round_no})", server.port, WEBHOOK_PATH, payloads, args.connections, args.duration
+        # Alternating which side goes first, so neither always meets the warmer server.
+        for enabled in sides if round_no % 2 else sides[::-1]:
+            if enabled != drift_now:
+                database.set_config("schema_drift_enabled", enabled)
+                time.sleep(CONFIG_SETTLE_SECONDS)
+                drift_now = enabled
+            name = f"webhook, drift {'on' if enabled else 'off'} (round {round_no})"
+            by_side[enabled].append(
+                closed_loop(name, server.port, WEBHOOK_PATH, payloads, args.connections, args.duration)
             )
-        )
-        print(hooks[-1].line(), flush=True)
+            hooks.append(by_side[enabled][-1])
+            print(hooks[-1].line(), flush=True)
     bare_rate = statistics.mean(r.rate for r in bare)
-    hook_rate = statistics.mean(r.rate for r in hooks)
+    hook_rate = statistics.mean(r.rate for r in by_side[sides[0]])
     hook_p99 = max(r.percentile(0.99) for r in hooks)
     ratio = hook_rate / bare_rate if bare_rate else 0.0
     print(
         f"webhook/bare = {hook_rate:.0f}/{bare_rate:.0f} = {ratio:.2f} (target >= 0.70): {'PASS' if ratio >= 0.7 else 'MISS'}"
     )
     print(f"webhook p99 = {hook_p99:.1f} ms (target < 50 ms): {'PASS' if hook_p99 < 50 else 'MISS'}")
+    if len(sides) > 1:
+        on, off = (statistics.mean(r.rate for r in by_side[side]) / bare_rate if bare_rate else 0.0 for side in sides)
+        close = abs(on - off) <= DRIFT_RATIO_TOLERANCE
+        print(
+            f"schema drift on/off: webhook/bare {on:.3f} / {off:.3f}, difference {abs(on - off):.3f} "
+            f"(target <= {DRIFT_RATIO_TOLERANCE}): {'PASS' if close else 'MISS'}"
+        )
 
     steady = args.steady_rate or max(1.0, hook_rate / args.burst_factor)
     burst_rate = steady * args.burst_factor
@@ -411,6 +446,12 @@ def parse_args(argv=None):
         dest="vacuum",
         action="store_false",
         help="skip the VACUUM ANALYZE after the warm-up: tables as a server without autovacuum leaves them",
+    )
+    parser.add_argument(
+        "--schema-drift",
+        choices=["on", "off", "both"],
+        default="on",
+        help="schema drift detection while the webhook is measured; both: on and off side by side each round",
     )
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database for inspection")
     parser.add_argument("--smoke", action="store_true", help="tiny and quick: checks the bench still works")

@@ -29,7 +29,7 @@ from dashboard.config_keys import DASHBOARD_REFRESH_SECONDS
 from monitoring import stats
 from monitoring.rollups import Lag
 from sync import entities, queue
-from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
+from sync.models import DeadLetter, QueueItem, SchemaDrift, SyncCursor, SyncRun
 from tdscore import config, permissions
 from tdscore.humane import duration
 from tdscore.permissions import Perm
@@ -177,6 +177,8 @@ def context(now: datetime, user) -> dict:
         "dead_letters": DeadLetter.objects.unresolved().order_by("-id")[:TABLE_ROWS],
         "dlq_size": overview["dlq_size"],
         "alerts": Alert.objects.exclude(status=Alert.Status.RESOLVED).order_by("-last_seen")[:TABLE_ROWS],
+        # Read only when shown: the panel is for those who may view schema drift, and only while some is new.
+        "schema_drift": SchemaDrift.objects.filter(acknowledged_at__isnull=True).order_by("-last_seen")[:TABLE_ROWS],
         "runs": SyncRun.objects.order_by("-id")[:TABLE_ROWS],
         "cursors": SyncCursor.objects.order_by("entity", "run_type"),
     }

@@ -4,6 +4,7 @@ move rows through the queue's state machine (the same functions as the CLI and t
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
@@ -17,8 +18,19 @@ from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from sync import entities, queue, schedules
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync import entities, queue, replay_preview, schedules, schema_drift
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    InboxEvent,
+    QueueItem,
+    SchemaDrift,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
+from tdscore.actions import Actor, Via
 from tdscore.admin import (
     ReadOnlyAdmin,
     change_link,
@@ -203,6 +215,8 @@ class QueueItemAdmin(ReadOnlyAdmin):
             f"queue row #{item.pk} is {item.status} with no open dead letter: only a dead-lettered row can be requeued"
             for item in stuck
         ]
+        if request.POST.get("post") != "yes":
+            return _confirm_replay(self, request, open_letters, action="requeue_selected", selected=queryset)
         _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
 
     def get_urls(self):
@@ -275,6 +289,23 @@ def _resolve_each(
         model_admin.message_user(request, problem, messages.ERROR)
 
 
+def _confirm_replay(model_admin: admin.ModelAdmin, request, dead_letters, *, action: str, selected) -> TemplateResponse:
+    """The page between choosing a replay and doing it: what each would do to the ERP, and a button
+    posting the same action and selection back with `post=yes`."""
+    previews = replay_preview.preview(dead_letters, now=timezone.now())
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Replay these dead letters?",
+        "opts": model_admin.model._meta,
+        "previews": previews,
+        "replayable": sum(p.replayable for p in previews),
+        "action": action,
+        "selected": sorted(selected.values_list("pk", flat=True)),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/sync/deadletter/replay_preview.html", context)
+
+
 class ResolvedFilter(admin.SimpleListFilter):
     title = "resolved"
     parameter_name = "resolved"
@@ -337,6 +368,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay the selected dead letters", permissions=["replay"])
     def replay_selected(self, request, queryset):
+        # As Django's delete confirmation: nothing is written until the operator has seen what each
+        # replay would do to the ERP and confirmed (the page posts back with `post=yes`).
+        if request.POST.get("post") != "yes":
+            return _confirm_replay(self, request, queryset, action="replay_selected", selected=queryset)
         _resolve_each(self, request, queryset, queue.replay, "replayed")
 
     @admin.action(description="Discard the selected dead letters", permissions=["discard"])
@@ -449,6 +484,57 @@ def _row_link(model, pk: int | None) -> str:
         return "—"
     row = model.objects.filter(pk=pk).first()
     return change_link(row) if row else f"#{pk} (removed by retention)"
+
+
+class AcknowledgedFilter(admin.SimpleListFilter):
+    title = "acknowledged"
+    parameter_name = "acknowledged"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not yet"), ("yes", "Acknowledged")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(acknowledged_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(SchemaDrift)
+class SchemaDriftAdmin(ReadOnlyAdmin):
+    """Fields Zoho sends that the mapping does not read: map them (a column, then `rebuild_erp`) or
+    list them as unread on purpose (sync.handlers.unread), then acknowledge."""
+
+    list_display = ["entity", "path", "count", "first_seen", "last_seen", "example", "state"]
+    list_filter = [AcknowledgedFilter, "entity"]
+    search_fields = ["path", "example_object_id"]
+    date_hierarchy = "first_seen"
+    actions = ["acknowledge_selected"]
+    has_acknowledge_permission = may(Perm.ACKNOWLEDGE_DRIFT)
+
+    @admin.display(description="example object", ordering="example_object_id")
+    def example(self, obj: SchemaDrift) -> str:
+        if not obj.example_object_id:
+            return "—"
+        return changelist_link(QueueItem, obj.example_object_id, entity=obj.entity, object_id=obj.example_object_id)
+
+    @admin.display(description="state", ordering="acknowledged_at")
+    def state(self, obj: SchemaDrift) -> str:
+        if obj.acknowledged_at is None:
+            return mark_safe('<strong class="tds-open">new</strong>')
+        return f"acknowledged by {obj.acknowledged_by or '?'}"
+
+    @admin.action(description="Acknowledge the selected fields", permissions=["acknowledge"])
+    def acknowledge_selected(self, request, queryset):
+        actor, now, done = Actor.of_user(request.user, Via.ADMIN), timezone.now(), 0
+        for row in queryset.order_by("pk"):
+            try:
+                schema_drift.acknowledge(row, actor=actor, now=now)
+            except schema_drift.AlreadyAcknowledged as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{done} field(s) acknowledged.", messages.SUCCESS)
 
 
 @admin.register(WorkerHeartbeat)

@@ -116,6 +116,15 @@ MAX_VERSION_SKEW_MINUTES = Key(
     max=525_600,
 )
 
+# Schema drift: fields Zoho sends that the mapping does not read (sync.schema_drift).
+SCHEMA_DRIFT_ENABLED = Key(
+    "schema_drift_enabled",
+    KeyType.BOOL,
+    True,
+    "sync",
+    "Record the fields Zoho sends that the mapping does not read (schema drift).",
+)
+
 # Pulls, reconciliation and their schedules.
 PULL_OVERLAP_SECONDS = Key(
     "pull_overlap_seconds", KeyType.INT, 300, "sync", "Pull cursors are re-read this far back.", min=0, max=86_400

@@ -36,6 +36,7 @@ class Perm(StrEnum):
     CHANGE_CONFIGURATION = "tdscore.change_configuration"
     RESET_BREAKER = "zoho.change_breakerstate"
     SEND_TEST_ALERT = "alerts.change_alert"
+    ACKNOWLEDGE_DRIFT = "sync.change_schemadrift"
     # Resubmitting a django-q2 task runs its function again, whatever it is: neither group holds these.
     RESUBMIT_SUCCESSFUL_TASK = "django_q.change_success"
     RESUBMIT_FAILED_TASK = "django_q.change_failure"
@@ -47,6 +48,7 @@ class Perm(StrEnum):
     VIEW_SYNCCURSOR = "sync.view_synccursor"
     VIEW_ALERT = "alerts.view_alert"
     VIEW_CONFIGURATION = "tdscore.view_configuration"
+    VIEW_SCHEMADRIFT = "sync.view_schemadrift"
 
     @property
     def codename(self) -> str:

@@ -20,7 +20,17 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from erp.models import ZohoRecord
 from sync import queue
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    InboxEvent,
+    QueueItem,
+    SchemaDrift,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
 from sync.payloads import content_hash
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
 from tdscore.models import Configuration, Metric
@@ -104,6 +114,11 @@ ADMIN_ROWS[QueueItem] = queue_item
 def sync_run(entity: str = "products", **fields: Any) -> SyncRun:
     defaults = {"run_type": SyncRun.RunType.INCREMENTAL, "status": SyncRun.Status.COMPLETED, "fetched": 200}
     return SyncRun.objects.create(entity=entity, **{**defaults, **fields})
+
+
+@builds(SchemaDrift)
+def schema_drift(entity: str = "invoices", path: str = "loyalty_tier", **fields: Any) -> SchemaDrift:
+    return SchemaDrift.objects.create(entity=entity, path=path, example_object_id="1001", **fields)
 
 
 @builds(DeadLetter)

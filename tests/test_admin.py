@@ -115,9 +115,9 @@ def test_the_console_is_branded_and_lists_the_sync_tables(operator):
 
 
 def changelist_action(client, model, action: str, rows) -> str:
-    response = client.post(
-        admin_url(model, "changelist"), {"action": action, "_selected_action": [str(r.pk) for r in rows]}, follow=True
-    )
+    # `post`: confirmed, as the replay's confirmation page posts back (other actions ignore it).
+    data = {"action": action, "_selected_action": [str(r.pk) for r in rows], "post": "yes"}
+    response = client.post(admin_url(model, "changelist"), data, follow=True)
     assert response.status_code == 200
     return response.content.decode()
 

@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 
 from alerts.models import Alert
 from sync import queue
-from sync.models import DeadLetter, QueueItem
+from sync.models import DeadLetter, QueueItem, SchemaDrift
 from sync.zoho.models import BreakerState
 from tdscore import permissions
 from tdscore.models import Configuration
@@ -132,6 +132,7 @@ class World:
     dead_letter: DeadLetter
     alert: Alert
     breaker: BreakerState
+    drift: SchemaDrift
     extra: dict = field(default_factory=dict)
 
 
@@ -143,6 +144,7 @@ def build_world() -> World:
         dead_letter=factories.dead_letter(queue_item=item),
         alert=factories.alert(),
         breaker=factories.breaker_state(state=BreakerState.State.OPEN),
+        drift=factories.schema_drift(),
     )
 
 
@@ -222,6 +224,8 @@ ROUTES: dict[str, Route] = {
     "api:dead-letter-retry": api(POST=Rule(OPERATORS_UP, 202)),
     "api:dead-letter-discard": api(POST=Rule(OPERATORS_UP, 200)),
     "api:config": api(GET=Rule(VIEWERS_UP, 200), PATCH=Rule(OPERATORS_UP, 200, {"batch_size": 200})),
+    "api:schema-drift": api(GET=Rule(VIEWERS_UP, 200)),
+    "api:schema-drift-acknowledge": api(POST=Rule(OPERATORS_UP, 200)),
     # The admin's own pages (its model pages are sampled below, kind by kind).
     "admin:index": page(GET=Rule(STAFF_UP, 200)),
     "admin:login": public("the login form itself", GET=Rule(ALL, (200, 302))),
@@ -329,7 +333,7 @@ def url_of(name: str, world: World) -> str:
         return reverse(name, args=[quote(row.pk)])
     samples = {
         "entity": "products",
-        "pk": world.alert.pk if "alert" in name else world.dead_letter.pk,
+        "pk": world.alert.pk if "alert" in name else world.drift.pk if "drift" in name else world.dead_letter.pk,
         "app_label": "sync",
         "content_type_id": ContentType.objects.get_for_model(DeadLetter).pk,
         "object_id": world.dead_letter.pk,
@@ -439,6 +443,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("sync.deadletter", "replay_selected"): "sync.replay_deadletter",
     ("sync.deadletter", "discard_selected"): "sync.discard_deadletter",
     ("sync.deadletter", "mark_fixed_selected"): "sync.discard_deadletter",
+    ("sync.schemadrift", "acknowledge_selected"): "sync.change_schemadrift",
     ("alerts.alert", "acknowledge"): "alerts.acknowledge_alert",
     ("alerts.alert", "resolve"): "alerts.acknowledge_alert",
     ("alerts.alert", "silence_hour"): "alerts.acknowledge_alert",
@@ -455,6 +460,7 @@ GROUP_HOLDS = {
         "sync.pause_entity",
         "alerts.acknowledge_alert",
         "zoho.change_breakerstate",
+        "sync.change_schemadrift",
     },
 }
 

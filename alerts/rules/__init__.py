@@ -9,6 +9,7 @@ from alerts.rules import (  # noqa: F401, I001
     freshness,
     zoho,
     reconciliation,
+    schema_drift,
     alert_channels,
 )
 from alerts.rules.core import RULES, Finding, Liveness, Rule, Severity, excerpt, liveness, minutes, rule

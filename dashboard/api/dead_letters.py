@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from dashboard.api import serializers
 from dashboard.api.filters import DeadLetterFilter
-from sync import queue
+from sync import queue, replay_preview
 from sync.models import DeadLetter
 from tdscore.permissions import Perm
 
@@ -126,14 +126,16 @@ class Discard(APIView):
 
 
 class BulkRetry(APIView):
-    """Replay every unresolved dead letter the filters match; with no filter, `all` must be true."""
+    """Replay every unresolved dead letter the filters match; with no filter, `all` must be true.
+    With `dry_run`, answer what each replay would do to the ERP row, and write nothing."""
 
+    # A preview needs what the replay needs: it shows what only a replayer could set off.
     needs = {"POST": (Perm.REPLAY_DEADLETTER,)}
 
     @extend_schema(
         operation_id="dashboard_dead_letter_bulk_retry",
         request=serializers.BulkRetryRequest,
-        responses={202: serializers.BulkRetried, 400: serializers.Error},
+        responses={202: serializers.BulkRetried, 200: serializers.BulkRetryPreviewed, 400: serializers.Error},
     )
     def post(self, request):
         if not isinstance(request.data, dict):
@@ -153,7 +155,11 @@ class BulkRetry(APIView):
                 {"status": "error", "error": "filter_required", "detail": "give entity or reason, or all=true"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        replayed, refused = replay_matching(DeadLetter.objects.unresolved().filter(**wanted), by=request.user)
+        matching = DeadLetter.objects.unresolved().filter(**wanted)
+        if ask.validated_data["dry_run"]:
+            previews = replay_preview.preview(matching, now=timezone.now())
+            return Response({"count": len(previews), "previews": [p.as_dict() for p in previews]})
+        replayed, refused = replay_matching(matching, by=request.user)
         return Response({"count": replayed, "not_replayed": refused}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -203,11 +203,28 @@ class BulkRetryRequest(serializers.Serializer):
     entity = serializers.CharField(required=False)
     reason = serializers.ChoiceField(choices=DeadLetter.Reason.choices, required=False)
     all = serializers.BooleanField(default=False, help_text="needed when no filter is given")
+    dry_run = serializers.BooleanField(default=False, help_text="preview what the replay would do; write nothing")
 
 
 class BulkRetried(serializers.Serializer):
     count = serializers.IntegerField(help_text="dead letters replayed")
     not_replayed = serializers.IntegerField(help_text="matched but refused (no queue row, resolved meanwhile)")
+
+
+class ReplayPreview(serializers.Serializer):
+    dead_letter_id = serializers.IntegerField()
+    entity = serializers.CharField()
+    object_id = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["apply", "unchanged", "stale", "fail"])
+    changes = serializers.DictField(
+        child=serializers.ListField(), help_text="field: [before, after] of the ERP row (lines as `lines`)"
+    )
+    error = serializers.CharField(help_text="why it would fail again, or cannot be replayed; empty otherwise")
+
+
+class BulkRetryPreviewed(serializers.Serializer):
+    count = serializers.IntegerField(help_text="dead letters previewed")
+    previews = ReplayPreview(many=True)
 
 
 # --- Configuration ---------------------------------------------------------------------------

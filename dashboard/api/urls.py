@@ -6,7 +6,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import alerts, config, dead_letters, metrics, runs
+from dashboard.api import alerts, config, dead_letters, metrics, runs, schema_drift
 
 app_name = "api"
 urlpatterns = [
@@ -31,4 +31,10 @@ urlpatterns = [
     path("dashboard/dead-letter/<int:pk>/retry", dead_letters.Retry.as_view(), name="dead-letter-retry"),
     path("dashboard/dead-letter/<int:pk>/discard", dead_letters.Discard.as_view(), name="dead-letter-discard"),
     path("dashboard/config", config.ConfigRows.as_view(), name="config"),
+    path("dashboard/schema-drift", schema_drift.DriftList.as_view(), name="schema-drift"),
+    path(
+        "dashboard/schema-drift/<int:pk>/acknowledge",
+        schema_drift.AcknowledgeDrift.as_view(),
+        name="schema-drift-acknowledge",
+    ),
 ]

@@ -16,11 +16,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import connection, models
 
-from sync import entities, payloads, queue
+from sync import entities, payloads, queue, schema_drift
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.decisions import ApplyOutcome, Change, Record, decide, highest
@@ -83,6 +84,8 @@ class Lines:
     model: type[models.Model]
     keys: tuple[str, ...] = ("line_items",)
     renames: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Fields Zoho sends on each line that the mapping leaves unread on purpose (schema drift).
+    unread: frozenset[str] = frozenset()
 
     def read(self, obj: dict[str, Any], columns: Columns) -> list[dict[str, Any]] | None:
         """The mapped lines, or None when the payload does not carry them (leave stored lines alone)."""
@@ -185,6 +188,7 @@ class Handler:
         renames: dict[str, tuple[str, ...]] | None = None,
         id_field: str = "",
         prefix: str = "",
+        unread: frozenset[str] = frozenset(),
     ):
         self.entity = entities.get(slug)
         self.model = model
@@ -192,6 +196,7 @@ class Handler:
         self.prefix = prefix  # the queue object_id prefix this handler takes (stock)
         self.columns = Columns(model, renames or {})
         self.lines = lines
+        self.unread = unread  # Zoho fields the mapping leaves unread on purpose (schema drift)
         # Objects locked under one name are one object: a contact is a customer or a vendor.
         self.lock_namespace = "erp_contacts" if self.entity.contact_type else model._meta.db_table
         if lines is not None:
@@ -202,8 +207,21 @@ class Handler:
     def __str__(self) -> str:
         return f"{self.entity.slug}{'/' + self.prefix if self.prefix else ''}"
 
+    @cached_property
+    def known_fields(self) -> schema_drift.Known:
+        """Every Zoho field this handler reads or leaves unread on purpose; anything else is drift."""
+        header = {key for _, keys, _ in self.columns.fields for key in keys} | {self.id_field} | self.unread
+        if self.entity.contact_type:
+            header.add("contact_type")  # read by sync.entities.locate, which files the contact
+        if self.lines is None:
+            return schema_drift.Known(frozenset(header))
+        lines = {key for _, keys, _ in self.line_columns.fields for key in keys} | self.lines.unread
+        return schema_drift.Known(frozenset(header | set(self.lines.keys)), self.lines.keys, frozenset(lines))
+
     def apply(self, items: Sequence[QueueItem], now: datetime) -> dict[int, ApplyOutcome]:
         changes = [self.read(item) for item in items]
+        upserts = [(c.item.object_id, c.obj) for c in changes if not c.delete]
+        schema_drift.observe(self.entity.slug, self.known_fields, upserts, now=now)
         records = self.load({c.zoho_id for c in changes}, now)
         outcomes, audits, touched = decide(changes, records, now)
         if touched:

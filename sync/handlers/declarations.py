@@ -11,6 +11,7 @@ from django.apps import apps
 
 from erp import models as erp
 from sync import entities
+from sync.handlers import unread
 from sync.handlers.apply import Handler, Lines
 from sync.handlers.contacts import ContactHandler
 from sync.handlers.stock import StockLevelHandler
@@ -22,12 +23,18 @@ DOCUMENT_LINES = {"discount": ("discount_amount", "discount")}
 HEADER_RENAMES = {"custom_fields": ("custom_fields", "custom_field_hash")}
 
 
-def _handler(slug: str, lines: Lines | None = None) -> Handler:
-    return Handler(slug, apps.get_model(entities.get(slug).erp_model), lines=lines, renames=HEADER_RENAMES)
+def _handler(slug: str, fields: frozenset[str], lines: Lines | None = None) -> Handler:
+    model = apps.get_model(entities.get(slug).erp_model)
+    return Handler(slug, model, lines=lines, renames=HEADER_RENAMES, unread=fields)
 
 
 def _contacts(slug: str, *, leaves: str) -> Handler:
-    return ContactHandler(slug, apps.get_model(entities.get(slug).erp_model), renames=HEADER_RENAMES, leaves=leaves)
+    model = apps.get_model(entities.get(slug).erp_model)
+    return ContactHandler(slug, model, renames=HEADER_RENAMES, leaves=leaves, unread=unread.CONTACT)
+
+
+def _document(slug: str, line_model: type, fields: frozenset[str], line_fields: frozenset[str]) -> Handler:
+    return _handler(slug, fields, Lines(line_model, renames=DOCUMENT_LINES, unread=line_fields))
 
 
 def _stock(slug: str) -> list[Handler]:
@@ -37,9 +44,10 @@ def _stock(slug: str) -> list[Handler]:
         Handler(
             slug,
             apps.get_model(entity.erp_model),
-            lines=Lines(erp.StockAdjustmentLine),
+            lines=Lines(erp.StockAdjustmentLine, unread=unread.ADJUSTMENT_LINE),
             renames=HEADER_RENAMES,
             prefix=entity.document_prefix,
+            unread=unread.ADJUSTMENT,
         ),
         StockLevelHandler(
             slug, apps.get_model(entity.snapshot_model), id_field=source.id_field, prefix=entity.snapshot_prefix
@@ -48,16 +56,20 @@ def _stock(slug: str) -> list[Handler]:
 
 
 HANDLERS: list[Handler] = [
-    _handler("products"),
+    _handler("products", unread.ITEM),
     _contacts("customers", leaves="vendors"),
     _contacts("vendors", leaves="customers"),
-    _handler("invoices", Lines(erp.InvoiceLine, renames=DOCUMENT_LINES)),
-    _handler("bills", Lines(erp.BillLine, renames=DOCUMENT_LINES)),
-    _handler("credit-notes", Lines(erp.CreditNoteLine, renames=DOCUMENT_LINES)),
-    _handler("sales-orders", Lines(erp.SalesOrderLine, renames=DOCUMENT_LINES)),
-    _handler("payments", Lines(erp.PaymentAllocation, keys=("invoices",))),
+    _document("invoices", erp.InvoiceLine, unread.INVOICE, unread.INVOICE_LINE),
+    _document("bills", erp.BillLine, unread.BILL, unread.BILL_LINE),
+    _document("credit-notes", erp.CreditNoteLine, unread.CREDIT_NOTE, unread.CREDIT_NOTE_LINE),
+    _document("sales-orders", erp.SalesOrderLine, unread.SALES_ORDER, unread.SALES_ORDER_LINE),
+    _handler("payments", unread.PAYMENT, Lines(erp.PaymentAllocation, keys=("invoices",), unread=unread.PAYMENT_LINE)),
     *_stock("stock"),
     # Zoho Books returns a price book's items as `pricebook_items`; tolerate `items` as well.
-    _handler("prices", Lines(erp.PriceListItem, keys=("pricebook_items", "items"))),
-    _handler("users"),
+    _handler(
+        "prices",
+        unread.PRICEBOOK,
+        Lines(erp.PriceListItem, keys=("pricebook_items", "items"), unread=unread.PRICEBOOK_LINE),
+    ),
+    _handler("users", unread.USER),
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Max
 
 from erp.models import Product, StockLevel, stock_level_key
+from sync import schema_drift
 from sync.errors import ValidationFailed
-from sync.handlers import bulk, values
+from sync.handlers import bulk, unread, values
 from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
 from sync.handlers.decisions import Change, highest
 from sync.models import QueueItem
@@ -31,6 +33,7 @@ LOCATIONS = Lines(
         "stock_on_hand": ("location_stock_on_hand", "warehouse_stock_on_hand"),
         "available_stock": ("location_available_stock", "warehouse_available_stock"),
     },
+    unread=unread.LOCATION,
 )
 PRODUCT_STOCK = ("stock_on_hand", "available_stock")
 
@@ -98,6 +101,12 @@ class StockLevelHandler(Handler):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.location_columns = Columns(StockLevel, LOCATIONS.renames, skip={"item_id"})
+
+    @cached_property
+    def known_fields(self) -> schema_drift.Known:
+        # The snapshot is an item: its own fields are the products entity's to report, once.
+        lines = {key for _, keys, _ in self.location_columns.fields for key in keys} | LOCATIONS.unread
+        return schema_drift.Known(None, LOCATIONS.keys, frozenset(lines))
 
     def _read(self, item: QueueItem) -> Change:
         change = super()._read(item)

@@ -125,6 +125,7 @@ def test_an_operator_works_the_dashboard_in_a_browser(browser, live_server, staf
     screenshot(page, "admin-dead-letter")
 
     page.click(".tds-actions button[value=replay_selected]")
+    page.click("text=Yes, replay 1 dead letter")  # the confirmation, with what the replay would do
     page.wait_for_selector("text=1 dead letter(s) replayed")
     late.refresh_from_db()
     assert (late.resolution, late.resolved_by) == (DeadLetter.Resolution.REPLAYED, "operator")

@@ -10,7 +10,7 @@ from django.db.utils import DatabaseError
 
 from erp.models import Product
 from sync.handlers import ApplyOutcome, apply_batch
-from sync.models import AuditTrail
+from sync.models import AuditTrail, SchemaDrift
 from tests.handlers.conftest import NOW, apply, enqueue, sample
 
 pytestmark = pytest.mark.postgres
@@ -54,3 +54,35 @@ def test_two_workers_creating_one_new_object_keep_the_newest_version():
         t.join(10)
     assert outcome == {"older": ApplyOutcome.STALE}
     assert Product.objects.get().name == "newer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_meeting_the_same_new_field_at_once_make_one_drift_row_counting_both():
+    rows = [
+        enqueue("products", {**ITEM, "item_id": f"70{n}", "warranty_code": "W", "shelf_life_days": 30})
+        for n in range(4)
+    ]
+    first_wrote = threading.Event()
+    errors: list[Exception] = []
+
+    def worker(batch, hold: bool):
+        try:
+            with transaction.atomic():
+                apply_batch(batch, now=NOW)
+                if hold:  # keep the new drift rows uncommitted while the other worker writes the same
+                    first_wrote.set()
+                    threading.Event().wait(0.5)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=worker, args=(rows[:2], True))
+    b = threading.Thread(target=lambda: (first_wrote.wait(5), worker(rows[2:], False)))
+    for t in (a, b):
+        t.start()
+    for t in (a, b):
+        t.join(10)
+    assert errors == []
+    drift = list(SchemaDrift.objects.order_by("path").values_list("path", "count"))
+    assert drift == [("shelf_life_days", 4), ("warranty_code", 4)]

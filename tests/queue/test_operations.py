@@ -88,7 +88,9 @@ def test_replay_dlq_reports_a_resolved_id_and_exits_nonzero(capsys):
 
 def changelist_action(client, model: str, action: str, ids: list[int]):
     url = reverse(f"admin:sync_{model}_changelist")
-    return client.post(url, {"action": action, "_selected_action": [str(i) for i in ids]}, follow=True)
+    # `post`: confirmed, as the replay's confirmation page posts back (other actions ignore it).
+    data = {"action": action, "_selected_action": [str(i) for i in ids], "post": "yes"}
+    return client.post(url, data, follow=True)
 
 
 @pytest.fixture

@@ -100,7 +100,9 @@ def test_replay_from_the_admin_action_reapplies_a_dead_letter(client, superuser)
     dead = lease_expired_dead_letter()
     client.force_login(superuser)
     client.post(
-        "/admin/sync/deadletter/", {"action": "replay_selected", "_selected_action": [str(dead.pk)]}, follow=True
+        "/admin/sync/deadletter/",
+        {"action": "replay_selected", "_selected_action": [str(dead.pk)], "post": "yes"},
+        follow=True,
     )
     assert worker.process_batch("w", timezone.now()) == 1
     assert Product.objects.get(zoho_id="1").name == "replayed"

@@ -1,11 +1,14 @@
-"""`manage.py replay_dlq [--id N] [--entity E] [--reason R] [--all] [--dry-run]`: requeue dead letters."""
+"""`manage.py replay_dlq [--id N] [--entity E] [--reason R] [--all] [--dry-run]`: requeue dead letters.
+
+`--dry-run` previews each replay (sync.replay_preview): what the ERP row would become, field by
+field, or why the apply would fail again; nothing is written."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sync import queue
+from sync import queue, replay_preview
 from sync.models import DeadLetter
 
 
@@ -17,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--entity", help="only this entity slug")
         parser.add_argument("--reason", choices=DeadLetter.Reason.values, help="only this reason")
         parser.add_argument("--all", action="store_true", dest="every", help="every unresolved dead letter (no filter)")
-        parser.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="show what each replay would change in the ERP; change nothing"
+        )
 
     def handle(self, *, dead_letter_id, entity, reason, every, dry_run, **options):
         # Listing is harmless: a dry run alone shows every unresolved dead letter.
@@ -38,7 +43,8 @@ class Command(BaseCommand):
             rows = rows.filter(entity=entity)
         if reason:
             rows = rows.filter(reason=reason)
-        replayed, unreplayable = self._replay(list(rows), dry_run=dry_run)
+        replay = self._preview if dry_run else self._replay
+        replayed, unreplayable = replay(list(rows))
         verb = "would replay" if dry_run else "replayed"
         left = f", {unreplayable} cannot be replayed (discard them or mark them fixed)" if unreplayable else ""
         self.stdout.write(f"{verb} {replayed}{left}")
@@ -47,20 +53,34 @@ class Command(BaseCommand):
         if unreplayable and dead_letter_id is not None and not dry_run:
             raise CommandError(f"dead letter #{dead_letter_id} could not be replayed")
 
-    def _replay(self, rows: list[DeadLetter], *, dry_run: bool) -> tuple[int, int]:
+    def _replay(self, rows: list[DeadLetter]) -> tuple[int, int]:
         replayed = unreplayable = 0
         now = timezone.now()
         for dead_letter in rows:
-            label = f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
             try:
-                if dry_run:
-                    queue.check_replay(dead_letter)  # reads only: nothing written, no replay logged
-                else:
-                    queue.replay(dead_letter, by="cli", now=now)
+                queue.replay(dead_letter, by="cli", now=now)
             except queue.DeadLetterError as exc:
-                self.stderr.write(f"{'would not replay' if dry_run else 'cannot replay'} {label}: {exc}")
+                self.stderr.write(f"cannot replay {_label(dead_letter)}: {exc}")
                 unreplayable += 1
             else:
-                self.stdout.write(f"{'would replay' if dry_run else 'replayed'} {label}")
+                self.stdout.write(f"replayed {_label(dead_letter)}")
                 replayed += 1
         return replayed, unreplayable
+
+    def _preview(self, rows: list[DeadLetter]) -> tuple[int, int]:
+        previews = replay_preview.preview(rows, now=timezone.now())
+        by_id = {row.pk: row for row in rows}
+        for preview in previews:
+            label = _label(by_id[preview.dead_letter_id])
+            if not preview.replayable:
+                self.stderr.write(f"would not replay {label}: {preview.error}")
+                continue
+            self.stdout.write(f"would replay {label}: {preview.summary}")
+            for name, before, after in preview.shown_changes():
+                self.stdout.write(f"    {name}: {before} → {after}")
+        replayable = sum(p.replayable for p in previews)
+        return replayable, len(previews) - replayable
+
+
+def _label(dead_letter: DeadLetter) -> str:
+    return f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
