@@ -19,7 +19,17 @@ from django_q.models import Failure, Schedule, Success
 
 from erp.admin import contact_admins
 from sync import entities, queue, redaction, schedules
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    ErasedContact,
+    InboxEvent,
+    QueueItem,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
 from tdscore.actions import Actor, Via
 from tdscore.admin import (
     ReadOnlyAdmin,
@@ -501,7 +511,7 @@ admin.site.register(Failure, FailureAdmin)
 def erase_personal_data(model_admin: admin.ModelAdmin, request, queryset):
     """A confirmation page first, as a delete has: the erasure cannot be undone."""
     contacts = list(queryset.order_by("zoho_id"))
-    if request.POST.get("confirmed") != "yes":
+    if request.POST.get("post") != "yes":  # the field Django's own delete confirmation posts
         context = {
             **model_admin.admin_site.each_context(request),
             "title": "Erase personal data?",
@@ -521,6 +531,17 @@ def erase_personal_data(model_admin: admin.ModelAdmin, request, queryset):
             messages.SUCCESS,
         )
     return None
+
+
+@admin.register(ErasedContact)
+class ErasedContactAdmin(ReadOnlyAdmin):
+    list_display = ["zoho_id", "at", "requested_by", "erased_fields"]
+    search_fields = ["zoho_id"]
+    date_hierarchy = "at"
+
+    @admin.display(description="fields erased")
+    def erased_fields(self, obj: ErasedContact) -> str:
+        return ", ".join(obj.fields)
 
 
 for _contact_admin in contact_admins():

@@ -20,7 +20,17 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from erp.models import ZohoRecord
 from sync import queue
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    ErasedContact,
+    InboxEvent,
+    QueueItem,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
 from sync.payloads import content_hash
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
 from tdscore.models import Configuration, Metric
@@ -137,6 +147,11 @@ def sync_cursor(entity: str = "products", **fields: Any) -> SyncCursor:
 def audit_row(entity: str = "products", object_id: str = "1001", **fields: Any) -> AuditTrail:
     defaults = {"operation": AuditTrail.Operation.CREATE, "after": product_payload(object_id), "source": "webhook"}
     return AuditTrail.objects.create(entity=entity, object_id=object_id, **{**defaults, **fields})
+
+
+@builds(ErasedContact)
+def erased_contact(zoho_id: str = "460000000077001", **fields: Any) -> ErasedContact:
+    return ErasedContact.objects.create(zoho_id=zoho_id, requested_by="operator", fields=["email"], **fields)
 
 
 @builds(WorkerHeartbeat)

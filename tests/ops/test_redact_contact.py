@@ -216,7 +216,7 @@ def test_the_admin_asks_for_confirmation_before_it_erases(known_contact, client,
     assert page.status_code == 200 and b"This cannot be undone" in page.content
     assert found_in_database(NAME) and not ErasedContact.objects.exists()
 
-    done = client.post(url, {**chosen, "confirmed": "yes"}, follow=True)
+    done = client.post(url, {**chosen, "post": "yes"}, follow=True)
 
     assert f"Erased {CONTACT_ID}" in done.content.decode()
     assert [value for value in (NAME, EMAIL, PHONE, STREET) if found_in_database(value)] == []
@@ -230,6 +230,6 @@ def test_a_viewer_is_not_offered_the_erasure_and_cannot_post_it(known_contact, c
     url = reverse("admin:erp_customer_changelist")
 
     assert b"erase_personal_data" not in client.get(url).content
-    client.post(url, {"action": "erase_personal_data", ACTION_CHECKBOX_NAME: [customer.pk], "confirmed": "yes"})
+    client.post(url, {"action": "erase_personal_data", ACTION_CHECKBOX_NAME: [customer.pk], "post": "yes"})
 
     assert found_in_database(NAME) and not ErasedContact.objects.exists()
