@@ -5,8 +5,9 @@ from django.apps import apps
 from django.contrib import admin
 from django.db.models import DecimalField, Model
 
-from erp.models import ZohoRecord
-from tdscore.admin import ReadOnlyAdmin, money, pretty_json, shown_as
+from erp.models import Customer, Vendor, ZohoRecord
+from tdscore.admin import ReadOnlyAdmin, may, money, pretty_json, shown_as
+from tdscore.permissions import Perm
 
 SHOWN = "_shown"  # suffix of the admin method that shows a field readably
 
@@ -53,6 +54,8 @@ class ZohoRecordAdmin(ReadOnlyAdmin):
     list_filter = [("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["zoho_id"]
     date_hierarchy = "synced_at"
+    # For the erasure action sync's admin adds to the contact tables (the permission is the ERP's).
+    has_redact_permission = may(Perm.REDACT_CONTACT)
 
 
 COMMON = {f.name for f in ZohoRecord._meta.fields} | {"id"}
@@ -87,3 +90,8 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+def contact_admins() -> list[admin.ModelAdmin]:
+    """The customers' and vendors' admins, to which sync's admin adds the erasure action."""
+    return [admin.site.get_model_admin(model) for model in (Customer, Vendor)]

@@ -18,10 +18,12 @@ from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from sync import entities, queue, replay_preview, schedules, schema_drift
+from erp.admin import contact_admins
+from sync import entities, queue, redaction, replay_preview, schedules, schema_drift
 from sync.models import (
     AuditTrail,
     DeadLetter,
+    ErasedContact,
     InboxEvent,
     QueueItem,
     SchemaDrift,
@@ -576,3 +578,47 @@ admin.site.unregister(Success)
 admin.site.register(Success, SuccessAdmin)
 admin.site.unregister(Failure)
 admin.site.register(Failure, FailureAdmin)
+
+
+# --- Erasure, offered on the contact tables' own pages ---------------------------------------------
+
+
+@admin.action(description="Erase personal data of the selected contacts…", permissions=["redact"])
+def erase_personal_data(model_admin: admin.ModelAdmin, request, queryset):
+    """A confirmation page first, as a delete has: the erasure cannot be undone."""
+    contacts = list(queryset.order_by("zoho_id"))
+    if request.POST.get("post") != "yes":  # the field Django's own delete confirmation posts
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": "Erase personal data?",
+            "opts": model_admin.model._meta,
+            "contacts": contacts,
+            "personal_keys": sorted(redaction.PERSONAL_KEYS),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/erp/erase_confirmation.html", context)
+    actor = Actor.of_user(request.user, Via.ADMIN)
+    for contact in contacts:
+        erasure = redaction.erase(contact.zoho_id, actor=actor)
+        model_admin.message_user(
+            request,
+            f"Erased {contact.zoho_id}: {', '.join(erasure.fields) or 'no personal fields held'} "
+            f"({sum(erasure.rows.values())} rows). Archives on disk are erased with `redact_contact --archive`.",
+            messages.SUCCESS,
+        )
+    return None
+
+
+@admin.register(ErasedContact)
+class ErasedContactAdmin(ReadOnlyAdmin):
+    list_display = ["zoho_id", "at", "requested_by", "erased_fields"]
+    search_fields = ["zoho_id"]
+    date_hierarchy = "at"
+
+    @admin.display(description="fields erased")
+    def erased_fields(self, obj: ErasedContact) -> str:
+        return ", ".join(obj.fields)
+
+
+for _contact_admin in contact_admins():
+    _contact_admin.actions = [*(_contact_admin.actions or []), erase_personal_data]

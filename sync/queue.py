@@ -30,7 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, DataError, OperationalError, connection,
 from django.db.models import Case, Count, F, JSONField, QuerySet, Value, When
 from django.utils import timezone
 
-from sync import payloads, queue_sql, wakeup
+from sync import payloads, queue_sql, redaction, wakeup
 from sync.config_keys import (
     BATCH_SIZE,
     LEASE_EXPIRY_LIMIT,
@@ -70,6 +70,8 @@ def pending_row(
     """
     if operation == QueueItem.Operation.DELETE and version is None:
         version = now
+    # A pulled or repaired object about an erased contact loses its personal data before it is kept.
+    payload, _ = redaction.on_arrival(payload)
     return QueueItem(
         entity=entity,
         object_id=object_id,

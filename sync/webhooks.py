@@ -45,7 +45,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from sync import entities, inbox, payloads, queue, webhook_auth
+from sync import entities, inbox, payloads, queue, redaction, webhook_auth
 from sync.models import InboxEvent, QueueItem
 from tdscore.logs import logs_as
 
@@ -247,6 +247,10 @@ class Delivery:
             obj = self._query_object() if self._is_bodiless_delete() else parse(self.body, _media_type(self.request))
         except Unparseable as exc:
             return self._rejected(str(exc))
+        obj, redacted = redaction.on_arrival(obj)
+        if redacted:
+            # About a contact on the erasure list: what is kept is the body without its personal data.
+            self.body = json.dumps(obj, ensure_ascii=False).encode()
         located = entities.locate(self.slug, obj)
         try:
             canonical = payloads.storable_json(located.obj)

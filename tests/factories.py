@@ -23,6 +23,7 @@ from sync import queue
 from sync.models import (
     AuditTrail,
     DeadLetter,
+    ErasedContact,
     InboxEvent,
     QueueItem,
     SchemaDrift,
@@ -152,6 +153,11 @@ def sync_cursor(entity: str = "products", **fields: Any) -> SyncCursor:
 def audit_row(entity: str = "products", object_id: str = "1001", **fields: Any) -> AuditTrail:
     defaults = {"operation": AuditTrail.Operation.CREATE, "after": product_payload(object_id), "source": "webhook"}
     return AuditTrail.objects.create(entity=entity, object_id=object_id, **{**defaults, **fields})
+
+
+@builds(ErasedContact)
+def erased_contact(zoho_id: str = "460000000077001", **fields: Any) -> ErasedContact:
+    return ErasedContact.objects.create(zoho_id=zoho_id, requested_by="operator", fields=["email"], **fields)
 
 
 @builds(WorkerHeartbeat)

@@ -449,6 +449,8 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("alerts.alert", "silence_hour"): "alerts.acknowledge_alert",
     ("alerts.alert", "silence_day"): "alerts.acknowledge_alert",
     ("zoho.breakerstate", "reset_breaker"): "zoho.change_breakerstate",
+    ("erp.customer", "erase_personal_data"): "erp.redact_contact",
+    ("erp.vendor", "erase_personal_data"): "erp.redact_contact",
     ("django_q.success", "resubmit"): "django_q.change_success",
     ("django_q.failure", "resubmit"): "django_q.change_failure",
 }
@@ -461,6 +463,7 @@ GROUP_HOLDS = {
         "alerts.acknowledge_alert",
         "zoho.change_breakerstate",
         "sync.change_schemadrift",
+        "erp.redact_contact",
     },
 }
 
