@@ -300,16 +300,19 @@ def _lease(rows: QuerySet, *, worker_id: str, token: uuid.UUID, now: datetime) -
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
-def _leased_rows(picked: str, params: list[Any], *, worker_id: str, token: uuid.UUID, now: datetime) -> list[QueueItem]:
+def _leased_rows(
+    picked: str | None, params: list[Any], *, worker_id: str, token: uuid.UUID, now: datetime
+) -> list[QueueItem]:
     """Run queue_sql.lease over `picked` and load the rows it returns, all or nothing.
 
     The transaction is what makes "nothing": a row that fails to load after the UPDATE ran would
     otherwise leave the whole batch leased to a worker that never got it.
     """
     ops = connection.ops
+    statement, tested = queue_sql.lease(picked)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            queue_sql.lease(picked),
+            statement,
             [
                 QueueItem.Status.PROCESSING,
                 worker_id,
@@ -317,7 +320,7 @@ def _leased_rows(picked: str, params: list[Any], *, worker_id: str, token: uuid.
                 QueueItem._meta.get_field("lease_token").get_db_prep_value(token, connection),
                 ops.adapt_datetimefield_value(now),
                 *params,
-                *QueueItem.WAITING,
+                *(QueueItem.WAITING if tested else ()),
             ],
         )
         return _loaded(cursor.fetchall())
@@ -373,7 +376,7 @@ def _lease_each(ids: list[int], *, worker_id: str, token: uuid.UUID, now: dateti
     items = []
     for pk in ids:
         try:
-            items += _leased_rows("%s", [pk], worker_id=worker_id, token=token, now=now)
+            items += _leased_rows(None, [pk], worker_id=worker_id, token=token, now=now)
         except OperationalError:
             raise
         except Exception as exc:

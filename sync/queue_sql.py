@@ -86,31 +86,46 @@ def mark_inbox_processed(inbox_ids: str) -> str:
 # --- Claim -------------------------------------------------------------------------------------------
 
 
-def lease(picked: str) -> str:
+def lease(picked: str | None) -> tuple[str, bool]:
     """Lease the rows `picked` selects (their ids) that are still waiting; RETURNING each whole row.
 
-    Params: processing status, worker id, locked_until, lease token, updated_at, the params of
-    `picked`, the two waiting statuses. The attempt is counted here. `version_stored` tells a
-    version Python could not load (read as None, see sync.timestamps) from a row without one.
-    Plan: `picked` is the ORM's due-rows query of one entity in claim order with LIMIT batch_size
-    (and FOR UPDATE SKIP LOCKED on PostgreSQL); a Nested Loop then updates each picked id through the
-    primary key. After ANALYZE `picked` is an Index Scan of tds_queue_due in claim order, entity
-    filtered, stopped at batch_size rows (LockRows, Limit). Before ANALYZE the planner takes
-    tds_queue_waiting_object for the entity and sorts all its waiting rows (6,600 in the sample):
-    tds_queue_due_entity, declared for this query, was chosen in neither case. One row at a time
-    (`picked` = "%s", sync.queue._lease_each): the primary key alone. One statement either way: the
-    claimed rows come back with the claim instead of a second query reading them by lease token.
+    Answers the statement and whether it ends with the waiting-status test. Params: processing
+    status, worker id, locked_until, lease token, updated_at, the params of `picked` (with `picked`
+    None: the one row's id), then, when the test is there, the two waiting statuses. The attempt is
+    counted here. `version_stored` tells a version Python could not load (read as None, see
+    sync.timestamps) from a row without one.
+
+    Plan on PostgreSQL: `picked` (the ORM's due-rows query of one entity in claim order, LIMIT
+    batch_size, FOR UPDATE SKIP LOCKED) runs once, as an InitPlan, an Index Scan of tds_queue_due;
+    the update reaches its ids through the primary key. Written as `id = ANY(ARRAY(…))` because with
+    `id IN (…)`, whenever the statistics counted no waiting rows (a quiet queue at the last ANALYZE,
+    then a burst), the planner put `picked` inside a Nested Loop Semi Join, ran it again for every
+    waiting row and leased them all: over 1,000,000 finished rows one claim of a 5,000-row backlog
+    took 13 s and leased all 5,000, whatever batch_size said. No status test there: `picked` locked
+    its rows, so they are still waiting, and the test would hand the planner tds_queue_due to walk
+    the whole backlog with. On SQLite (no row locks; writers take turns) the test is what keeps a
+    row another worker leased first from being leased twice. One row (`picked` None,
+    sync.queue._lease_each): the primary key and the test. One statement in every case: the claimed
+    rows come back with the claim instead of a second query reading them by lease token.
     """
     # SQLite 3.40 answers `version IS NOT NULL` (and CASE WHEN … IS NULL) wrongly in an UPDATE's
     # RETURNING when the row's version is NULL: 1 for every row. typeof() reads the value itself.
-    stored = "version IS NOT NULL" if connection.vendor == "postgresql" else "typeof(version) != 'null'"
-    return f"""
+    on_postgresql = connection.vendor == "postgresql"
+    stored = "version IS NOT NULL" if on_postgresql else "typeof(version) != 'null'"
+    if picked is None:
+        where, tested = "id = %s AND status IN (%s, %s)", True
+    elif on_postgresql:
+        where, tested = f"id = ANY(ARRAY({picked}))", False
+    else:
+        where, tested = f"id IN ({picked}) AND status IN (%s, %s)", True
+    statement = f"""
         UPDATE {TABLE}
         SET status = %s, attempts = attempts + 1, locked_by = %s, locked_until = %s, lease_token = %s,
             updated_at = %s
-        WHERE id IN ({picked}) AND status IN (%s, %s)
+        WHERE {where}
         RETURNING {ALL_COLUMNS}, {stored} AS version_stored
     """
+    return statement, tested
 
 
 # --- Finish ------------------------------------------------------------------------------------------
