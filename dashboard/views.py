@@ -270,7 +270,7 @@ def start_run(request):
         messages.error(request, f"Nothing started: no {mode or '?'} run of {entity or '?'} to start.")
         return redirect("dashboard:index")
     words = Mode(mode).words
-    outcome = start_sync(entity, mode, trigger="dashboard")
+    outcome = start_sync(entity, mode, trigger="dashboard", by=request.user.get_username())
     if outcome.run_ids:
         runs = ", ".join(f"#{pk}" for pk in outcome.run_ids)
         messages.success(request, f"Started {words} of {entity}: run {runs}, in the worker cluster.")

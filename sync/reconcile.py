@@ -38,9 +38,15 @@ UNDATED = "undated"
 
 
 def reconcile_entity(
-    slug: str, *, now: datetime, repair: bool = False, trigger: str = "manual", client: ZohoClient | None = None
+    slug: str,
+    *,
+    now: datetime,
+    repair: bool = False,
+    trigger: str = "manual",
+    client: ZohoClient | None = None,
+    by: str = "",
 ) -> SyncRun:
-    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger)
+    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger, by=by)
     if run.status == SyncRun.Status.PENDING:
         run = execute(run.pk, repair=repair, client=client)
     return run
@@ -215,6 +221,7 @@ def repair(
         operation=QueueItem.Operation.DELETE if delete else QueueItem.Operation.UPSERT,
         is_summary=is_summary and not delete,
         sync_run=run,
+        requested_by=run.started_by,
     )
 
 
