@@ -128,6 +128,11 @@ def tiles(overview: dict) -> list[Tile]:
             "Dead letters", _count(overview["dlq_size"]), "unresolved", Tone.BAD if overview["dlq_size"] else Tone.GOOD
         ),
         Tile(
+            "Parents awaited",
+            _count(overview["parents_waiting"]),
+            "references still empty: filled when they land",
+        ),
+        Tile(
             "Open alerts",
             _count(overview["open_alerts"]),
             "open or acknowledged",

@@ -24,7 +24,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from sync import budget, entities, pull, run_lifecycle
+from sync import budget, entities, parents, pull, run_lifecycle
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
 from sync.payloads import content_hash, latest_version, trusted_version, version_of
@@ -78,6 +78,7 @@ def execute(
     except Exception as exc:
         return run_lifecycle.fail(run, exc, now=timezone.now())
     report["repair"] = repair
+    report["parents_missing_in_zoho"] = parents.missing_in_zoho(entity.slug)
     for bucket in report["buckets"].values():
         bucket.pop("_ids", None)
     run.drift_report = report

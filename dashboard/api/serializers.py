@@ -81,6 +81,7 @@ class Overview(serializers.Serializer):
     queue_depth = serializers.IntegerField(help_text="pending and retry rows")
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
     dlq_size = serializers.IntegerField(help_text="unresolved dead letters")
+    parents_waiting = serializers.IntegerField(help_text="parents stored rows reference that are not stored yet")
     open_alerts = serializers.IntegerField(help_text="alerts not resolved (open or acknowledged)")
     zoho = ZohoBudget()
     throughput = Throughput(help_text="per step over the last 24 hours")
@@ -95,6 +96,7 @@ class QueueStats(serializers.Serializer):
     finished_since = serializers.DateTimeField()
     depth = serializers.IntegerField()
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
+    parents_waiting = serializers.IntegerField(help_text="parents stored rows reference that are not stored yet")
 
 
 # --- Recent events ---------------------------------------------------------------------------
