@@ -18,8 +18,18 @@ from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
 from erp import admin as erp_admin
-from sync import entities, history, queue, schedules
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync import entities, history, parents, queue, schedules
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    InboxEvent,
+    ParentWait,
+    QueueItem,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
 from tdscore.admin import (
     ReadOnlyAdmin,
     change_link,
@@ -151,9 +161,23 @@ def object_history(record) -> str:
     return _object_history_link(*key, "every version: what changed, when, from where, who →") if key else "—"
 
 
+def references_awaited(record) -> str:
+    """Why a reference of this row is empty: its parent is not stored yet (and what heal did about it)."""
+    link = parents.links().get(record._meta.db_table)
+    parent_id = getattr(record, link.id_field) if link else ""
+    if not parent_id or getattr(record, f"{link.ref}_id") is not None:
+        return "—"
+    wait = ParentWait.objects.filter(parent_entity=link.parent, parent_id=parent_id).first()
+    if wait is None:
+        # A contact awaited as a customer that landed as a vendor (or the reverse) answered its wait.
+        return f"{link.parent} {parent_id} is not stored, nor awaited: Zoho files that contact as the other type"
+    return wait.explained()
+
+
 erp_admin.ROW_PANELS.update(
     written_by=("current version written by", written_by),
-    object_history=("history", object_history),
+    object_history=("sync history", object_history),
+    references_awaited=("parent awaited", references_awaited),
 )
 
 

@@ -512,6 +512,15 @@ class ParentWait(models.Model):
     def __str__(self) -> str:
         return f"{self.parent_entity} {self.parent_id} awaited since {self.since:%Y-%m-%d %H:%M}"
 
+    def explained(self) -> str:
+        """For an operator asking why a reference is empty."""
+        text = f"{self} by {', '.join(self.child_tables)}"
+        if self.missing_in_zoho_at:
+            return f"{text}; Zoho does not have it (asked {self.missing_in_zoho_at:%Y-%m-%d %H:%M})"
+        if self.fetch_queued_at:
+            return f"{text}; fetched from Zoho at {self.fetch_queued_at:%Y-%m-%d %H:%M}, waiting to be applied"
+        return f"{text}; heal fetches it from Zoho once it has waited parent_wait_minutes"
+
 
 class ErasedContact(models.Model):
     """A contact whose personal data was erased; later webhooks about it are redacted on arrival."""
