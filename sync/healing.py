@@ -182,6 +182,10 @@ def _redrive(dead_letter: DeadLetter, *, now: datetime) -> bool:
 
 
 def fetch_awaited_parents(*, now: datetime, report: Report) -> None:
+    with transaction.atomic():
+        settled = parents.settle()
+    if settled:
+        report.lines.append(f"filled {settled} reference(s) whose parent landed as the child did")
     fetched = parents.fetch_overdue(now=now)
     if fetched.queued:
         report.counts[Problem.PARENTS_FETCHED] += fetched.queued

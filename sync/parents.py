@@ -175,11 +175,31 @@ def fill(model: type[models.Model], zoho_ids: Iterable[str]) -> int:
 
 
 def _fill_table(link: Link, parent: type[models.Model], parent_ids: set[str]) -> None:
-    # The predicate is the partial index's (erp: `<table>_awaits`): only children still waiting.
-    waiting = link.model.objects.filter(**{f"{link.ref}__isnull": True, f"{link.id_field}__any_of": parent_ids})
-    waiting.exclude(**{link.id_field: ""}).update(
-        **{link.ref: Subquery(parent.objects.filter(zoho_id=OuterRef(link.id_field)).values("pk")[:1])}
-    )
+    _waiting(link).filter(**{f"{link.id_field}__any_of": parent_ids}).update(**{link.ref: _parent_pk(link, parent)})
+
+
+def _waiting(link: Link) -> models.QuerySet:
+    # The partial index's predicate (erp: `<table>_awaits`): only children still waiting.
+    return link.model.objects.filter(**{f"{link.ref}__isnull": True}).exclude(**{link.id_field: ""})
+
+
+def _parent_pk(link: Link, parent: type[models.Model]) -> Subquery:
+    return Subquery(parent.objects.filter(zoho_id=OuterRef(link.id_field)).values("pk")[:1])
+
+
+def settle() -> int:
+    """Fill every reference whose parent is stored by now, whatever the wait rows say.
+
+    The safety net behind fill(): a child batch and its parent's batch that commit at the same
+    moment can each miss the other (the parent reads the waits before the child's commit). Each
+    statement reads only a partial index of waiting rows, so heal runs it cheaply.
+    """
+    filled = 0
+    for link in links().values():
+        parent = apps.get_model(entities.get(link.parent).erp_model)
+        stored = parent.objects.filter(zoho_id=OuterRef(link.id_field))
+        filled += _waiting(link).filter(models.Exists(stored)).update(**{link.ref: _parent_pk(link, parent)})
+    return filled
 
 
 # --- heal: the one fetch of a parent that stays missing ------------------------------------------

@@ -8,8 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from erp.models import Bill, Customer, Invoice, InvoiceLine, Payment, PaymentAllocation, Product, Vendor
+from sync import parents
 from sync.models import ParentWait
-from tests.handlers.conftest import apply, enqueue, sample
+from tests.handlers.conftest import NOW, apply, enqueue, sample
 
 INVOICE = sample("books-invoice")
 CONTACT = sample("books-contact")
@@ -119,3 +120,11 @@ def test_missing_parents_cost_one_statement_per_batch(django_assert_max_num_quer
     with django_assert_max_num_queries(13 if connection.vendor == "postgresql" else 14):
         apply(*items)
     assert ParentWait.objects.count() == 2 + 40 + 40 * 5  # invoice 0 awaits its customer and an item
+
+
+def test_heal_fills_a_reference_whose_wait_crossed_its_parent():
+    # The child's batch and the parent's committed together: the parent's apply saw no wait.
+    apply(enqueue("customers", CONTACT))
+    Invoice.objects.create(zoho_id="I1", customer_id=CONTACT["contact_id"], synced_at=NOW)
+    assert parents.settle() == 1
+    assert Invoice.objects.get().customer_ref == Customer.objects.get()
