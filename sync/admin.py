@@ -556,6 +556,38 @@ class AuditTrailAdmin(ReadOnlyAdmin):
         )
 
 
+class MissingInZohoFilter(HasErrorFilter):
+    title = "missing in Zoho"
+    parameter_name = "missing_in_zoho"
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(missing_in_zoho_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(ParentWait)
+class ParentWaitAdmin(ReadOnlyAdmin):
+    """Parents that stored rows reference and that are not stored yet: why a reference is empty."""
+
+    list_display = [
+        "parent_entity",
+        "parent_id",
+        "tables",
+        "example_child",
+        "since",
+        "fetch_queued_at",
+        "missing_in_zoho_at",
+    ]
+    list_filter = ["parent_entity", MissingInZohoFilter]
+    search_fields = ["parent_id", "example_child"]
+    date_hierarchy = "since"
+
+    @admin.display(description="waiting tables")
+    def tables(self, obj: ParentWait) -> str:
+        return ", ".join(obj.child_tables)
+
+
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["worker_id", "hostname", "pid", "started_at", "last_seen_at", "rows_processed"]

@@ -20,7 +20,17 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from alerts.models import Alert, AlertDelivery, AlertSilence
 from erp.models import ZohoRecord
 from sync import queue
-from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncLog, SyncRun, WorkerHeartbeat
+from sync.models import (
+    AuditTrail,
+    DeadLetter,
+    InboxEvent,
+    ParentWait,
+    QueueItem,
+    SyncCursor,
+    SyncLog,
+    SyncRun,
+    WorkerHeartbeat,
+)
 from sync.payloads import content_hash
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
 from tdscore.models import Configuration, Metric
@@ -119,6 +129,12 @@ def dead_letter(**fields: Any) -> DeadLetter:
         "attempts": 3,
     }
     return DeadLetter.objects.create(queue_item=item, inbox_event=item.inbox_event, **{**defaults, **fields})
+
+
+@builds(ParentWait)
+def parent_wait(parent_entity: str = "customers", parent_id: str = "4815000000044001", **fields: Any) -> ParentWait:
+    defaults = {"child_tables": ["erp_invoice"], "example_child": "invoices 4815000000051234"}
+    return ParentWait.objects.create(parent_entity=parent_entity, parent_id=parent_id, **{**defaults, **fields})
 
 
 @builds(SyncLog)

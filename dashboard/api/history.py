@@ -6,6 +6,8 @@ Read from the audit trail (sync.history). Stock objects are named as the queue n
 
 from __future__ import annotations
 
+import re
+
 from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
@@ -96,7 +98,8 @@ class ObjectHistory(APIView):
         as_of = request.query_params.get("as_of")
         at = None
         if as_of is not None:
-            at = parse_datetime(as_of.strip())
+            # A `+01:00` typed into a browser's address bar arrives as a space.
+            at = parse_datetime(re.sub(r" (\d\d:?\d\d)$", r"+\1", as_of.strip()))
             if at is None:
                 return Response(
                     {"status": "error", "error": "invalid", "detail": "as_of: not an ISO 8601 time"},

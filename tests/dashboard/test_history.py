@@ -148,3 +148,9 @@ def test_the_history_page_lists_every_version(client, clock, staff_user):
 
 def test_replay_keeps_the_queue_row_and_records_its_requester():
     assert queue.replay(dead_lettered(), by="alice").requested_by == "alice"
+
+
+def test_as_of_with_an_offset_typed_unencoded_is_read(client, clock, api_client):
+    deliver(client, INVOICE)
+    answer = api_client.get(f"{URL}?as_of=2026-11-02T10:30:00+01:00")
+    assert answer.status_code == 200 and answer.json()["state"]["status"] == INVOICE["status"]
