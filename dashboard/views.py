@@ -128,6 +128,11 @@ def tiles(overview: dict) -> list[Tile]:
             "Dead letters", _count(overview["dlq_size"]), "unresolved", Tone.BAD if overview["dlq_size"] else Tone.GOOD
         ),
         Tile(
+            "Parents awaited",
+            _count(overview["parents_waiting"]),
+            "references still empty: filled when they land",
+        ),
+        Tile(
             "Open alerts",
             _count(overview["open_alerts"]),
             "open or acknowledged",
@@ -272,7 +277,7 @@ def start_run(request):
         messages.error(request, f"Nothing started: no {mode or '?'} run of {entity or '?'} to start.")
         return redirect("dashboard:index")
     words = Mode(mode).words
-    outcome = start_sync(entity, mode, trigger="dashboard")
+    outcome = start_sync(entity, mode, trigger="dashboard", by=request.user.get_username())
     if outcome.run_ids:
         runs = ", ".join(f"#{pk}" for pk in outcome.run_ids)
         messages.success(request, f"Started {words} of {entity}: run {runs}, in the worker cluster.")

@@ -1,6 +1,8 @@
 """The ERP tables are written only by sync: the admin shows them, read-only, with their lines,
 amounts as money and the raw Zoho payload as wrapped JSON."""
 
+from collections.abc import Callable
+
 from django.apps import apps
 from django.contrib import admin
 from django.db.models import DecimalField, Model
@@ -50,12 +52,30 @@ def _lines_inline(model):
     return [inline]
 
 
+# What the app above shows at the top of an ERP row's page, which this app cannot know: who wrote
+# the row's current version and its history (sync/admin.py fills it). Name → (label, HTML of the row).
+ROW_PANELS: dict[str, tuple[str, Callable[[ZohoRecord], str]]] = {}
+
+
 class ZohoRecordAdmin(ReadOnlyAdmin):
     list_filter = [("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["zoho_id"]
     date_hierarchy = "synced_at"
     # For the erasure action sync's admin adds to the contact tables (the permission is the ERP's).
     has_redact_permission = may(Perm.REDACT_CONTACT)
+
+    def get_fields(self, request, obj=None):
+        return [*ROW_PANELS, *super().get_fields(request, obj)] if obj else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*ROW_PANELS, *super().get_readonly_fields(request, obj)]
+
+    def __getattr__(self, name: str):
+        # The admin reads a read-only field's value and label from a method of this name.
+        if name in ROW_PANELS:
+            label, render = ROW_PANELS[name]
+            return admin.display(description=label)(render)
+        raise AttributeError(name)
 
 
 COMMON = {f.name for f in ZohoRecord._meta.fields} | {"id"}

@@ -21,6 +21,17 @@ def parent(model: str, **kwargs) -> models.ForeignKey:
     return models.ForeignKey(model, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", **kwargs)
 
 
+def awaits(parent: str, name: str) -> models.Index:
+    """The rows still waiting for their `<parent>`: the parent's apply fills their reference through
+    this (sync.parents: `<parent>_ref IS NULL AND <parent>_id <> '' AND <parent>_id = ANY(…)`).
+    Partial, so it holds only waiting rows and costs nothing to keep once references are filled."""
+    return models.Index(
+        fields=[f"{parent}_id"],
+        condition=models.Q(**{f"{parent}_ref__isnull": True}) & ~models.Q(**{f"{parent}_id": ""}),
+        name=name,
+    )
+
+
 class ZohoRecord(models.Model):
     zoho_id = models.CharField(max_length=100, unique=True)
     zoho_last_modified = models.DateTimeField(null=True, blank=True)
@@ -117,6 +128,7 @@ class Line(models.Model):
     class Meta:
         abstract = True
         ordering = ["position"]
+        indexes = [awaits("item", "%(app_label)s_%(class)s_awaits")]
 
     def __str__(self) -> str:
         return f"{self.name or self.item_id} × {self.quantity}"
@@ -127,6 +139,9 @@ class Invoice(Document):
     due_date = models.DateField(null=True, blank=True)
     customer_id = models.CharField(max_length=100, blank=True)
     customer_ref = parent("erp.Customer")
+
+    class Meta:
+        indexes = [awaits("customer", "erp_invoice_awaits")]
 
 
 class InvoiceLine(Line):
@@ -139,6 +154,9 @@ class Bill(Document):
     vendor_id = models.CharField(max_length=100, blank=True)
     vendor_ref = parent("erp.Vendor")
 
+    class Meta:
+        indexes = [awaits("vendor", "erp_bill_awaits")]
+
 
 class BillLine(Line):
     bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines")
@@ -148,6 +166,9 @@ class CreditNote(Document):
     creditnote_number = models.CharField(max_length=100, blank=True)
     customer_id = models.CharField(max_length=100, blank=True)
     customer_ref = parent("erp.Customer")
+
+    class Meta:
+        indexes = [awaits("customer", "erp_creditnote_awaits")]
 
 
 class CreditNoteLine(Line):
@@ -159,6 +180,9 @@ class SalesOrder(Document):
     shipment_date = models.DateField(null=True, blank=True)
     customer_id = models.CharField(max_length=100, blank=True)
     customer_ref = parent("erp.Customer")
+
+    class Meta:
+        indexes = [awaits("customer", "erp_salesorder_awaits")]
 
 
 class SalesOrderLine(Line):
@@ -175,6 +199,9 @@ class Payment(HeaderRecord):
     payment_mode = models.CharField(max_length=50, blank=True)
     reference_number = models.CharField(max_length=100, blank=True)
 
+    class Meta:
+        indexes = [awaits("customer", "erp_payment_awaits")]
+
 
 class PaymentAllocation(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="lines")
@@ -185,6 +212,7 @@ class PaymentAllocation(models.Model):
 
     class Meta:
         ordering = ["position"]
+        indexes = [awaits("invoice", "erp_paymentallocation_awaits")]
 
     def __str__(self) -> str:
         return f"{self.amount_applied} → invoice {self.invoice_id}"
@@ -225,6 +253,7 @@ class StockLevel(ZohoRecord):
             # Also the index of stock by item: WHERE item_id = %s.
             models.UniqueConstraint(fields=["item_id", "location_id"], name="erp_stocklevel_item_location"),
         ]
+        indexes = [awaits("item", "erp_stocklevel_awaits")]
 
 
 class StockAdjustment(HeaderRecord):
@@ -246,6 +275,7 @@ class StockAdjustmentLine(models.Model):
 
     class Meta:
         ordering = ["position"]
+        indexes = [awaits("item", "erp_stockadjline_awaits")]
 
     def __str__(self) -> str:
         quantity = "?" if self.quantity_adjusted is None else f"{self.quantity_adjusted:+}"
@@ -268,6 +298,7 @@ class PriceListItem(models.Model):
 
     class Meta:
         ordering = ["position"]
+        indexes = [awaits("item", "erp_pricelistitem_awaits")]
 
     def __str__(self) -> str:
         return f"{self.item_id} @ {self.pricebook_rate}"

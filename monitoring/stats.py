@@ -27,7 +27,7 @@ from monitoring.rollups import (
     measure,
     minute_of,
 )
-from sync import budget
+from sync import budget, parents
 from sync.models import DeadLetter, QueueItem
 from tdscore.models import Metric
 
@@ -118,6 +118,11 @@ def dlq_size() -> int:
     return DeadLetter.objects.unresolved().count()
 
 
+def parents_waiting() -> int:
+    """Parents that stored rows reference and that are not stored yet (their references are empty)."""
+    return parents.waiting_count()
+
+
 def zoho_calls(now: datetime) -> dict:
     status = budget.status(now)
     return {"calls_today": status.calls_today, "daily_cap": status.daily_cap, "remaining_today": status.remaining_today}
@@ -134,6 +139,7 @@ def overview(now: datetime) -> dict:
         "queue_depth": queue_depth(),
         "oldest_pending_age_seconds": oldest_pending_age(now),
         "dlq_size": dlq_size(),
+        "parents_waiting": parents_waiting(),
         "freshness": freshness_by_entity(now),
         **{name: figure(now) for name, figure in registry.figures.items()},
         "zoho": zoho_calls(now),
@@ -172,6 +178,7 @@ def queue_stats(now: datetime) -> dict:
         "finished_since": now - DAY,
         "depth": by_status[QueueItem.Status.PENDING] + by_status[QueueItem.Status.RETRY],
         "oldest_pending_age_seconds": oldest_pending_age(now),
+        "parents_waiting": parents_waiting(),
     }
 
 

@@ -18,13 +18,14 @@ from django.views.decorators.http import require_http_methods
 from django_q.admin import FailAdmin, ScheduleAdmin, TaskAdmin, resubmit_task
 from django_q.models import Failure, Schedule, Success
 
-from erp.admin import contact_admins
-from sync import entities, queue, redaction, replay_preview, schedules, schema_drift
+from erp import admin as erp_admin
+from sync import entities, history, parents, queue, redaction, replay_preview, schedules, schema_drift
 from sync.models import (
     AuditTrail,
     DeadLetter,
     ErasedContact,
     InboxEvent,
+    ParentWait,
     QueueItem,
     SchemaDrift,
     SyncCursor,
@@ -100,11 +101,88 @@ def _history_link(obj) -> str:
     if not obj.object_id:
         return "—"
     return format_html(
-        "{} · {} · {}",
+        "{} · {} · {} · {}",
+        _object_history_link(obj.entity, obj.object_id, "every version"),
         changelist_link(QueueItem, "queue rows", entity=obj.entity, object_id=obj.object_id),
         changelist_link(DeadLetter, "dead letters", entity=obj.entity, object_id=obj.object_id),
         changelist_link(AuditTrail, "audit trail", entity=obj.entity, object_id=obj.object_id),
     )
+
+
+def _object_history_link(entity: str, object_id: str, text: str) -> str:
+    url = reverse("admin:sync_audittrail_object", args=[entity, object_id])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+# The admin page of each row an audit row links to (sync.history.Link.kind).
+LINKED_PAGES = {
+    "queue": "admin:sync_queueitem_change",
+    "inbox": "admin:sync_inboxevent_change",
+    "run": "admin:sync_syncrun_change",
+}
+
+
+def _linked(link: history.Link | None, text: str = "") -> str:
+    """A link while the row exists; once cleanup removed it, when it did."""
+    if link is None:
+        return ""
+    if not link.exists:
+        return str(link)
+    return format_html('<a href="{}">{}</a>', reverse(LINKED_PAGES[link.kind], args=[link.pk]), text or str(link))
+
+
+def _provenance(version: history.Version) -> str:
+    """Queue row → its webhook body (inbox row) or its run, and who started it."""
+    parts = [
+        _linked(version.queue, f"queue row #{version.row.queue_item_id}"),
+        _linked(version.inbox, f"webhook body (inbox #{version.row.inbox_event_id})"),
+        _linked(version.run, f"run #{version.row.run_id}"),
+    ]
+    shown = format_html_join(" → ", "{}", ((part,) for part in parts if part)) or "—"
+    if version.row.actor:
+        return format_html("{} · by {}", shown, version.row.actor)
+    return shown
+
+
+def _record_key(record) -> tuple[str, str] | None:
+    entity = history.entity_of(record)
+    return (entity.slug, history.object_id_of(entity, record)) if entity else None
+
+
+def written_by(record) -> str:
+    """The ERP row's current version: its audit row, then where that change came from."""
+    key = _record_key(record)
+    version = history.written_by(*key) if key else None
+    if version is None:
+        return "—"
+    row = version.row
+    audit = change_link(row, f"audit #{row.pk}: {row.operation} ({row.source}) at {row.at:%Y-%m-%d %H:%M:%S}")
+    return format_html("{} → {}", audit, _provenance(version))
+
+
+def object_history(record) -> str:
+    key = _record_key(record)
+    return _object_history_link(*key, "every version: what changed, when, from where, who →") if key else "—"
+
+
+def references_awaited(record) -> str:
+    """Why a reference of this row is empty: its parent is not stored yet (and what heal did about it)."""
+    link = parents.links().get(record._meta.db_table)
+    parent_id = getattr(record, link.id_field) if link else ""
+    if not parent_id or getattr(record, f"{link.ref}_id") is not None:
+        return "—"
+    wait = ParentWait.objects.filter(parent_entity=link.parent, parent_id=parent_id).first()
+    if wait is None:
+        # A contact awaited as a customer that landed as a vendor (or the reverse) answered its wait.
+        return f"{link.parent} {parent_id} is not stored, nor awaited: Zoho files that contact as the other type"
+    return wait.explained()
+
+
+erp_admin.ROW_PANELS.update(
+    written_by=("current version written by", written_by),
+    object_history=("sync history", object_history),
+    references_awaited=("parent awaited", references_awaited),
+)
 
 
 @admin.register(InboxEvent)
@@ -434,6 +512,8 @@ class AuditTrailAdmin(ReadOnlyAdmin):
     fields = [
         ("entity", "object_id", "operation"),
         ("version", "source", "at"),
+        ("run_id", "actor"),
+        "provenance",
         "queue_row",
         "inbox_row",
         "history",
@@ -441,7 +521,7 @@ class AuditTrailAdmin(ReadOnlyAdmin):
         "before_shown",
         "after_shown",
     ]
-    readonly_fields = ["queue_row", "inbox_row", "history", "diff", "before_shown", "after_shown"]
+    readonly_fields = ["provenance", "queue_row", "inbox_row", "history", "diff", "before_shown", "after_shown"]
 
     before_shown = shown_as(pretty_json, "before", "before")
     after_shown = shown_as(pretty_json, "after", "after")
@@ -452,11 +532,34 @@ class AuditTrailAdmin(ReadOnlyAdmin):
 
     @admin.display(description="queue row", ordering="queue_item_id")
     def queue_row(self, obj: AuditTrail) -> str:
-        return _row_link(QueueItem, obj.queue_item_id)
+        return _linked(history.Version.of(obj).queue) or "—"
 
     @admin.display(description="inbox event")
     def inbox_row(self, obj: AuditTrail) -> str:
-        return _row_link(InboxEvent, obj.inbox_event_id)
+        return _linked(history.Version.of(obj).inbox, f"webhook body (inbox #{obj.inbox_event_id})") or "—"
+
+    @admin.display(description="written by")
+    def provenance(self, obj: AuditTrail) -> str:
+        return _provenance(history.Version.of(obj))
+
+    def get_urls(self):
+        page = self.admin_site.admin_view(require_http_methods(["GET"])(self.object_view))
+        return [path("object/<str:entity>/<path:object_id>/", page, name="sync_audittrail_object"), *super().get_urls()]
+
+    def object_view(self, request, entity: str, object_id: str):
+        """Every version of one object, oldest first: what changed, when, from where, who."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        versions = history.versions(entity, object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History of {entity} {object_id}",
+            "opts": self.model._meta,
+            "entity": entity,
+            "object_id": object_id,
+            "versions": [(v.row, self.diff(v.row), _provenance(v)) for v in reversed(versions)],
+        }
+        return TemplateResponse(request, "admin/sync/audittrail/object_history.html", context)
 
     @admin.display(description="this object's history")
     def history(self, obj: AuditTrail) -> str:
@@ -480,12 +583,36 @@ class AuditTrailAdmin(ReadOnlyAdmin):
         )
 
 
-def _row_link(model, pk: int | None) -> str:
-    """A plain id (the audit trail keeps no foreign keys): a link while the row exists."""
-    if pk is None:
-        return "—"
-    row = model.objects.filter(pk=pk).first()
-    return change_link(row) if row else f"#{pk} (removed by retention)"
+class MissingInZohoFilter(HasErrorFilter):
+    title = "missing in Zoho"
+    parameter_name = "missing_in_zoho"
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(missing_in_zoho_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(ParentWait)
+class ParentWaitAdmin(ReadOnlyAdmin):
+    """Parents that stored rows reference and that are not stored yet: why a reference is empty."""
+
+    list_display = [
+        "parent_entity",
+        "parent_id",
+        "tables",
+        "example_child",
+        "since",
+        "fetch_queued_at",
+        "missing_in_zoho_at",
+    ]
+    list_filter = ["parent_entity", MissingInZohoFilter]
+    search_fields = ["parent_id", "example_child"]
+    date_hierarchy = "since"
+
+    @admin.display(description="waiting tables")
+    def tables(self, obj: ParentWait) -> str:
+        return ", ".join(obj.child_tables)
 
 
 class AcknowledgedFilter(admin.SimpleListFilter):
@@ -620,5 +747,5 @@ class ErasedContactAdmin(ReadOnlyAdmin):
         return ", ".join(obj.fields)
 
 
-for _contact_admin in contact_admins():
+for _contact_admin in erp_admin.contact_admins():
     _contact_admin.actions = [*(_contact_admin.actions or []), erase_personal_data]

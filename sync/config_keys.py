@@ -195,6 +195,16 @@ HEAL_REDRIVE_LADDER_MINUTES = Key(
     min=1,
     max=43_200,
 )
+PARENT_WAIT_MINUTES = Key(
+    "parent_wait_minutes",
+    KeyType.INT,
+    30,
+    "heal",
+    "Minutes a row's parent (its customer, vendor, item or invoice) may stay missing before heal fetches "
+    "that parent from Zoho, once.",
+    min=0,
+    max=10_080,
+)
 
 # Retention and cleanup.
 INBOX_RETENTION_DAYS = Key(

@@ -10,6 +10,8 @@ process or a passing outage left behind, so nobody has to.
   deploy, a lock storm) has usually cleared by then. `validation`, `unknown_entity` and
   `zoho_rejected` fail the same way every time and are left to an operator. A redrive is
   `queue.replay` with `by="heal"`, the operator's own path.
+- Parents that rows have referenced for longer than `parent_wait_minutes` without arriving are
+  fetched from Zoho once each and queued (sync.parents); one Zoho does not have is marked so.
 - Planner statistics of the hot tables are refreshed with ANALYZE where autovacuum has not
   (PostgreSQL), so the partial claim indexes are still chosen after a large backlog.
 
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 from django.db import connection, models, transaction
 from django.db.models import Max
 
-from sync import handlers, queue, run_lifecycle
+from sync import handlers, parents, queue, run_lifecycle
 from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.errors import UnknownEntityError
 from sync.models import DeadLetter, QueueItem, SyncRun
@@ -50,6 +52,8 @@ class Problem(models.TextChoices):
     REDRIVEN = "redriven"
     SUPERSEDED = "superseded"
     STALE_STATISTICS = "stale_statistics"
+    PARENTS_FETCHED = "parents_fetched"
+    PARENTS_MISSING_IN_ZOHO = "parents_missing_in_zoho"
 
     @property
     def metric(self) -> str:
@@ -72,6 +76,7 @@ def heal(*, now: datetime) -> Report:
     fail_stuck_runs(now=now, report=report)
     resolve_superseded(now=now, report=report)
     redrive_dead_letters(now=now, report=report)
+    fetch_awaited_parents(now=now, report=report)
     refresh_statistics(report=report)
     Metric.objects.bulk_create(
         [Metric(name=problem.metric, value=count, at=now) for problem, count in report.counts.items()],
@@ -174,6 +179,23 @@ def _redrive(dead_letter: DeadLetter, *, now: datetime) -> bool:
     except queue.DeadLetterError:
         return False  # resolved meanwhile, or its row moved on: nothing to redrive
     return True
+
+
+def fetch_awaited_parents(*, now: datetime, report: Report) -> None:
+    with transaction.atomic():
+        settled = parents.settle()
+    if settled:
+        report.lines.append(f"filled {settled} reference(s) whose parent landed as the child did")
+    fetched = parents.fetch_overdue(now=now)
+    if fetched.queued:
+        report.counts[Problem.PARENTS_FETCHED] += fetched.queued
+        report.lines.append(f"fetched {fetched.queued} awaited parent(s) from Zoho")
+    if fetched.missing_in_zoho:
+        report.counts[Problem.PARENTS_MISSING_IN_ZOHO] += fetched.missing_in_zoho
+        report.lines.append(f"{fetched.missing_in_zoho} awaited parent(s) Zoho does not have (see reconcile's report)")
+    if fetched.answered:
+        report.lines.append(f"filled the references of {fetched.answered} parent(s) stored meanwhile")
+    report.lines += [f"could not fetch a parent: {error}" for error in fetched.errors]
 
 
 # --- Planner statistics -------------------------------------------------------------------------

@@ -399,6 +399,39 @@ class AuditTrail(models.Model):
         return f"{self.operation} {self.entity} {self.object_id} @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
+class CleanupSweep(models.Model):
+    """One cleanup's deletions from one table: the ids it removed lie between first_id and last_id.
+
+    The audit trail links queue and inbox rows by plain id; when such a row is gone, this says it
+    was cleaned up and when, without keeping a row per deleted id.
+    """
+
+    target = models.CharField(max_length=32)  # sync.retention's Target.name: "queue", "inbox"…
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    rows = models.PositiveBigIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "tds_cleanup_sweeps"
+        indexes = [
+            # "Which sweep removed inbox #N": WHERE target = %s AND first_id <= N AND last_id >= N ORDER BY at.
+            models.Index(fields=["target", "first_id"], name="tds_sweep_target_first"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cleanup of {self.target} #{self.first_id}–#{self.last_id} on {self.at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def of(cls, target: str, pk: int) -> CleanupSweep | None:
+        """The first sweep whose range holds `pk`: the row is gone and this is when it went.
+
+        A row kept back by a sweep (an open dead letter still needed it) and removed by a later
+        one lies in both ranges; it is rare, and the earlier date is then the one shown.
+        """
+        return cls.objects.filter(target=target, first_id__lte=pk, last_id__gte=pk).order_by("at", "pk").first()
+
+
 class WorkerHeartbeat(models.Model):
     """A drainer's sign of life, so alerts and `heal` can tell a dead worker from an idle one."""
 
@@ -478,6 +511,15 @@ class ParentWait(models.Model):
 
     def __str__(self) -> str:
         return f"{self.parent_entity} {self.parent_id} awaited since {self.since:%Y-%m-%d %H:%M}"
+
+    def explained(self) -> str:
+        """For an operator asking why a reference is empty."""
+        text = f"{self} by {', '.join(self.child_tables)}"
+        if self.missing_in_zoho_at:
+            return f"{text}; Zoho does not have it (asked {self.missing_in_zoho_at:%Y-%m-%d %H:%M})"
+        if self.fetch_queued_at:
+            return f"{text}; fetched from Zoho at {self.fetch_queued_at:%Y-%m-%d %H:%M}, waiting to be applied"
+        return f"{text}; heal fetches it from Zoho once it has waited parent_wait_minutes"
 
 
 class ErasedContact(models.Model):

@@ -107,8 +107,13 @@ def run_type_for(entity: Entity, mode: str) -> str:
 # --- Starting runs ----------------------------------------------------------------------------
 
 
-def start_run(slug: str, mode: str, *, now: datetime, trigger: str, estimate: budget.Estimate | None = None) -> SyncRun:
+def start_run(
+    slug: str, mode: str, *, now: datetime, trigger: str, estimate: budget.Estimate | None = None, by: str = ""
+) -> SyncRun:
     """Plan a run and record it pending, or deferred with the reason; raise RunRefused otherwise.
+
+    `by`: the operator who asks for it (the trigger, e.g. "schedule", when nobody did); its changes'
+    audit rows name them.
 
     The entity lock makes the overlap check and the insert one step, so two starters (a schedule
     and an operator) never both get a run. `estimate` is a survey's (sync.survey), for an entity
@@ -130,9 +135,17 @@ def start_run(slug: str, mode: str, *, now: datetime, trigger: str, estimate: bu
             raise run_lifecycle.RunRefused(f"budget: {decision.reason}")
         if decision.action == budget.Action.DEFER:
             return run_lifecycle.create_deferred(
-                slug, run_type, now=now, trigger=trigger, reason=decision.reason, estimated_calls=plan.total
+                slug,
+                run_type,
+                now=now,
+                trigger=trigger,
+                reason=decision.reason,
+                estimated_calls=plan.total,
+                started_by=by or trigger,
             )
-        return run_lifecycle.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total)
+        return run_lifecycle.create(
+            slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, started_by=by or trigger
+        )
 
 
 def planned_calls(entity: Entity, run_type: str) -> budget.Estimate:
@@ -159,20 +172,24 @@ def slugs_for(entity: str, mode: str) -> list[str]:
     return list(entities.ENTITIES)
 
 
-def start_runs(slugs: list[str], mode: str, *, now: datetime, trigger: str) -> tuple[list[SyncRun], dict[str, str]]:
+def start_runs(
+    slugs: list[str], mode: str, *, now: datetime, trigger: str, by: str = ""
+) -> tuple[list[SyncRun], dict[str, str]]:
     """Start a run per entity: the runs recorded (pending or deferred) and the refusals by entity."""
     started, refused = [], {}
     for slug in slugs:
         try:
-            started.append(start_run(slug, mode, now=now, trigger=trigger))
+            started.append(start_run(slug, mode, now=now, trigger=trigger, by=by))
         except run_lifecycle.RunRefused as exc:
             refused[slug] = str(exc)
     return started, refused
 
 
-def pull_entity(slug: str, mode: str, *, now: datetime, trigger: str = "manual", **options: Any) -> SyncRun:
+def pull_entity(
+    slug: str, mode: str, *, now: datetime, trigger: str = "manual", by: str = "", **options: Any
+) -> SyncRun:
     """Start and execute one run in this process (commands, tasks, tests); `options` go to execute()."""
-    run = start_run(slug, mode, now=now, trigger=trigger)
+    run = start_run(slug, mode, now=now, trigger=trigger, by=by)
     if run.status == SyncRun.Status.PENDING:
         run = execute(run.pk, **options)
     return run
@@ -588,6 +605,7 @@ class Puller:
                     source=QueueItem.Source.PULL,
                     is_summary=is_summary,
                     sync_run_id=self.run.pk,
+                    requested_by=self.run.started_by,
                 )
             )
         return enqueue_many(rows, now=now)

@@ -62,6 +62,7 @@ def pending_row(
     inbox_event: InboxEvent | None = None,
     sync_run=None,
     priority: int = 0,
+    requested_by: str = "",
 ) -> QueueItem:
     """The row enqueue() inserts, unsaved: pending and due now.
 
@@ -84,6 +85,7 @@ def pending_row(
         inbox_event=inbox_event,
         sync_run=sync_run,
         priority=priority,
+        requested_by=requested_by,
         next_attempt_at=now,
         created_at=now,
         updated_at=now,
@@ -712,6 +714,7 @@ def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> 
             locked_until=None,
             lease_token=None,
             updated_at=now,
+            requested_by=by,
         )
         if item.inbox_event_id:
             InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.QUEUED)

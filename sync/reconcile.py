@@ -24,7 +24,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from sync import budget, entities, pull, run_lifecycle
+from sync import budget, entities, parents, pull, run_lifecycle
 from sync.entities import Entity
 from sync.models import QueueItem, SyncRun
 from sync.payloads import content_hash, latest_version, trusted_version, version_of
@@ -38,9 +38,15 @@ UNDATED = "undated"
 
 
 def reconcile_entity(
-    slug: str, *, now: datetime, repair: bool = False, trigger: str = "manual", client: ZohoClient | None = None
+    slug: str,
+    *,
+    now: datetime,
+    repair: bool = False,
+    trigger: str = "manual",
+    client: ZohoClient | None = None,
+    by: str = "",
 ) -> SyncRun:
-    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger)
+    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger, by=by)
     if run.status == SyncRun.Status.PENDING:
         run = execute(run.pk, repair=repair, client=client)
     return run
@@ -72,6 +78,7 @@ def execute(
     except Exception as exc:
         return run_lifecycle.fail(run, exc, now=timezone.now())
     report["repair"] = repair
+    report["parents_missing_in_zoho"] = parents.missing_in_zoho(entity.slug)
     for bucket in report["buckets"].values():
         bucket.pop("_ids", None)
     run.drift_report = report
@@ -215,6 +222,7 @@ def repair(
         operation=QueueItem.Operation.DELETE if delete else QueueItem.Operation.UPSERT,
         is_summary=is_summary and not delete,
         sync_run=run,
+        requested_by=run.started_by,
     )
 
 

@@ -44,7 +44,7 @@ from sync.config_keys import (
     TASK_RESULT_RETENTION_DAYS,
     ZOHO_CALL_LOG_RETENTION_DAYS,
 )
-from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
+from sync.models import CleanupSweep, DeadLetter, InboxEvent, QueueItem, SyncLog
 from sync.zoho.models import ZohoCall
 from tdscore import config
 from tdscore.config import Key
@@ -71,6 +71,9 @@ class Target:
     kept: Callable[[list], set] | None = None
     # (table, column, action) of rows that point at this one: "null" the link or "delete" them.
     dependents: tuple[tuple[str, str, str], ...] = ()
+    # Rows the audit trail links by id: each sweep's range of ids is kept (CleanupSweep), so a link
+    # to a removed row says when cleanup removed it.
+    remembered: bool = False
 
 
 # The kept rows are found by probing the batch's ids (one indexed lookup each), never by an
@@ -122,6 +125,7 @@ TARGETS = (
         lambda cutoff: QueueItem.objects.filter(status__in=QueueItem.FINISHED, finished_at__lt=cutoff),
         kept=kept_queue_rows,
         dependents=(("tds_sync_logs", "queue_item_id", "delete"), ("tds_dead_letter_queue", "queue_item_id", "null")),
+        remembered=True,
     ),
     Target(
         "inbox",
@@ -130,6 +134,7 @@ TARGETS = (
         lambda cutoff: InboxEvent.objects.filter(received_at__lt=cutoff),
         kept=kept_inbox_rows,
         dependents=(("tds_sync_queue", "inbox_event_id", "null"), ("tds_dead_letter_queue", "inbox_event_id", "null")),
+        remembered=True,
     ),
     Target(
         "zoho_calls",
@@ -185,7 +190,7 @@ def _cutoff(target: Target, now: datetime) -> datetime:
 def _sweep(target, *, now, batch_size, archive=None, progress=None, dry_run=False) -> tuple[int, bool]:
     """Walk the expired rows by primary key, a batch a transaction; (rows deleted, walked to the end)."""
     expired = target.expired(_cutoff(target, now)).order_by("pk")
-    deleted, after = 0, None
+    deleted, after, sweep = 0, None, None
     while True:
         try:
             with transaction.atomic():
@@ -198,6 +203,8 @@ def _sweep(target, *, now, batch_size, archive=None, progress=None, dry_run=Fals
                     if archive is not None:
                         _archive(archive, target, doomed, now)
                     _delete(target, doomed)
+                    if target.remembered:
+                        sweep = _remember(sweep, target, doomed, now)
         except OperationalError as exc:
             if not _is_lock_timeout(exc):
                 raise
@@ -230,6 +237,17 @@ def _delete(target: Target, ids: list) -> None:
                     f"UPDATE {quote(table)} SET {quote(column)} = NULL WHERE {quote(column)} {matching}", params
                 )
         cursor.execute(f"DELETE FROM {quote(target.model._meta.db_table)} WHERE {quote('id')} {matching}", params)
+
+
+def _remember(sweep: CleanupSweep | None, target: Target, doomed: list, now: datetime) -> CleanupSweep:
+    """Widen this sweep's range by a batch, in the batch's transaction (batches go up by id)."""
+    if sweep is None:
+        return CleanupSweep.objects.create(
+            target=target.name, first_id=doomed[0], last_id=doomed[-1], rows=len(doomed), at=now
+        )
+    sweep.last_id, sweep.rows = doomed[-1], sweep.rows + len(doomed)
+    sweep.save(update_fields=["last_id", "rows"])
+    return sweep
 
 
 def _any(ids: list) -> tuple[str, list]:

@@ -82,13 +82,16 @@ def create(slug: str, run_type: str, *, now: datetime, trigger: str, estimated_c
     )
 
 
-def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int):
+def create_deferred(
+    slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int, **fields
+):
     run = create(
         slug,
         run_type,
         now=now,
         trigger=trigger,
         estimated_calls=estimated_calls,
+        **fields,
         status=SyncRun.Status.DEFERRED,
         finished_at=now,
         error=reason,

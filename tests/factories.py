@@ -25,6 +25,7 @@ from sync.models import (
     DeadLetter,
     ErasedContact,
     InboxEvent,
+    ParentWait,
     QueueItem,
     SchemaDrift,
     SyncCursor,
@@ -135,6 +136,12 @@ def dead_letter(**fields: Any) -> DeadLetter:
         "attempts": 3,
     }
     return DeadLetter.objects.create(queue_item=item, inbox_event=item.inbox_event, **{**defaults, **fields})
+
+
+@builds(ParentWait)
+def parent_wait(parent_entity: str = "customers", parent_id: str = "4815000000044001", **fields: Any) -> ParentWait:
+    defaults = {"child_tables": ["erp_invoice"], "example_child": "invoices 4815000000051234"}
+    return ParentWait.objects.create(parent_entity=parent_entity, parent_id=parent_id, **{**defaults, **fields})
 
 
 @builds(SyncLog)

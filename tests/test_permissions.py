@@ -226,6 +226,8 @@ ROUTES: dict[str, Route] = {
     "api:config": api(GET=Rule(VIEWERS_UP, 200), PATCH=Rule(OPERATORS_UP, 200, {"batch_size": 200})),
     "api:schema-drift": api(GET=Rule(VIEWERS_UP, 200)),
     "api:schema-drift-acknowledge": api(POST=Rule(OPERATORS_UP, 200)),
+    # View permission on the entity's ERP model; the sampled object was never applied: 404 to those allowed.
+    "api:erp-history": api(GET=Rule(VIEWERS_UP, 404)),
     # The admin's own pages (its model pages are sampled below, kind by kind).
     "admin:index": page(GET=Rule(STAFF_UP, 200)),
     "admin:login": public("the login form itself", GET=Rule(ALL, (200, 302))),
@@ -242,6 +244,7 @@ ROUTES: dict[str, Route] = {
     "admin:catch_all": page(GET=Rule(NOBODY, 404, refused_status=404)),
     "admin:alerts_alert_send_test": page(POST=Rule(OPERATORS_UP, 302, {"channel": "slack"})),
     "admin:auth_user_password_change": page(GET=Rule(SUPERUSER, 200)),
+    "admin:sync_audittrail_object": page(GET=Rule(VIEWERS_UP, 200)),
     "admin:sync_queueitem_entities": page(
         GET=Rule(VIEWERS_UP, 200), POST=Rule(OPERATORS_UP, 302, {"entity": "products", "action": "pause"})
     ),
@@ -338,6 +341,7 @@ def url_of(name: str, world: World) -> str:
         "content_type_id": ContentType.objects.get_for_model(DeadLetter).pk,
         "object_id": world.dead_letter.pk,
         "id": world.extra.get("user_pk", 0),
+        "zoho_id": "1001",
     }
     params = next(found.params for found in FOUND if found.name == name)
     return reverse(name, kwargs={param: samples[param] for param in params})

@@ -50,12 +50,12 @@ class Started:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def start_sync(entity: str, mode: str, *, trigger: str) -> Started:
+def start_sync(entity: str, mode: str, *, trigger: str, by: str = "") -> Started:
     """Start a run of `mode` (full, incremental or reconciliation) for an entity or `all`, executed in
     the cluster once this commits. A run the budget defers is a refusal here: nothing runs now."""
     slugs = pull.slugs_for(entity, mode)
     with transaction.atomic():
-        started, refused = pull.start_runs(slugs, mode, now=timezone.now(), trigger=trigger)
+        started, refused = pull.start_runs(slugs, mode, now=timezone.now(), trigger=trigger, by=by)
         tasks.launch_runs(started)
     outcome = Started(refused=refused)
     for run in started:
@@ -81,7 +81,9 @@ class StartSync(APIView):
             return Response(
                 {"status": "error", "error": "invalid", "detail": ask.errors}, status=status.HTTP_400_BAD_REQUEST
             )
-        outcome = start_sync(ask.validated_data["entity"], ask.validated_data["mode"], trigger="api")
+        outcome = start_sync(
+            ask.validated_data["entity"], ask.validated_data["mode"], trigger="api", by=request.user.get_username()
+        )
         if not outcome.run_ids:
             refused = outcome.refused
             return Response(

@@ -81,6 +81,7 @@ class Overview(serializers.Serializer):
     queue_depth = serializers.IntegerField(help_text="pending and retry rows")
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
     dlq_size = serializers.IntegerField(help_text="unresolved dead letters")
+    parents_waiting = serializers.IntegerField(help_text="parents stored rows reference that are not stored yet")
     open_alerts = serializers.IntegerField(help_text="alerts not resolved (open or acknowledged)")
     zoho = ZohoBudget()
     throughput = Throughput(help_text="per step over the last 24 hours")
@@ -95,6 +96,7 @@ class QueueStats(serializers.Serializer):
     finished_since = serializers.DateTimeField()
     depth = serializers.IntegerField()
     oldest_pending_age_seconds = serializers.FloatField(allow_null=True)
+    parents_waiting = serializers.IntegerField(help_text="parents stored rows reference that are not stored yet")
 
 
 # --- Recent events ---------------------------------------------------------------------------
@@ -367,3 +369,47 @@ class AlertActionErrorSerializer(serializers.Serializer):
     status = serializers.CharField()
     error = serializers.CharField()
     detail = serializers.CharField()
+
+
+# --- An object's history ---------------------------------------------------------------------
+
+
+class HistoryLink(serializers.Serializer):
+    id = serializers.IntegerField()
+    exists = serializers.BooleanField(help_text="false: retention removed it (see cleaned_up_at)")
+    cleaned_up_at = serializers.DateTimeField(allow_null=True, help_text="when cleanup removed it, if it did")
+    url = serializers.CharField(allow_null=True, help_text="its page in the admin, while it exists")
+
+
+class HistoryLinks(serializers.Serializer):
+    queue_item = HistoryLink(allow_null=True)
+    inbox_event = HistoryLink(allow_null=True, help_text="the stored webhook body, for a webhook's change")
+    run = HistoryLink(allow_null=True, help_text="the pull or reconciliation run, for a pulled change")
+
+
+class HistoryVersion(serializers.Serializer):
+    at = serializers.DateTimeField()
+    version = serializers.DateTimeField(allow_null=True, help_text="Zoho's last_modified_time")
+    operation = serializers.CharField()
+    changed_fields = serializers.ListField(child=serializers.CharField())
+    source = serializers.CharField(help_text="webhook, pull, replay, reconcile, parent")
+    queue_item_id = serializers.IntegerField(allow_null=True)
+    inbox_event_id = serializers.IntegerField(allow_null=True)
+    run_id = serializers.IntegerField(allow_null=True)
+    actor = serializers.CharField(help_text="the operator of a replay, repair or run; blank for Zoho's own")
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    links = HistoryLinks()
+
+
+class ObjectHistory(serializers.Serializer):
+    entity = serializers.CharField()
+    zoho_id = serializers.CharField()
+    versions = HistoryVersion(many=True, help_text="oldest first")
+
+
+class ObjectState(serializers.Serializer):
+    entity = serializers.CharField()
+    zoho_id = serializers.CharField()
+    as_of = serializers.DateTimeField()
+    state = serializers.JSONField(allow_null=True, help_text="null before its creation and after a delete")

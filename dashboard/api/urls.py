@@ -6,7 +6,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import alerts, config, dead_letters, metrics, runs, schema_drift
+from dashboard.api import alerts, config, dead_letters, history, metrics, runs, schema_drift
 
 app_name = "api"
 urlpatterns = [
@@ -37,4 +37,5 @@ urlpatterns = [
         schema_drift.AcknowledgeDrift.as_view(),
         name="schema-drift-acknowledge",
     ),
+    path("erp/<str:entity>/<str:zoho_id>/history", history.ObjectHistory.as_view(), name="erp-history"),
 ]

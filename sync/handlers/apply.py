@@ -7,13 +7,15 @@ An entity is a declaration (`Handler(slug, Model, lines=Lines(...), renames=...)
 their converters and its parent references are read from the ERP model, so each of the eleven is a
 few lines. The whole batch costs a fixed number of queries whatever its size: one advisory lock
 and one SELECT … FOR UPDATE for the stored rows, one read of their lines, one query per parent
-type, one bulk upsert, one DELETE and one bulk INSERT of lines, one bulk INSERT of audit rows.
+type, one bulk upsert, one DELETE and one bulk INSERT of lines, one bulk INSERT of audit rows;
+one upsert of the parents it found missing (only when some are), and for a parent entity one
+read of the children waiting for it (sync.parents).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -21,7 +23,7 @@ from typing import Any
 
 from django.db import connection, models
 
-from sync import entities, payloads, queue, schema_drift
+from sync import entities, parents, payloads, queue, schema_drift
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, values
 from sync.handlers.decisions import ApplyOutcome, Change, Record, decide, highest
@@ -63,18 +65,28 @@ class Columns:
         return out
 
 
-def link_parents(instances: Sequence[models.Model], parents: list[tuple[str, str, type[models.Model]]]) -> None:
+def link_parents(
+    instances: Sequence[models.Model],
+    references: list[tuple[str, str, type[models.Model]]],
+    *,
+    child: Callable[[models.Model], str],
+) -> list[parents.Missing]:
     """Fill each `<parent>_ref` from the parent's Zoho id: one query per parent type, NULL when absent.
 
-    Only at the child's own apply: a child stored before its parent gets its reference the next
-    time the child is applied (a later version, a pull or reconciliation), not when the parent arrives,
-    so a product batch never scans and locks the line tables of five other entities.
+    Returns the parents not stored yet (`child` names the row that waits), for sync.parents to
+    remember: the parent's own apply then fills these references.
     """
-    for attname, id_field, model in parents:
+    missing = []
+    for attname, id_field, model in references:
         ids = {getattr(i, id_field) for i in instances} - {""}
         found = dict(model.objects.filter(zoho_id__any_of=ids).values_list("zoho_id", "pk")) if ids else {}
+        table = instances[0]._meta.db_table if instances else ""
         for instance in instances:
-            setattr(instance, attname, found.get(getattr(instance, id_field)))
+            parent_id = getattr(instance, id_field)
+            setattr(instance, attname, found.get(parent_id))
+            if parent_id and parent_id not in found:
+                missing.append(parents.Missing(parents.entity_of(model), parent_id, table, child(instance)))
+    return missing
 
 
 @dataclass(frozen=True)
@@ -225,7 +237,7 @@ class Handler:
         records = self.load({c.zoho_id for c in changes}, now)
         outcomes, audits, touched = decide(changes, records, now)
         if touched:
-            self.save(touched)
+            self.save(touched, now)
             # Dead letters these objects have now overtaken need no hand any more.
             ids = {id(record) for record in touched}
             written = {zoho_id: record.version for zoho_id, record in records.items() if id(record) in ids}
@@ -289,17 +301,23 @@ class Handler:
         for line in stored.values(self.line_fk, *self.line_columns.names):
             by_pk[line.pop(self.line_fk)].lines.append(line)
 
-    def save(self, rows: list[Row]) -> None:
+    def child(self, instance: models.Model) -> str:
+        """How a waiting row is named to an operator: its entity and Zoho id."""
+        return f"{self.entity.slug} {instance.zoho_id}"
+
+    def save(self, rows: list[Row], now: datetime) -> None:
         instances = [r.instance for r in rows]
-        link_parents(instances, self.columns.parents)
+        missing = link_parents(instances, self.columns.parents, child=self.child)
         # Upsert on zoho_id: rows another transaction created meanwhile are updated, not duplicated.
         bulk.insert(self.model, instances, upsert_on="zoho_id", raw_from_queue=[r.raw_from_queue for r in rows])
+        parents.fill(self.model, [i.zoho_id for i in instances])
         if self.lines is not None:
-            self._replace_lines([r for r in rows if r.lines_changed])
+            missing += self._replace_lines([r for r in rows if r.lines_changed])
+        parents.remember(missing, now=now)
 
-    def _replace_lines(self, rows: list[Row]) -> None:
+    def _replace_lines(self, rows: list[Row]) -> list[parents.Missing]:
         if not rows:
-            return
+            return []
         line_model = self.lines.model
         line_model.objects.filter(**{f"{self.line_fk}__any_of": [r.instance.pk for r in rows]}).delete()
         new = [
@@ -307,5 +325,7 @@ class Handler:
             for r in rows
             for i, line in enumerate(r.lines)
         ]
-        link_parents(new, self.line_columns.parents)
+        owners = {r.instance.pk: self.child(r.instance) for r in rows}
+        missing = link_parents(new, self.line_columns.parents, child=lambda line: owners[getattr(line, self.line_fk)])
         bulk.insert(line_model, new)
+        return missing

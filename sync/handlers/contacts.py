@@ -61,6 +61,8 @@ class ContactHandler(Handler):
                     source=change.item.source,
                     queue_item_id=change.item.pk,
                     inbox_event_id=change.item.inbox_event_id,
+                    run_id=change.item.sync_run_id,
+                    actor=change.item.requested_by,
                     at=now,
                 )
             )

@@ -188,6 +188,8 @@ def _apply(record: Record, change: Change, now: datetime) -> AuditTrail:
         source=item.source,
         queue_item_id=item.pk,
         inbox_event_id=item.inbox_event_id,
+        run_id=item.sync_run_id,
+        actor=item.requested_by,
         at=now,
     )
 

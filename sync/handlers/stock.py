@@ -16,7 +16,7 @@ from typing import Any
 from django.db.models import Max
 
 from erp.models import Product, StockLevel, stock_level_key
-from sync import schema_drift
+from sync import parents, schema_drift
 from sync.errors import ValidationFailed
 from sync.handlers import bulk, unread, values
 from sync.handlers.apply import Columns, Handler, Lines, link_parents, lock_objects
@@ -135,10 +135,11 @@ class StockLevelHandler(Handler):
         levels = StockLevel.objects.filter(item_id__in=zoho_ids).values("item_id").annotate(v=Max("zoho_last_modified"))
         return {row["item_id"]: row["v"] for row in levels}
 
-    def save(self, records: list[ItemStock]) -> None:
+    def save(self, records: list[ItemStock], now: datetime) -> None:
         levels = [level for r in records for level in r.levels.values()]
-        link_parents(levels, self.location_columns.parents)
+        missing = link_parents(levels, self.location_columns.parents, child=lambda level: f"stock {level.zoho_id}")
         bulk.insert(StockLevel, levels, upsert_on="zoho_id")
+        parents.remember(missing, now=now)
         self._keep_products_in_step({r.item_id: r.product_stock for r in records if r.product_stock})
 
     def _keep_products_in_step(self, stock: dict[str, dict[str, Any]]) -> None:

@@ -15,9 +15,9 @@ from django.utils.timesince import timesince
 
 from monitoring import health, registry, stats
 from monitoring.rollups import Lag
-from sync import entities, schedules
+from sync import entities, parents, schedules
 from sync.config_keys import PAUSED_ENTITIES
-from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
+from sync.models import DeadLetter, ParentWait, QueueItem, SyncCursor, SyncRun, WorkerHeartbeat
 from sync.worker import fresh_heartbeats
 from tdscore import config
 from tdscore.enums import Readiness
@@ -67,6 +67,7 @@ def summary(now: datetime, *, host: str | None = None) -> dict:
         "runs": _latest_runs(),
         "statistics": _statistics(),
         "freshness": stats.freshness_by_entity(now),
+        "parents_waiting": _parents_waiting(now),
         "cursors": _cursors(now),
         "schedules": {"stretched": [vars(s) for s in schedules.plan().stretches]},
         "webhooks": _webhook_urls(host),
@@ -78,6 +79,16 @@ def _queue(now: datetime) -> dict:
     by_status = dict(QueueItem.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
     oldest = QueueItem.objects.filter(status__in=QueueItem.WAITING).aggregate(at=Min("created_at"))["at"]
     return {"by_status": by_status, "oldest_waiting_age_seconds": _age(now, oldest)}
+
+
+def _parents_waiting(now: datetime) -> dict:
+    """Parents stored rows reference and that are not stored yet: all, those heal will fetch at its
+    next round, and those Zoho does not have."""
+    return {
+        "count": stats.parents_waiting(),
+        "overdue": parents.overdue(now).count(),
+        "missing_in_zoho": ParentWait.objects.filter(missing_in_zoho_at__isnull=False).count(),
+    }
 
 
 def _paused() -> dict:
@@ -231,6 +242,11 @@ class Command(BaseCommand):
                     + f"; {paused['rows_held']:,} rows held (resume_entity to apply them)"
                 )
             )
+        waiting = data["parents_waiting"]
+        self.stdout.write(
+            f"Parents awaited: {waiting['count']:,} ({waiting['overdue']:,} due a fetch from Zoho, "
+            f"{waiting['missing_in_zoho']:,} missing in Zoho)"
+        )
         dead = ", ".join(f"{k} {v}" for k, v in data["dead_letters"].items())
         self.stdout.write("Dead letters: " + (self.style.WARNING(dead) if dead else "none unresolved"))
         alerts = data.get("alerts", [])
