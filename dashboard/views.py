@@ -31,6 +31,7 @@ from monitoring.rollups import Lag
 from sync import entities, queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config, permissions
+from tdscore.actions import Actor, Via
 from tdscore.humane import duration
 from tdscore.permissions import Perm
 
@@ -190,6 +191,10 @@ def dashboard(request):
     return render(request, template, context(timezone.now(), request.user))
 
 
+def _actor(request) -> Actor:
+    return Actor.of_user(request.user, Via.DASHBOARD)
+
+
 def _act(request, action, done: str, refused: type[Exception]):
     try:
         action()
@@ -204,10 +209,10 @@ def _act(request, action, done: str, refused: type[Exception]):
 @permissions.required(Perm.REPLAY_DEADLETTER)
 def retry_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
         request,
-        lambda: queue.replay(dead_letter, by=by),
+        lambda: queue.replay(dead_letter, actor=actor),
         f"Dead letter #{pk} replayed: its queue row is pending again.",
         queue.DeadLetterError,
     )
@@ -217,9 +222,9 @@ def retry_dead_letter(request, pk: int):
 @permissions.required(Perm.DISCARD_DEADLETTER)
 def discard_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
-        request, lambda: queue.discard(dead_letter, by=by), f"Dead letter #{pk} discarded.", queue.DeadLetterError
+        request, lambda: queue.discard(dead_letter, actor=actor), f"Dead letter #{pk} discarded.", queue.DeadLetterError
     )
 
 
@@ -227,10 +232,10 @@ def discard_dead_letter(request, pk: int):
 @permissions.required(Perm.ACKNOWLEDGE_ALERT)
 def acknowledge_alert(request, pk: int):
     alert = get_object_or_404(Alert, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
         request,
-        lambda: alert.acknowledge(by=by, now=timezone.now()),
+        lambda: alert.acknowledge(actor=actor, now=timezone.now()),
         f"Alert #{pk} acknowledged.",
         AlertStateError,
     )
@@ -245,14 +250,14 @@ def _entity_or_404(slug: str) -> str:
 @require_POST
 @permissions.required(Perm.PAUSE_ENTITY)
 def pause_entity(request, entity: str):
-    paused = queue.pause([_entity_or_404(entity)], by=request.user)
+    paused = queue.pause([_entity_or_404(entity)], actor=_actor(request))
     return _paused_now(request, f"Paused {entity}: its changes are received and queued, not applied.", paused)
 
 
 @require_POST
 @permissions.required(Perm.PAUSE_ENTITY)
 def resume_entity(request, entity: str):
-    paused = queue.resume([_entity_or_404(entity)], by=request.user)
+    paused = queue.resume([_entity_or_404(entity)], actor=_actor(request))
     return _paused_now(request, f"Resumed {entity}: its waiting rows are applied.", paused)
 
 
@@ -270,7 +275,7 @@ def start_run(request):
         messages.error(request, f"Nothing started: no {mode or '?'} run of {entity or '?'} to start.")
         return redirect("dashboard:index")
     words = Mode(mode).words
-    outcome = start_sync(entity, mode, trigger="dashboard")
+    outcome = start_sync(entity, mode, trigger="dashboard", actor=_actor(request))
     if outcome.run_ids:
         runs = ", ".join(f"#{pk}" for pk in outcome.run_ids)
         messages.success(request, f"Started {words} of {entity}: run {runs}, in the worker cluster.")

@@ -30,6 +30,7 @@ from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.errors import UnknownEntityError
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
+from tdscore.actions import Actor
 from tdscore.models import Metric
 
 TRANSIENT = (DeadLetter.Reason.RETRIES_EXHAUSTED, DeadLetter.Reason.LEASE_EXPIRED)
@@ -169,7 +170,7 @@ def _plan(dead_letter: DeadLetter, ladder: list[int]) -> None:
 def _redrive(dead_letter: DeadLetter, *, now: datetime) -> bool:
     try:
         with transaction.atomic():
-            queue.replay(dead_letter, by=HEALER, now=now)
+            queue.replay(dead_letter, actor=Actor.process(HEALER), now=now)
             DeadLetter.objects.filter(pk=dead_letter.pk).update(redrive_count=models.F("redrive_count") + 1)
     except queue.DeadLetterError:
         return False  # resolved meanwhile, or its row moved on: nothing to redrive

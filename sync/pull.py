@@ -48,7 +48,8 @@ from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
 from sync.zoho.errors import ErrorKind
-from tdscore import config
+from tdscore import actions, config, enums
+from tdscore.actions import Actor
 from tdscore.logs import add_log_context, logs_as
 
 T = TypeVar("T")
@@ -107,12 +108,21 @@ def run_type_for(entity: Entity, mode: str) -> str:
 # --- Starting runs ----------------------------------------------------------------------------
 
 
-def start_run(slug: str, mode: str, *, now: datetime, trigger: str, estimate: budget.Estimate | None = None) -> SyncRun:
+def start_run(
+    slug: str,
+    mode: str,
+    *,
+    now: datetime,
+    trigger: str,
+    estimate: budget.Estimate | None = None,
+    actor: Actor | None = None,
+) -> SyncRun:
     """Plan a run and record it pending, or deferred with the reason; raise RunRefused otherwise.
 
     The entity lock makes the overlap check and the insert one step, so two starters (a schedule
     and an operator) never both get a run. `estimate` is a survey's (sync.survey), for an entity
-    whose size no earlier run has seen.
+    whose size no earlier run has seen. An `actor` (an operator; none for a schedule) is stamped
+    on the run (`started_by`) and the run's start is one row of the action log.
     """
     entity = entities.get(slug)
     run_type = run_type_for(entity, mode)
@@ -128,11 +138,32 @@ def start_run(slug: str, mode: str, *, now: datetime, trigger: str, estimate: bu
         decision = budget.decide(plan, limiter.usage(now))
         if decision.action == budget.Action.REFUSE:
             raise run_lifecycle.RunRefused(f"budget: {decision.reason}")
+        by = actor.name if actor else ""
         if decision.action == budget.Action.DEFER:
-            return run_lifecycle.create_deferred(
-                slug, run_type, now=now, trigger=trigger, reason=decision.reason, estimated_calls=plan.total
+            run = run_lifecycle.create_deferred(
+                slug,
+                run_type,
+                now=now,
+                trigger=trigger,
+                reason=decision.reason,
+                estimated_calls=plan.total,
+                started_by=by,
             )
-        return run_lifecycle.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total)
+        else:
+            run = run_lifecycle.create(
+                slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, started_by=by
+            )
+        if actor is not None:
+            after = {"run_type": run.run_type, "status": run.status, "estimated_calls": plan.total}
+            actions.record(
+                actor,
+                enums.Action.RUN_START,
+                f"sync run #{run.pk} ({run.run_type} {slug})",
+                after=after,
+                at=now,
+                obj=run,
+            )
+        return run
 
 
 def planned_calls(entity: Entity, run_type: str) -> budget.Estimate:
@@ -159,12 +190,14 @@ def slugs_for(entity: str, mode: str) -> list[str]:
     return list(entities.ENTITIES)
 
 
-def start_runs(slugs: list[str], mode: str, *, now: datetime, trigger: str) -> tuple[list[SyncRun], dict[str, str]]:
+def start_runs(
+    slugs: list[str], mode: str, *, now: datetime, trigger: str, actor: Actor | None = None
+) -> tuple[list[SyncRun], dict[str, str]]:
     """Start a run per entity: the runs recorded (pending or deferred) and the refusals by entity."""
     started, refused = [], {}
     for slug in slugs:
         try:
-            started.append(start_run(slug, mode, now=now, trigger=trigger))
+            started.append(start_run(slug, mode, now=now, trigger=trigger, actor=actor))
         except run_lifecycle.RunRefused as exc:
             refused[slug] = str(exc)
     return started, refused

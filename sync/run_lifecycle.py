@@ -82,7 +82,9 @@ def create(slug: str, run_type: str, *, now: datetime, trigger: str, estimated_c
     )
 
 
-def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int):
+def create_deferred(
+    slug: str, run_type: str, *, now: datetime, trigger: str, reason: str, estimated_calls: int, **fields
+):
     run = create(
         slug,
         run_type,
@@ -92,6 +94,7 @@ def create_deferred(slug: str, run_type: str, *, now: datetime, trigger: str, re
         status=SyncRun.Status.DEFERRED,
         finished_at=now,
         error=reason,
+        **fields,
     )
     log(run, f"deferred: {reason}", level=SyncLog.Level.WARNING)
     return run

@@ -490,7 +490,7 @@ def arrange(model: type) -> list:
     if model is QueueItem:
         world = build_world()
         other = factories.queue_item("invoices", "9")
-        queue.pause(["invoices"])
+        queue.pause(["invoices"], actor=factories.actor())
         return [world.dead_letter.queue_item, other]
     if model is DeadLetter:
         return [build_world().dead_letter]

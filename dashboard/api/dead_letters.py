@@ -20,6 +20,7 @@ from dashboard.api import serializers
 from dashboard.api.filters import DeadLetterFilter
 from sync import queue
 from sync.models import DeadLetter
+from tdscore.actions import Actor, Via
 from tdscore.permissions import Perm
 
 GROUP = OpenApiParameter(
@@ -97,7 +98,7 @@ class Retry(APIView):
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
-            item = queue.replay(dead_letter, by=request.user.get_username(), now=timezone.now())
+            item = queue.replay(dead_letter, actor=Actor.of_request(request, Via.API), now=timezone.now())
         except queue.DeadLetterError as exc:
             return _refused(exc)
         dead_letter.refresh_from_db()
@@ -118,7 +119,7 @@ class Discard(APIView):
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
-            queue.discard(dead_letter, by=request.user.get_username(), now=timezone.now())
+            queue.discard(dead_letter, actor=Actor.of_request(request, Via.API), now=timezone.now())
         except queue.DeadLetterError as exc:
             return _refused(exc)
         dead_letter.refresh_from_db()
@@ -153,18 +154,20 @@ class BulkRetry(APIView):
                 {"status": "error", "error": "filter_required", "detail": "give entity or reason, or all=true"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        replayed, refused = replay_matching(DeadLetter.objects.unresolved().filter(**wanted), by=request.user)
+        replayed, refused = replay_matching(
+            DeadLetter.objects.unresolved().filter(**wanted), actor=Actor.of_request(request, Via.API)
+        )
         return Response({"count": replayed, "not_replayed": refused}, status=status.HTTP_202_ACCEPTED)
 
 
-def replay_matching(rows, *, by) -> tuple[int, int]:
+def replay_matching(rows, *, actor: Actor) -> tuple[int, int]:
     """Replay each row on its own, as `replay_dlq` does: one that is refused does not stop the rest."""
     replayed = refused = 0
-    now, username = timezone.now(), by.get_username()
+    now = timezone.now()
     for dead_letter in rows.order_by("pk").only("pk").iterator():
         try:
             with transaction.atomic():
-                queue.replay(dead_letter, by=username, now=now)
+                queue.replay(dead_letter, actor=actor, now=now)
         except queue.DeadLetterError:
             refused += 1
         else:

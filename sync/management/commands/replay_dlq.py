@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from sync import queue
 from sync.models import DeadLetter
+from tdscore.actions import Actor
 
 
 class Command(BaseCommand):
@@ -49,14 +50,14 @@ class Command(BaseCommand):
 
     def _replay(self, rows: list[DeadLetter], *, dry_run: bool) -> tuple[int, int]:
         replayed = unreplayable = 0
-        now = timezone.now()
+        now, actor = timezone.now(), Actor.command()
         for dead_letter in rows:
             label = f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
             try:
                 if dry_run:
                     queue.check_replay(dead_letter)  # reads only: nothing written, no replay logged
                 else:
-                    queue.replay(dead_letter, by="cli", now=now)
+                    queue.replay(dead_letter, actor=actor, now=now)
             except queue.DeadLetterError as exc:
                 self.stderr.write(f"{'would not replay' if dry_run else 'cannot replay'} {label}: {exc}")
                 unreplayable += 1
