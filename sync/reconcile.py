@@ -31,6 +31,7 @@ from sync.payloads import content_hash, latest_version, trusted_version, version
 from sync.queue import enqueue
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
+from tdscore.actions import Actor
 
 KINDS = ("missing", "outdated", "deleted_in_zoho", "tombstoned_alive")
 REPORT_IDS = 100  # ids listed per bucket and kind; counts are always whole
@@ -38,9 +39,15 @@ UNDATED = "undated"
 
 
 def reconcile_entity(
-    slug: str, *, now: datetime, repair: bool = False, trigger: str = "manual", client: ZohoClient | None = None
+    slug: str,
+    *,
+    now: datetime,
+    repair: bool = False,
+    trigger: str = "manual",
+    client: ZohoClient | None = None,
+    actor: Actor | None = None,
 ) -> SyncRun:
-    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger)
+    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger, actor=actor)
     if run.status == SyncRun.Status.PENDING:
         run = execute(run.pk, repair=repair, client=client)
     return run

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from sync import entities, reconcile, run_lifecycle
 from sync.models import SyncRun
+from tdscore.actions import Actor
 
 
 class Command(BaseCommand):
@@ -37,13 +38,13 @@ class Command(BaseCommand):
     @staticmethod
     def reconcile_one(slug: str, *, repair: bool) -> SyncRun:
         try:
-            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
+            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair, actor=Actor.command())
         except run_lifecycle.RunRefused:
             # An operator's reconciliation does not wait behind a scheduled run that is only waiting
             # for Zoho's budget: that run gives way (the next schedule runs it again).
             if not run_lifecycle.give_way(slug, now=timezone.now(), reason="gave way to a reconciliation"):
                 raise
-            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair)
+            return reconcile.reconcile_entity(slug, now=timezone.now(), repair=repair, actor=Actor.command())
 
     def report(self, run: SyncRun) -> None:
         if run.status != SyncRun.Status.COMPLETED:

@@ -16,6 +16,7 @@ from sync.models import SyncRun
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
 from sync.zoho.errors import ZohoError
+from tdscore.actions import Actor
 from tdscore.humane import duration
 
 # How long a first pull waits for an entity's scheduled run to end, and how often it looks.
@@ -139,7 +140,9 @@ class Command(BaseCommand):
         """Whether the run completed; None when it overlaps an active run and `wait_overlap` holds."""
         try:
             surveyed = self.plan.calls[slug] if self.plan and slug in self.plan.records else None
-            run = pull.start_run(slug, mode, now=timezone.now(), trigger="manual", estimate=surveyed)
+            run = pull.start_run(
+                slug, mode, now=timezone.now(), trigger="manual", estimate=surveyed, actor=Actor.command()
+            )
         except pull.run_lifecycle.RunRefused as exc:
             # A first pull does not queue behind a scheduled run that is only waiting for Zoho's budget:
             # that run gives way (deferred; the next schedule runs it again) and the full pull starts.
