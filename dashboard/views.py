@@ -9,6 +9,7 @@ user may not press is not shown.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,10 +17,12 @@ from enum import StrEnum
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert, AlertStateError
@@ -32,7 +35,9 @@ from sync import entities, queue
 from sync.models import DeadLetter, QueueItem, SyncCursor, SyncRun
 from tdscore import config, permissions
 from tdscore.actions import Actor, Via
+from tdscore.enums import Action
 from tdscore.humane import duration
+from tdscore.models import OperatorAction
 from tdscore.permissions import Perm
 
 TABLE_ROWS = 15
@@ -282,6 +287,52 @@ def start_run(request):
     for slug, reason in outcome.refused.items():
         messages.error(request, f"{words.capitalize()} of {slug} not started: {reason}.")
     return redirect("dashboard:index")
+
+
+# The action log's page: rows a page, newest first.
+ACTION_ROWS = 50
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """An action-log row as the page prints it: before and after as compact JSON (None: not shown)."""
+
+    at: datetime
+    actor: str
+    via: str
+    action: str
+    target: str
+    before: str | None
+    after: str
+
+    @classmethod
+    def of(cls, row: OperatorAction) -> ActionRow:
+        before = None if row.before is None else _compact(row.before)
+        return cls(row.at, row.actor, row.via, row.action, row.target, before, _compact(row.after))
+
+
+def _compact(value) -> str:
+    return "—" if value is None else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@require_GET
+@permissions.required(Perm.VIEW_OPERATORACTION)
+def action_log(request):
+    """Every operator action from every door, filtered by actor, action or target (a key's history)."""
+    wanted = {name: request.GET.get(name, "").strip() for name in ("actor", "action", "target")}
+    rows = OperatorAction.objects.filter(**{name: value for name, value in wanted.items() if value})
+    page = Paginator(rows.order_by("-at", "-id"), ACTION_ROWS).get_page(request.GET.get("page"))
+    page.object_list = [ActionRow.of(row) for row in page.object_list]
+    context = {
+        "can": permissions.granted(request.user),
+        "page": page,
+        "wanted": wanted,
+        "filtered": any(wanted.values()),
+        "query": urlencode({name: value for name, value in wanted.items() if value}),
+        "action_names": [action.value for action in Action],
+        "actors": OperatorAction.objects.order_by("actor").values_list("actor", flat=True).distinct()[:100],
+    }
+    return render(request, "dashboard/actions.html", context)
 
 
 @require_GET

@@ -47,6 +47,7 @@ class Perm(StrEnum):
     VIEW_SYNCCURSOR = "sync.view_synccursor"
     VIEW_ALERT = "alerts.view_alert"
     VIEW_CONFIGURATION = "tdscore.view_configuration"
+    VIEW_OPERATORACTION = "tdscore.view_operatoraction"
 
     @property
     def codename(self) -> str:

@@ -205,6 +205,7 @@ ROUTES: dict[str, Route] = {
     "dashboard:entity-pause": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:entity-resume": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:run-start": page(POST=Rule(OPERATORS_UP, 302, {"entity": "products", "mode": "incremental"})),
+    "dashboard:actions": page(GET=Rule(VIEWERS_UP, 200)),
     # The schema describes the API and holds no data: any staff member may read it.
     "api:schema": api(GET=Rule(STAFF_UP, 200)),
     "api:swagger-ui": page(GET=Rule(STAFF_UP, 200)),
@@ -222,6 +223,7 @@ ROUTES: dict[str, Route] = {
     "api:dead-letter-retry": api(POST=Rule(OPERATORS_UP, 202)),
     "api:dead-letter-discard": api(POST=Rule(OPERATORS_UP, 200)),
     "api:config": api(GET=Rule(VIEWERS_UP, 200), PATCH=Rule(OPERATORS_UP, 200, {"batch_size": 200})),
+    "api:actions": api(GET=Rule(VIEWERS_UP, 200)),
     # The admin's own pages (its model pages are sampled below, kind by kind).
     "admin:index": page(GET=Rule(STAFF_UP, 200)),
     "admin:login": public("the login form itself", GET=Rule(ALL, (200, 302))),

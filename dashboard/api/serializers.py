@@ -10,7 +10,7 @@ from alerts.models import Alert
 from sync import entities
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncRun
 from tdscore import config
-from tdscore.models import Configuration
+from tdscore.models import Configuration, OperatorAction
 
 
 class Error(serializers.Serializer):
@@ -350,3 +350,15 @@ class AlertActionErrorSerializer(serializers.Serializer):
     status = serializers.CharField()
     error = serializers.CharField()
     detail = serializers.CharField()
+
+
+# --- The action log ----------------------------------------------------------------------------
+
+
+class OperatorActionRow(serializers.ModelSerializer):
+    before = serializers.JSONField(allow_null=True, help_text="the value or state before the action")
+    after = serializers.JSONField(allow_null=True, help_text="the value or state after it")
+
+    class Meta:
+        model = OperatorAction
+        fields = ["at", "actor", "via", "action", "target", "before", "after"]

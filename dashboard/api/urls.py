@@ -6,7 +6,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import alerts, config, dead_letters, metrics, runs
+from dashboard.api import actions, alerts, config, dead_letters, metrics, runs
 
 app_name = "api"
 urlpatterns = [
@@ -31,4 +31,5 @@ urlpatterns = [
     path("dashboard/dead-letter/<int:pk>/retry", dead_letters.Retry.as_view(), name="dead-letter-retry"),
     path("dashboard/dead-letter/<int:pk>/discard", dead_letters.Discard.as_view(), name="dead-letter-discard"),
     path("dashboard/config", config.ConfigRows.as_view(), name="config"),
+    path("dashboard/actions", actions.ActionList.as_view(), name="actions"),
 ]
