@@ -116,13 +116,15 @@ def start_run(
     trigger: str,
     estimate: budget.Estimate | None = None,
     actor: Actor | None = None,
+    since: datetime | None = None,
 ) -> SyncRun:
     """Plan a run and record it pending, or deferred with the reason; raise RunRefused otherwise.
 
     The entity lock makes the overlap check and the insert one step, so two starters (a schedule
     and an operator) never both get a run. `estimate` is a survey's (sync.survey), for an entity
     whose size no earlier run has seen. An `actor` (an operator; none for a schedule) is stamped
-    on the run (`started_by`) and the run's start is one row of the action log.
+    on the run (`started_by`) and the run's start is one row of the action log. `since` makes an
+    incremental run a backfill: every row modified since then, whatever the watermark says.
     """
     entity = entities.get(slug)
     run_type = run_type_for(entity, mode)
@@ -138,21 +140,15 @@ def start_run(
         decision = budget.decide(plan, limiter.usage(now))
         if decision.action == budget.Action.REFUSE:
             raise run_lifecycle.RunRefused(f"budget: {decision.reason}")
-        by = actor.name if actor else ""
+        fields = {"started_by": actor.name if actor else ""}
+        if since is not None:
+            fields["checkpoint"] = {BACKFILL_SINCE: since.isoformat()}
         if decision.action == budget.Action.DEFER:
             run = run_lifecycle.create_deferred(
-                slug,
-                run_type,
-                now=now,
-                trigger=trigger,
-                reason=decision.reason,
-                estimated_calls=plan.total,
-                started_by=by,
+                slug, run_type, now=now, trigger=trigger, reason=decision.reason, estimated_calls=plan.total, **fields
             )
         else:
-            run = run_lifecycle.create(
-                slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, started_by=by
-            )
+            run = run_lifecycle.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, **fields)
         if actor is not None:
             after = {"run_type": run.run_type, "status": run.status, "estimated_calls": plan.total}
             actions.record(
@@ -164,6 +160,11 @@ def start_run(
                 obj=run,
             )
         return run
+
+
+# A backfill run's own filter, set when it is created (start_run's `since`); its first page's
+# checkpoint then carries it as `since`, so a resumed backfill keeps it.
+BACKFILL_SINCE = "backfill_since"
 
 
 def planned_calls(entity: Entity, run_type: str) -> budget.Estimate:
@@ -477,6 +478,8 @@ class Puller:
         self.run, self.calls, self.on_page, self.should_stop = run, calls, on_page, should_stop
         self.entity = entities.get(run.entity)
         resume = run_lifecycle.cursor(run.entity, run.run_type).checkpoint.get("resume")
+        if run.checkpoint.get(BACKFILL_SINCE):
+            resume = None  # a backfill not yet begun walks its own filter, not another run's leftover
         self.state = Checkpoint.of(resume) if resume else self.fresh_state()
         if resume:
             run_lifecycle.log(run, f"resuming at page {self.state.page + 1}", resume=resume)
@@ -490,7 +493,9 @@ class Puller:
         state = Checkpoint(phase=Phase.SNAPSHOTS if self.entity.kind == Kind.STOCK else "")
         if self.run.run_type == SyncRun.RunType.INCREMENTAL:
             watermark = newest_watermark(self.entity.slug)
-            if watermark is not None:
+            if self.run.checkpoint.get(BACKFILL_SINCE):
+                state.since = self.run.checkpoint[BACKFILL_SINCE]
+            elif watermark is not None:
                 state.since = (watermark - timedelta(seconds=config.get(PULL_OVERLAP_SECONDS))).isoformat()
         return state
 

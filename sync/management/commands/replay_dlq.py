@@ -7,7 +7,11 @@ from django.utils import timezone
 
 from sync import queue
 from sync.models import DeadLetter
+from sync.progress import Progress
 from tdscore.actions import Actor
+
+# Not on a terminal, a line of counts every this many dead letters.
+LINE_ROWS = 100
 
 
 class Command(BaseCommand):
@@ -49,19 +53,24 @@ class Command(BaseCommand):
             raise CommandError(f"dead letter #{dead_letter_id} could not be replayed")
 
     def _replay(self, rows: list[DeadLetter], *, dry_run: bool) -> tuple[int, int]:
+        """Each row in turn, counted on a progress bar; a dry run lists each one it would replay."""
         replayed = unreplayable = 0
         now, actor = timezone.now(), Actor.command()
-        for dead_letter in rows:
-            label = f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
-            try:
-                if dry_run:
-                    queue.check_replay(dead_letter)  # reads only: nothing written, no replay logged
+        with Progress(self.stdout, "dead letters", total=len(rows), unit="rows", every=LINE_ROWS) as progress:
+            for dead_letter in rows:
+                label = f"#{dead_letter.pk} {dead_letter.entity} {dead_letter.object_id} ({dead_letter.reason})"
+                try:
+                    if dry_run:
+                        queue.check_replay(dead_letter)  # reads only: nothing written, no replay logged
+                    else:
+                        queue.replay(dead_letter, actor=actor, now=now)
+                except queue.DeadLetterError as exc:
+                    self.stderr.write(f"{'would not replay' if dry_run else 'cannot replay'} {label}: {exc}")
+                    unreplayable += 1
                 else:
-                    queue.replay(dead_letter, actor=actor, now=now)
-            except queue.DeadLetterError as exc:
-                self.stderr.write(f"{'would not replay' if dry_run else 'cannot replay'} {label}: {exc}")
-                unreplayable += 1
-            else:
-                self.stdout.write(f"{'would replay' if dry_run else 'replayed'} {label}")
-                replayed += 1
+                    if dry_run:
+                        progress.note(f"would replay {label}")
+                    replayed += 1
+                verb = "would replay" if dry_run else "replayed"
+                progress.advance(**{verb: replayed, "cannot be replayed": unreplayable})
         return replayed, unreplayable
