@@ -312,6 +312,8 @@ class ActionRow:
 
 
 def _compact(value) -> str:
+    if isinstance(value, str):
+        return value  # a state (open, replayed): words, not a JSON string in quotes
     return "—" if value is None else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 

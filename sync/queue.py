@@ -721,7 +721,7 @@ def replay(dead_letter: DeadLetter, *, actor: Actor, now: datetime | None = None
                 actor, Action.REQUEUE, item, now, before=QueueItem.Status.DEAD_LETTER, after=QueueItem.Status.PENDING
             )
         else:
-            _record(actor, Action.REPLAY, dead_letter, now, before=None, after=DeadLetter.Resolution.REPLAYED)
+            _record(actor, Action.REPLAY, dead_letter, now, before=OPEN, after=DeadLetter.Resolution.REPLAYED)
         _log(item, SyncLog.Level.INFO, f"replayed from dead letter #{dead_letter.pk} by {actor}", "", now)
         wakeup.after_commit()
     item.refresh_from_db()
@@ -745,7 +745,11 @@ def _resolve_by_operator(
     with transaction.atomic():
         dead_letter = _unresolved(dead_letter)
         _resolve(dead_letter, resolution, actor, now)
-        _record(actor, action, dead_letter, now, before=None, after=resolution)
+        _record(actor, action, dead_letter, now, before=OPEN, after=resolution)
+
+
+# A dead letter before an operator resolves it, as the action log shows it (open → replayed…).
+OPEN = "open"
 
 
 def _record(actor: Actor, action: Action, row, now: datetime, *, before: Any, after: Any) -> None:

@@ -299,7 +299,7 @@ def key_history(key: str) -> str:
         ),
     )
     more = changelist_link(OperatorAction, "all changes of this key →", action=Action.CONFIG_CHANGE, target=key)
-    return format_html('<ul class="tds-key-history">{}</ul>{}', lines, more)
+    return format_html('<ul class="tds-key-history" style="margin:0 0 .4em;padding:0">{}</ul>{}', lines, more)
 
 
 @admin.register(OperatorAction)
