@@ -34,12 +34,11 @@ def silence(alerts: Iterable[Alert], *, until: datetime, actor: Actor, reason: s
 
 def save(silence_row: AlertSilence, *, actor: Actor, now: datetime) -> None:
     """Store a silence written by hand (the admin's form): a new one, or one lengthened or cut short."""
-    before = (
-        AlertSilence.objects.filter(pk=silence_row.pk).values("until", "reason").first() if silence_row.pk else None
-    )
     with transaction.atomic():
+        stored = AlertSilence.objects.select_for_update().filter(pk=silence_row.pk) if silence_row.pk else None
+        before = stored.values("until", "reason").first() if stored is not None else None
         silence_row.created_by = silence_row.created_by or actor.name
         silence_row.save()
-        target = f"silence #{silence_row.pk} ({silence_row.rule or '*'} {silence_row.fingerprint})".strip()
+        target = f"silence #{silence_row.pk} ({silence_row.rule or '*'} {silence_row.fingerprint or 'any subject'})"
         after = {"until": silence_row.until, "reason": silence_row.reason}
-        actions.record(actor, Action.SILENCE, target[:200], before=before, after=after, at=now, obj=silence_row)
+        actions.record(actor, Action.SILENCE, target, before=before, after=after, at=now, obj=silence_row)
