@@ -20,6 +20,9 @@ from sync import survey
 from sync.models import SyncRun
 from sync.payloads import parse_zoho_time
 from sync.progress import Progress
+from tdscore.actions import Actor
+from tdscore.enums import Action
+from tdscore.models import OperatorAction
 from tests import factories
 from tests.dashboard.conftest import dead_lettered
 
@@ -79,6 +82,8 @@ def test_sync_zoho_prints_a_line_per_page_with_the_calls_of_those_planned(sim):
 def test_reconcile_prints_the_calls_and_rows_it_read(sim):
     sim.seed("products", PAGE + 1)
     lines = output("reconcile", "--entity", "products").splitlines()
+    assert SyncRun.objects.get().started_by == Actor.command().name  # and so says the action log
+    assert OperatorAction.objects.get().action == Action.RUN_START
     assert lines[-2:] == [
         "products scanned: 2/2 calls (100%) · fetched 21",
         "products: Zoho 21, ERP 0; drift: missing 21, outdated 0, deleted_in_zoho 0, tombstoned_alive 0",
