@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from alerts import channels, send_test
+from alerts import channels, send_test, silences
 from alerts.models import Alert, AlertDelivery, AlertSilence, AlertStateError
+from tdscore.actions import Actor, Via
 from tdscore.admin import may
 from tdscore.permissions import Perm, allows
 
@@ -29,11 +30,11 @@ class DeliveryInline(admin.TabularInline):
 
 def _move(modeladmin, request, queryset, verb: str) -> None:
     """Acknowledge or resolve each selected alert through its model method; report those refused."""
-    now, by = timezone.now(), request.user.get_username()
+    now, actor = timezone.now(), Actor.of_user(request.user, Via.ADMIN)
     done, refused = 0, []
     for alert in queryset:
         try:
-            getattr(alert, verb)(by=by, now=now)
+            getattr(alert, verb)(actor=actor, now=now)
             done += 1
         except AlertStateError:
             refused.append(f"#{alert.pk} ({alert.status})")
@@ -56,18 +57,11 @@ def resolve(modeladmin, request, queryset):
 
 def _silence(modeladmin, request, queryset, hours: int) -> None:
     """Mute notifications for each selected alert's fingerprint; the alerts are still recorded."""
-    until = timezone.now() + timedelta(hours=hours)
-    by = request.user.get_username()
-    pairs = set(queryset.values_list("rule", "fingerprint"))
-    AlertSilence.objects.bulk_create(
-        [
-            AlertSilence(
-                rule=rule, fingerprint=fingerprint, until=until, created_by=by, reason="silenced from the admin"
-            )
-            for rule, fingerprint in sorted(pairs)
-        ]
-    )
-    modeladmin.message_user(request, f"{len(pairs)} alert(s) silenced until {until:%Y-%m-%d %H:%M} UTC.")
+    now = timezone.now()
+    until = now + timedelta(hours=hours)
+    actor = Actor.of_user(request.user, Via.ADMIN)
+    made = silences.silence(queryset, until=until, actor=actor, reason="silenced from the admin", now=now)
+    modeladmin.message_user(request, f"{made} alert(s) silenced until {until:%Y-%m-%d %H:%M} UTC.")
 
 
 @admin.action(description="Silence selected alerts for 1 hour", permissions=["acknowledge"])
@@ -157,6 +151,10 @@ class AlertSilenceAdmin(admin.ModelAdmin):
     search_fields = ["rule", "fingerprint", "reason"]
 
     def save_model(self, request, obj, form, change):
-        if not obj.created_by:
-            obj.created_by = request.user.get_username()
-        super().save_model(request, obj, form, change)
+        silences.save(obj, actor=Actor.of_user(request.user, Via.ADMIN), now=timezone.now())
+
+    def log_addition(self, request, obj, message):
+        """silences.save wrote the object's history already, naming the action."""
+
+    def log_change(self, request, obj, message):
+        """silences.save wrote the object's history already, naming the action."""

@@ -3,9 +3,13 @@
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from tdscore import actions
+from tdscore.actions import Actor
+from tdscore.enums import Action
 
 
 class AlertStateError(ValueError):
@@ -68,32 +72,49 @@ class Alert(models.Model):
 
     # The admin, the API, the dashboard and the engine all move an alert through these two, so a
     # race between two operators ends with one of them told, not with the second overwriting the first.
-    def acknowledge(self, *, by: str, now: datetime) -> None:
+    def acknowledge(self, *, actor: Actor, now: datetime) -> None:
         """Open → acknowledged, recording who and when; AlertStateError if it is not open."""
         self._move(
+            Action.ACKNOWLEDGE,
+            actor,
+            now,
             from_statuses=[self.Status.OPEN],
             to=self.Status.ACKNOWLEDGED,
-            acknowledged_by=by,
+            acknowledged_by=actor.name,
             acknowledged_at=now,
         )
 
-    def resolve(self, *, by: str, now: datetime) -> None:
-        """Open or acknowledged → resolved, recording who (blank: the engine) and when."""
+    def resolve(self, *, actor: Actor, now: datetime) -> None:
+        """Open or acknowledged → resolved, recording who and when (the engine's own resolutions are
+        a bulk update in alerts.engine, no operator's action)."""
         self._move(
+            Action.RESOLVE,
+            actor,
+            now,
             from_statuses=[self.Status.OPEN, self.Status.ACKNOWLEDGED],
             to=self.Status.RESOLVED,
-            resolved_by=by,
+            resolved_by=actor.name,
             resolved_at=now,
         )
 
-    def _move(self, *, from_statuses: list[str], to: str, **fields) -> None:
-        moved = Alert.objects.filter(pk=self.pk, status__in=from_statuses).update(status=to, **fields)
-        if not moved:
-            current = Alert.objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            raise AlertStateError(f"alert {self.pk} is {current or 'gone'}, not {' or '.join(from_statuses)}")
-        self.status = to
-        for name, value in fields.items():
-            setattr(self, name, value)
+    def _move(
+        self, action: Action, actor: Actor, now: datetime, *, from_statuses: list[str], to: str, **fields
+    ) -> None:
+        with transaction.atomic():
+            # Locked, so the status the action log calls "before" is the one the update moved from.
+            before = Alert.objects.select_for_update().filter(pk=self.pk).values_list("status", flat=True).first()
+            moved = Alert.objects.filter(pk=self.pk, status__in=from_statuses).update(status=to, **fields)
+            if not moved:
+                raise AlertStateError(f"alert {self.pk} is {before or 'gone'}, not {' or '.join(from_statuses)}")
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+            actions.record(actor, action, self.target, before=before, after=to, at=now, obj=self)
+
+    @property
+    def target(self) -> str:
+        """The alert as the action log names it."""
+        return f"alert #{self.pk} ({self.rule})"
 
 
 class AlertDelivery(models.Model):

@@ -14,4 +14,5 @@ urlpatterns = [
     path("entities/<str:entity>/pause", views.pause_entity, name="entity-pause"),
     path("entities/<str:entity>/resume", views.resume_entity, name="entity-resume"),
     path("runs/start", views.start_run, name="run-start"),
+    path("actions", views.action_log, name="actions"),
 ]

@@ -9,6 +9,7 @@ user may not press is not shown.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,10 +17,12 @@ from enum import StrEnum
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert, AlertStateError
@@ -31,7 +34,10 @@ from monitoring.rollups import Lag
 from sync import entities, queue
 from sync.models import DeadLetter, QueueItem, SchemaDrift, SyncCursor, SyncRun
 from tdscore import config, permissions
+from tdscore.actions import Actor, Via
+from tdscore.enums import Action
 from tdscore.humane import duration
+from tdscore.models import OperatorAction
 from tdscore.permissions import Perm
 
 TABLE_ROWS = 15
@@ -197,6 +203,10 @@ def dashboard(request):
     return render(request, template, context(timezone.now(), request.user))
 
 
+def _actor(request) -> Actor:
+    return Actor.of_user(request.user, Via.DASHBOARD)
+
+
 def _act(request, action, done: str, refused: type[Exception]):
     try:
         action()
@@ -211,10 +221,10 @@ def _act(request, action, done: str, refused: type[Exception]):
 @permissions.required(Perm.REPLAY_DEADLETTER)
 def retry_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
         request,
-        lambda: queue.replay(dead_letter, by=by),
+        lambda: queue.replay(dead_letter, actor=actor),
         f"Dead letter #{pk} replayed: its queue row is pending again.",
         queue.DeadLetterError,
     )
@@ -224,9 +234,9 @@ def retry_dead_letter(request, pk: int):
 @permissions.required(Perm.DISCARD_DEADLETTER)
 def discard_dead_letter(request, pk: int):
     dead_letter = get_object_or_404(DeadLetter, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
-        request, lambda: queue.discard(dead_letter, by=by), f"Dead letter #{pk} discarded.", queue.DeadLetterError
+        request, lambda: queue.discard(dead_letter, actor=actor), f"Dead letter #{pk} discarded.", queue.DeadLetterError
     )
 
 
@@ -234,10 +244,10 @@ def discard_dead_letter(request, pk: int):
 @permissions.required(Perm.ACKNOWLEDGE_ALERT)
 def acknowledge_alert(request, pk: int):
     alert = get_object_or_404(Alert, pk=pk)
-    by = request.user.get_username()
+    actor = _actor(request)
     return _act(
         request,
-        lambda: alert.acknowledge(by=by, now=timezone.now()),
+        lambda: alert.acknowledge(actor=actor, now=timezone.now()),
         f"Alert #{pk} acknowledged.",
         AlertStateError,
     )
@@ -252,14 +262,14 @@ def _entity_or_404(slug: str) -> str:
 @require_POST
 @permissions.required(Perm.PAUSE_ENTITY)
 def pause_entity(request, entity: str):
-    paused = queue.pause([_entity_or_404(entity)], by=request.user)
+    paused = queue.pause([_entity_or_404(entity)], actor=_actor(request))
     return _paused_now(request, f"Paused {entity}: its changes are received and queued, not applied.", paused)
 
 
 @require_POST
 @permissions.required(Perm.PAUSE_ENTITY)
 def resume_entity(request, entity: str):
-    paused = queue.resume([_entity_or_404(entity)], by=request.user)
+    paused = queue.resume([_entity_or_404(entity)], actor=_actor(request))
     return _paused_now(request, f"Resumed {entity}: its waiting rows are applied.", paused)
 
 
@@ -277,13 +287,61 @@ def start_run(request):
         messages.error(request, f"Nothing started: no {mode or '?'} run of {entity or '?'} to start.")
         return redirect("dashboard:index")
     words = Mode(mode).words
-    outcome = start_sync(entity, mode, trigger="dashboard", by=request.user.get_username())
+    outcome = start_sync(entity, mode, trigger="dashboard", actor=_actor(request))
     if outcome.run_ids:
         runs = ", ".join(f"#{pk}" for pk in outcome.run_ids)
         messages.success(request, f"Started {words} of {entity}: run {runs}, in the worker cluster.")
     for slug, reason in outcome.refused.items():
         messages.error(request, f"{words.capitalize()} of {slug} not started: {reason}.")
     return redirect("dashboard:index")
+
+
+# The action log's page: rows a page, newest first.
+ACTION_ROWS = 50
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """An action-log row as the page prints it: before and after as compact JSON (None: not shown)."""
+
+    at: datetime
+    actor: str
+    via: str
+    action: str
+    target: str
+    before: str | None
+    after: str
+
+    @classmethod
+    def of(cls, row: OperatorAction) -> ActionRow:
+        before = None if row.before is None else _compact(row.before)
+        return cls(row.at, row.actor, row.via, row.action, row.target, before, _compact(row.after))
+
+
+def _compact(value) -> str:
+    if isinstance(value, str):
+        return value  # a state (open, replayed): words, not a JSON string in quotes
+    return "—" if value is None else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+@require_GET
+@permissions.required(Perm.VIEW_OPERATORACTION)
+def action_log(request):
+    """Every operator action from every door, filtered by actor, action or target (a key's history)."""
+    wanted = {name: request.GET.get(name, "").strip() for name in ("actor", "action", "target")}
+    rows = OperatorAction.objects.filter(**{name: value for name, value in wanted.items() if value})
+    page = Paginator(rows.order_by("-at", "-id"), ACTION_ROWS).get_page(request.GET.get("page"))
+    page.object_list = [ActionRow.of(row) for row in page.object_list]
+    context = {
+        "can": permissions.granted(request.user),
+        "page": page,
+        "wanted": wanted,
+        "filtered": any(wanted.values()),
+        "query": urlencode({name: value for name, value in wanted.items() if value}),
+        "action_names": [action.value for action in Action],
+        "actors": OperatorAction.objects.order_by("actor").values_list("actor", flat=True).distinct()[:100],
+    }
+    return render(request, "dashboard/actions.html", context)
 
 
 @require_GET

@@ -1,6 +1,7 @@
 """The pipeline's tables in the console: read-only pages linked to each other, and the actions that
 move rows through the queue's state machine (the same functions as the CLI and the dashboard)."""
 
+import functools
 from collections.abc import Callable
 
 from django.contrib import admin, messages
@@ -297,7 +298,7 @@ class QueueItemAdmin(ReadOnlyAdmin):
         ]
         if request.POST.get("post") != "yes":
             return _confirm_replay(self, request, open_letters, action="requeue_selected", selected=queryset)
-        _resolve_each(self, request, open_letters, queue.replay, "requeued", problems)
+        _resolve_each(self, request, open_letters, functools.partial(queue.replay, requeue=True), "requeued", problems)
 
     def get_urls(self):
         page = self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.entities_view))
@@ -319,7 +320,7 @@ class QueueItemAdmin(ReadOnlyAdmin):
             if slug not in entities.ENTITIES or verb not in ("pause", "resume"):
                 self.message_user(request, f"Nothing changed: cannot {verb or '?'} {slug or '?'}.", messages.ERROR)
             else:
-                paused = (queue.pause if verb == "pause" else queue.resume)([slug], by=request.user)
+                paused = (queue.pause if verb == "pause" else queue.resume)([slug], actor=_actor(request))
                 self.message_user(
                     request,
                     f"{verb.capitalize()}d {slug}. Paused now: {', '.join(paused) or 'none'}.",
@@ -338,13 +339,17 @@ class QueueItemAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Pause the entities of the selected rows (queued, not applied)", permissions=["pause"])
     def pause_entities(self, request, queryset):
-        paused = queue.pause(_entities(queryset), by=request.user)
+        paused = queue.pause(_entities(queryset), actor=_actor(request))
         self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
 
     @admin.action(description="Resume the entities of the selected rows", permissions=["pause"])
     def resume_entities(self, request, queryset):
-        paused = queue.resume(_entities(queryset), by=request.user)
+        paused = queue.resume(_entities(queryset), actor=_actor(request))
         self.message_user(request, f"Paused now: {', '.join(paused) or 'none'}.")
+
+
+def _actor(request) -> Actor:
+    return Actor.of_user(request.user, Via.ADMIN)
 
 
 def _entities(queryset) -> list[str]:
@@ -358,7 +363,7 @@ def _resolve_each(
     now, ok, problems = timezone.now(), 0, list(problems)
     for dead_letter in dead_letters.order_by("pk"):
         try:
-            action(dead_letter, by=request.user.get_username(), now=now)
+            action(dead_letter, actor=_actor(request), now=now)
         except queue.DeadLetterError as exc:
             problems.append(str(exc))
         else:

@@ -9,7 +9,7 @@ process or a passing outage left behind, so nobody has to.
   (`heal_redrive_ladder_minutes`, 15 min → 1 h → 6 h → 24 h): whatever made them fail (Zoho, a
   deploy, a lock storm) has usually cleared by then. `validation`, `unknown_entity` and
   `zoho_rejected` fail the same way every time and are left to an operator. A redrive is
-  `queue.replay` with `by="heal"`, the operator's own path.
+  `queue.replay` by `heal` (`Actor.process`), the operator's own path, with no action-log row.
 - Parents that rows have referenced for longer than `parent_wait_minutes` without arriving are
   fetched from Zoho once each and queued (sync.parents); one Zoho does not have is marked so.
 - Planner statistics of the hot tables are refreshed with ANALYZE where autovacuum has not
@@ -32,6 +32,7 @@ from sync.config_keys import HEAL_REDRIVE_LADDER_MINUTES, LOCK_TIMEOUT_SECONDS
 from sync.errors import UnknownEntityError
 from sync.models import DeadLetter, QueueItem, SyncRun
 from tdscore import config
+from tdscore.actions import Actor
 from tdscore.models import Metric
 
 TRANSIENT = (DeadLetter.Reason.RETRIES_EXHAUSTED, DeadLetter.Reason.LEASE_EXPIRED)
@@ -174,7 +175,7 @@ def _plan(dead_letter: DeadLetter, ladder: list[int]) -> None:
 def _redrive(dead_letter: DeadLetter, *, now: datetime) -> bool:
     try:
         with transaction.atomic():
-            queue.replay(dead_letter, by=HEALER, now=now)
+            queue.replay(dead_letter, actor=Actor.process(HEALER), now=now)
             DeadLetter.objects.filter(pk=dead_letter.pk).update(redrive_count=models.F("redrive_count") + 1)
     except queue.DeadLetterError:
         return False  # resolved meanwhile, or its row moved on: nothing to redrive

@@ -48,7 +48,8 @@ from sync.queue import enqueue_many
 from sync.zoho import limiter
 from sync.zoho.client import ITEM_DETAILS_MAX, ZohoClient, ZohoError
 from sync.zoho.errors import ErrorKind
-from tdscore import config
+from tdscore import actions, config, enums
+from tdscore.actions import Actor
 from tdscore.logs import add_log_context, logs_as
 
 T = TypeVar("T")
@@ -108,7 +109,14 @@ def run_type_for(entity: Entity, mode: str) -> str:
 
 
 def start_run(
-    slug: str, mode: str, *, now: datetime, trigger: str, estimate: budget.Estimate | None = None, by: str = ""
+    slug: str,
+    mode: str,
+    *,
+    now: datetime,
+    trigger: str,
+    estimate: budget.Estimate | None = None,
+    actor: Actor | None = None,
+    since: datetime | None = None,
 ) -> SyncRun:
     """Plan a run and record it pending, or deferred with the reason; raise RunRefused otherwise.
 
@@ -117,7 +125,9 @@ def start_run(
 
     The entity lock makes the overlap check and the insert one step, so two starters (a schedule
     and an operator) never both get a run. `estimate` is a survey's (sync.survey), for an entity
-    whose size no earlier run has seen.
+    whose size no earlier run has seen. An `actor` (an operator; none for a schedule) is stamped
+    on the run (`started_by`) and the run's start is one row of the action log. `since` makes an
+    incremental run a backfill: every row modified since then, whatever the watermark says.
     """
     entity = entities.get(slug)
     run_type = run_type_for(entity, mode)
@@ -133,19 +143,32 @@ def start_run(
         decision = budget.decide(plan, limiter.usage(now))
         if decision.action == budget.Action.REFUSE:
             raise run_lifecycle.RunRefused(f"budget: {decision.reason}")
+        # Who asked, or what (schedule, heal) when nobody did: the actor of the run's changes.
+        stamped = {"started_by": actor.name if actor else trigger}
+        if since is not None:
+            stamped["checkpoint"] = {BACKFILL_SINCE: since.isoformat()}
         if decision.action == budget.Action.DEFER:
-            return run_lifecycle.create_deferred(
-                slug,
-                run_type,
-                now=now,
-                trigger=trigger,
-                reason=decision.reason,
-                estimated_calls=plan.total,
-                started_by=by or trigger,
+            run = run_lifecycle.create_deferred(
+                slug, run_type, now=now, trigger=trigger, reason=decision.reason, estimated_calls=plan.total, **stamped
             )
-        return run_lifecycle.create(
-            slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, started_by=by or trigger
-        )
+        else:
+            run = run_lifecycle.create(slug, run_type, now=now, trigger=trigger, estimated_calls=plan.total, **stamped)
+        if actor is not None:
+            after = {"run_type": run.run_type, "status": run.status, "estimated_calls": plan.total}
+            actions.record(
+                actor,
+                enums.Action.RUN_START,
+                f"sync run #{run.pk} ({run.run_type} {slug})",
+                after=after,
+                at=now,
+                obj=run,
+            )
+        return run
+
+
+# A backfill run's own filter, set when it is created (start_run's `since`); its first page's
+# checkpoint then carries it as `since`, so a resumed backfill keeps it.
+BACKFILL_SINCE = "backfill_since"
 
 
 def planned_calls(entity: Entity, run_type: str) -> budget.Estimate:
@@ -173,13 +196,13 @@ def slugs_for(entity: str, mode: str) -> list[str]:
 
 
 def start_runs(
-    slugs: list[str], mode: str, *, now: datetime, trigger: str, by: str = ""
+    slugs: list[str], mode: str, *, now: datetime, trigger: str, actor: Actor | None = None
 ) -> tuple[list[SyncRun], dict[str, str]]:
     """Start a run per entity: the runs recorded (pending or deferred) and the refusals by entity."""
     started, refused = [], {}
     for slug in slugs:
         try:
-            started.append(start_run(slug, mode, now=now, trigger=trigger, by=by))
+            started.append(start_run(slug, mode, now=now, trigger=trigger, actor=actor))
         except run_lifecycle.RunRefused as exc:
             refused[slug] = str(exc)
     return started, refused
@@ -461,6 +484,8 @@ class Puller:
         self.run, self.calls, self.on_page, self.should_stop = run, calls, on_page, should_stop
         self.entity = entities.get(run.entity)
         resume = run_lifecycle.cursor(run.entity, run.run_type).checkpoint.get("resume")
+        if run.checkpoint.get(BACKFILL_SINCE):
+            resume = None  # a backfill not yet begun walks its own filter, not another run's leftover
         self.state = Checkpoint.of(resume) if resume else self.fresh_state()
         if resume:
             run_lifecycle.log(run, f"resuming at page {self.state.page + 1}", resume=resume)
@@ -474,7 +499,9 @@ class Puller:
         state = Checkpoint(phase=Phase.SNAPSHOTS if self.entity.kind == Kind.STOCK else "")
         if self.run.run_type == SyncRun.RunType.INCREMENTAL:
             watermark = newest_watermark(self.entity.slug)
-            if watermark is not None:
+            if self.run.checkpoint.get(BACKFILL_SINCE):
+                state.since = self.run.checkpoint[BACKFILL_SINCE]
+            elif watermark is not None:
                 state.since = (watermark - timedelta(seconds=config.get(PULL_OVERLAP_SECONDS))).isoformat()
         return state
 

@@ -42,7 +42,9 @@ from sync.config_keys import (
 )
 from sync.errors import ApplyError
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
-from tdscore import config
+from tdscore import actions, config
+from tdscore.actions import Actor
+from tdscore.enums import Action
 from tdscore.models import Configuration
 
 logger = logging.getLogger(__name__)
@@ -691,13 +693,15 @@ class NotReplayable(DeadLetterError):
     pass
 
 
-def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> QueueItem:
+def replay(dead_letter: DeadLetter, *, actor: Actor, now: datetime | None = None, requeue: bool = False) -> QueueItem:
     """Send the same queue row back to `pending` with its attempts reset; resolve the dead letter.
 
     The row keeps its source (webhook, pull…): where a change came from stays true, and the replay
-    itself is recorded on the dead letter (resolution `replayed`, resolved_by, resolved_at). A new
-    failure opens a new dead letter. Raises DeadLetterError (AlreadyResolved, NotReplayable) with a
-    message fit for an operator; the dashboard answers it with 409.
+    itself is recorded on the dead letter (resolution `replayed`, resolved_by, resolved_at), on the
+    queue row (`requested_by`) and in the action log, as a replay or, from the queue's own list, a
+    requeue (`requeue`). A new failure opens a new dead letter. Raises DeadLetterError
+    (AlreadyResolved, NotReplayable) with a message fit for an operator; the dashboard answers it
+    with 409.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -713,30 +717,53 @@ def replay(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> 
             locked_by="",
             locked_until=None,
             lease_token=None,
+            requested_by=actor.name[: QueueItem._meta.get_field("requested_by").max_length],
             updated_at=now,
-            requested_by=by,
         )
         if item.inbox_event_id:
             InboxEvent.objects.filter(pk=item.inbox_event_id).update(status=InboxEvent.Status.QUEUED)
-        _resolve(dead_letter, DeadLetter.Resolution.REPLAYED, by, now)
-        _log(item, SyncLog.Level.INFO, f"replayed from dead letter #{dead_letter.pk} by {by}", "", now)
+        _resolve(dead_letter, DeadLetter.Resolution.REPLAYED, actor, now)
+        if requeue:
+            _record(
+                actor, Action.REQUEUE, item, now, before=QueueItem.Status.DEAD_LETTER, after=QueueItem.Status.PENDING
+            )
+        else:
+            _record(actor, Action.REPLAY, dead_letter, now, before=OPEN, after=DeadLetter.Resolution.REPLAYED)
+        _log(item, SyncLog.Level.INFO, f"replayed from dead letter #{dead_letter.pk} by {actor}", "", now)
         wakeup.after_commit()
     item.refresh_from_db()
     return item
 
 
-def discard(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> None:
+def discard(dead_letter: DeadLetter, *, actor: Actor, now: datetime | None = None) -> None:
     """Resolve without applying: the change is dropped on purpose; the queue row stays dead_letter."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        _resolve(_unresolved(dead_letter), DeadLetter.Resolution.DISCARDED, by, now)
+    _resolve_by_operator(dead_letter, DeadLetter.Resolution.DISCARDED, Action.DISCARD, actor, now)
 
 
-def mark_fixed(dead_letter: DeadLetter, *, by: str, now: datetime | None = None) -> None:
+def mark_fixed(dead_letter: DeadLetter, *, actor: Actor, now: datetime | None = None) -> None:
     """Resolve because the change reached the ERP another way (a later version, a repair)."""
+    _resolve_by_operator(dead_letter, DeadLetter.Resolution.FIXED, Action.MARK_FIXED, actor, now)
+
+
+def _resolve_by_operator(
+    dead_letter: DeadLetter, resolution: str, action: Action, actor: Actor, now: datetime | None
+) -> None:
     now = now or timezone.now()
     with transaction.atomic():
-        _resolve(_unresolved(dead_letter), DeadLetter.Resolution.FIXED, by, now)
+        dead_letter = _unresolved(dead_letter)
+        _resolve(dead_letter, resolution, actor, now)
+        _record(actor, action, dead_letter, now, before=OPEN, after=resolution)
+
+
+# A dead letter before an operator resolves it, as the action log shows it (open → replayed…).
+OPEN = "open"
+
+
+def _record(actor: Actor, action: Action, row, now: datetime, *, before: Any, after: Any) -> None:
+    """One action-log row for a dead letter or a queue row, named as an operator reads it."""
+    what = "dead letter" if isinstance(row, DeadLetter) else "queue row"
+    target = f"{what} #{row.pk} ({row.entity} {row.object_id})"
+    actions.record(actor, action, target, before=before, after=after, at=now, obj=row)
 
 
 def resolve_superseded(entity: str, stored: dict[str, datetime], *, by: str, now: datetime) -> int:
@@ -797,21 +824,21 @@ def _unresolved(dead_letter: DeadLetter, *, lock: bool = True) -> DeadLetter:
     return found
 
 
-def _resolve(dead_letter: DeadLetter, resolution: str, by: str, now: datetime) -> None:
-    dead_letter.resolution, dead_letter.resolved_by, dead_letter.resolved_at = resolution, by, now
+def _resolve(dead_letter: DeadLetter, resolution: str, actor: Actor, now: datetime) -> None:
+    dead_letter.resolution, dead_letter.resolved_by, dead_letter.resolved_at = resolution, actor.name, now
     dead_letter.save(update_fields=["resolution", "resolved_by", "resolved_at"])
 
 
 # --- Pause and resume (config `paused_entities`) ----------------------------------------------------
 
 
-def pause(entities: list[str], *, by=None) -> list[str]:
+def pause(entities: list[str], *, actor: Actor) -> list[str]:
     """Stop applying these entities; their webhooks are still received and queued."""
-    return _change_paused(lambda paused: paused | set(entities), by=by)
+    return _change_paused(entities, Action.PAUSE, lambda paused: paused | set(entities), actor=actor)
 
 
-def resume(entities: list[str], *, by=None) -> list[str]:
-    return _change_paused(lambda paused: paused - set(entities), by=by)
+def resume(entities: list[str], *, actor: Actor) -> list[str]:
+    return _change_paused(entities, Action.RESUME, lambda paused: paused - set(entities), actor=actor)
 
 
 def held_rows() -> dict[str, int]:
@@ -822,8 +849,11 @@ def held_rows() -> dict[str, int]:
     return {entity: counts.get(entity, 0) for entity in paused}
 
 
-def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
-    """Read, change and store `paused_entities` as one update under the row's lock.
+def _change_paused(
+    entities: list[str], action: Action, change: Callable[[set[str]], set[str]], *, actor: Actor
+) -> list[str]:
+    """Read, change and store `paused_entities` as one update under the row's lock; one action-log
+    row per entity named (a pause, not a configuration change: the operator paused an entity).
 
     So two pauses at once both hold: computed from config.get(), a copy read before the write, the
     later of two concurrent writes dropped the other's entity. (SQLite takes the database's write
@@ -833,4 +863,8 @@ def _change_paused(change: Callable[[set[str]], set[str]], *, by) -> list[str]:
         locked = Configuration.objects.select_for_update().filter(key=PAUSED_ENTITIES.name)
         if not locked.exists():
             config.ensure_rows()
-        return config.update(PAUSED_ENTITIES, sorted(change(set(locked.get().value))), by=by)
+        before = sorted(locked.get().value)
+        after = config.update(PAUSED_ENTITIES, sorted(change(set(before))), actor=actor, logged=False)
+        for slug in sorted(set(entities)):
+            actions.record(actor, action, slug, before=before, after=after)
+        return after

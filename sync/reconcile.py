@@ -31,6 +31,7 @@ from sync.payloads import content_hash, latest_version, trusted_version, version
 from sync.queue import enqueue
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
+from tdscore.actions import Actor
 
 KINDS = ("missing", "outdated", "deleted_in_zoho", "tombstoned_alive")
 REPORT_IDS = 100  # ids listed per bucket and kind; counts are always whole
@@ -44,11 +45,12 @@ def reconcile_entity(
     repair: bool = False,
     trigger: str = "manual",
     client: ZohoClient | None = None,
-    by: str = "",
+    actor: Actor | None = None,
+    on_page: Callable[[SyncRun], None] | None = None,
 ) -> SyncRun:
-    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger, by=by)
+    run = pull.start_run(slug, SyncRun.RunType.RECONCILIATION, now=now, trigger=trigger, actor=actor)
     if run.status == SyncRun.Status.PENDING:
-        run = execute(run.pk, repair=repair, client=client)
+        run = execute(run.pk, repair=repair, client=client, on_page=on_page)
     return run
 
 
@@ -59,15 +61,17 @@ def execute(
     client: ZohoClient | None = None,
     sleep: Callable[[float], None] = time.sleep,
     in_cluster: bool = False,
+    on_page: Callable[[SyncRun], None] | None = None,
 ) -> SyncRun:
-    """As pull.execute: `in_cluster`, a slot and at most a short wait in the worker."""
+    """As pull.execute: `in_cluster`, a slot and at most a short wait in the worker; `on_page` is
+    told after each page of Zoho's list is read (progress output)."""
     run = run_lifecycle.claim(run_id, now=timezone.now(), slots=run_lifecycle.run_slots() if in_cluster else None)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
     entity = entities.get(run.entity)
     calls = pull.Calls(run, client or ZohoClient(), sleep=sleep, in_cluster=in_cluster)
     try:
-        zoho = zoho_side(calls, entity)
+        zoho = zoho_side(calls, entity, on_page=on_page)
         report = compare(entity, zoho, erp_side(entity))
         if repair:
             report["queued"] = queue_repairs(calls, entity, report, zoho)
@@ -90,7 +94,9 @@ def execute(
 # --- The two sides ----------------------------------------------------------------------------
 
 
-def zoho_side(calls: pull.Calls, entity: Entity) -> dict[str, dict[str, Any]]:
+def zoho_side(
+    calls: pull.Calls, entity: Entity, *, on_page: Callable[[SyncRun], None] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every list row of the entity, by Zoho id (the stock entity: its adjustments)."""
     rows: dict[str, dict[str, Any]] = {}
     id_field = entity.id_field
@@ -99,6 +105,8 @@ def zoho_side(calls: pull.Calls, entity: Entity) -> dict[str, dict[str, Any]]:
             if row.get(id_field) not in (None, ""):
                 rows[str(row[id_field])] = row
         run_lifecycle.heartbeat(calls.run, now=timezone.now(), fetched=len(page.rows))
+        if on_page:
+            on_page(calls.run)
     return rows
 
 

@@ -345,6 +345,13 @@ def redact_archives(directories: Iterable[Path], eraser: Eraser, *, progress: Ca
     return rewritten
 
 
+def steps(archives: Iterable[Path]) -> int:
+    """How many times `erase` calls its `progress`: each table four times (two sweeps of a read
+    and a rewrite each), and each archive file once."""
+    files = sum(1 for directory in archives for _ in Path(directory).glob("*.jsonl.gz"))
+    return 4 * sum(1 for _ in _models()) + files
+
+
 def _archives_learn(directories: Iterable[Path], eraser: Eraser) -> None:
     for directory in directories:
         for path in sorted(Path(directory).glob("*.jsonl.gz")):

@@ -42,15 +42,16 @@ class Count:
         return round(math.sqrt(self.low * self.high)) if self.low else self.high
 
 
-def count_records(client: ZohoClient, source: Entity) -> Count:
-    """How many rows the list of `source` holds (see the module docstring)."""
+def count_records(client: ZohoClient, source: Entity, *, since: datetime | None = None) -> Count:
+    """How many rows the list of `source` holds (see the module docstring); with `since`, how many
+    were modified since then, where Zoho filters the list by it (Entity.modified_filter), else all."""
     per_page = budget.page_size()
     calls, started = 0, time.monotonic()
 
     def rows_on(page: int) -> tuple[int, bool]:
         nonlocal calls
         calls += 1
-        result = client.list_page(source, page=page, per_page=per_page)
+        result = client.list_page(source, page=page, per_page=per_page, modified_since=since)
         return len(result.rows), result.has_more
 
     full, empty = 0, None  # the last page seen full with more after it; the first page seen empty
@@ -150,4 +151,22 @@ def plan_full_pull(slugs: list[str], client: ZohoClient, *, on_entity: Callable[
             records = plan.records[slug] = count(entity)
             # Never scanned: every document is new, so each with lines gets its detail fetched.
             plan.calls[slug] = budget.estimate(entity, run_type, records=records, changed=records)
+    return plan
+
+
+def plan_backfill(slugs: list[str], client: ZohoClient, *, since: datetime) -> Plan:
+    """The calls a backfill (`sync_zoho --since`) will make: each entity's rows modified since
+    `since`, surveyed as a first pull's are and read as an incremental run reads them (new or
+    changed documents get their detail). Where Zoho cannot filter a list by modified time (contacts,
+    sorted newest first instead), the whole list is counted: the estimate is then an upper bound.
+    An entity without an incremental pull (stock, items) gets a full one, planned as such."""
+    incremental = [slug for slug in slugs if entities.get(slug).incremental]
+    plan = plan_full_pull([slug for slug in slugs if slug not in incremental], client)
+    for slug in incremental:
+        entity = entities.get(slug)
+        found = count_records(client, entity, since=since)
+        plan.survey_calls += found.calls
+        plan.survey_seconds += found.seconds
+        records = plan.records[slug] = found.likely
+        plan.calls[slug] = budget.estimate(entity, SyncRun.RunType.INCREMENTAL, records=records, changed=records)
     return plan

@@ -15,7 +15,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from tdscore import config, permissions
-from tdscore.models import Configuration, Metric
+from tdscore.actions import Actor, Via
+from tdscore.enums import Action
+from tdscore.models import Configuration, Metric, OperatorAction
 from tdscore.permissions import Perm
 
 admin.site.site_header = "TDS Core operations console"
@@ -238,9 +240,9 @@ class ConfigurationAdmin(admin.ModelAdmin):
     list_filter = ["category"]
     search_fields = ["key", "description"]
     fields = ["key", "description", "value", "value_type", "default", "allowed_range", "next_runs"]
-    fields += ["updated_at", "updated_by"]
+    fields += ["updated_at", "updated_by", "history"]
     readonly_fields = ["key", "value_type", "description", "default", "allowed_range", "next_runs"]
-    readonly_fields += ["updated_at", "updated_by"]
+    readonly_fields += ["updated_at", "updated_by", "history"]
 
     def has_add_permission(self, request) -> bool:
         return False  # keys come from the registry
@@ -264,9 +266,56 @@ class ConfigurationAdmin(admin.ModelAdmin):
         runs = croniter(obj.value, timezone.localtime())
         return ", ".join(f"{runs.get_next(datetime):%a %Y-%m-%d %H:%M %Z}" for _ in range(3))
 
+    @admin.display(description="history")
+    def history(self, obj: Configuration) -> str:
+        """The key's last changes from any door: who, when, old → new (the action log's rows)."""
+        return key_history(obj.key)
+
     def save_model(self, request, obj, form, change) -> None:
-        # Through the one write path, so validation, audit fields and cache invalidation agree.
-        config.update(config.key_named(obj.key), form.cleaned_data["value"], by=request.user)
+        # Through the one write path, so validation, audit fields, cache invalidation and the action
+        # log agree; that path also writes the row's admin history, so Django's own entry is left out.
+        config.update(
+            config.key_named(obj.key), form.cleaned_data["value"], actor=Actor.of_user(request.user, Via.ADMIN)
+        )
+
+    def log_change(self, request, obj, message):
+        """config.update wrote the row's admin history already, naming the action."""
+
+
+# A configuration key's history as its page shows it; the whole log is the action log's list.
+HISTORY_ROWS = 10
+
+
+def key_history(key: str) -> str:
+    rows = OperatorAction.objects.filter(action=Action.CONFIG_CHANGE, target=key)[:HISTORY_ROWS]
+    if not rows:
+        return "no change recorded"
+    lines = format_html_join(
+        "",
+        "<li>{} · {} ({}) · <code>{}</code> → <code>{}</code></li>",
+        (
+            (f"{row.at:%Y-%m-%d %H:%M:%S}", row.actor, row.via, json.dumps(row.before), json.dumps(row.after))
+            for row in rows
+        ),
+    )
+    more = changelist_link(OperatorAction, "all changes of this key →", action=Action.CONFIG_CHANGE, target=key)
+    return format_html('<ul class="tds-key-history" style="margin:0 0 .4em;padding:0">{}</ul>{}', lines, more)
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    """The action log: facts, written only by tdscore.actions.record."""
+
+    list_display = ["at", "actor", "via", "action", "target", "before_shown", "after_shown"]
+    list_filter = ["action", "via", "actor"]
+    search_fields = ["actor", "target"]
+    date_hierarchy = "at"
+    fields = ["at", "actor", "user", "via", "action", "target", "before_shown", "after_shown"]
+    readonly_fields = fields
+    raw_id_fields = ["user"]
+
+    before_shown = shown_as(pretty_json, "before", "before")
+    after_shown = shown_as(pretty_json, "after", "after")
 
 
 @admin.register(Metric)

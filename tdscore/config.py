@@ -27,6 +27,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tdscore import actions
+from tdscore.actions import Actor
+from tdscore.enums import Action
 from tdscore.models import Configuration
 
 
@@ -194,10 +197,13 @@ def invalidate() -> None:
     _loaded_at = float("-inf")
 
 
-def update_many(values: Mapping[Key | str, Any], *, by=None) -> dict[str, Any]:
+def update_many(values: Mapping[Key | str, Any], *, actor: Actor | None = None, logged: bool = True) -> dict[str, Any]:
     """Validate every value first, then store them all in one transaction (all or nothing).
 
     Keys are constants, or names as the admin and the API receive them; the answer is by name.
+    With an `actor` (an operator, from any door), each key whose value changed is one row of the
+    action log, old and new value; without one (TDS Core's own settings, tests) nothing is logged.
+    `logged=False`: the caller records the action in its own words (a pause is not a key's edit).
     """
     keys = {}
     unknown = []
@@ -212,24 +218,31 @@ def update_many(values: Mapping[Key | str, Any], *, by=None) -> dict[str, Any]:
     now = timezone.now()
     with transaction.atomic():
         for name, value in cleaned.items():
-            key = REGISTRY[name]
-            Configuration.objects.update_or_create(
-                key=name,
-                defaults={
-                    "value": value,
-                    "value_type": key.type.value,
-                    "category": key.category,
-                    "description": key.description,
-                    "updated_at": now,
-                    "updated_by": by,
-                },
-            )
+            _store(REGISTRY[name], value, actor=actor, logged=logged, now=now)
     invalidate()
     return cleaned
 
 
-def update(key: Key, value: Any, *, by=None) -> Any:
-    return update_many({_registered(key): value}, by=by)[key.name]
+def _store(key: Key, value: Any, *, actor: Actor | None, logged: bool, now) -> None:
+    before = Configuration.objects.select_for_update().filter(key=key.name).values_list("value", flat=True).first()
+    old = key.default if before is None else before
+    row, _ = Configuration.objects.update_or_create(
+        key=key.name,
+        defaults={
+            "value": value,
+            "value_type": key.type.value,
+            "category": key.category,
+            "description": key.description,
+            "updated_at": now,
+            "updated_by": actor.user if actor else None,
+        },
+    )
+    if actor is not None and logged and old != value:
+        actions.record(actor, Action.CONFIG_CHANGE, key.name, before=old, after=value, at=now, obj=row)
+
+
+def update(key: Key, value: Any, *, actor: Actor | None = None, logged: bool = True) -> Any:
+    return update_many({_registered(key): value}, actor=actor, logged=logged)[key.name]
 
 
 def ensure_rows() -> int:

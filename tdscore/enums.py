@@ -27,5 +27,6 @@ class Action(StrEnum):
     RESUME = "entity.resume"
     RUN_START = "run.start"
     ZOHO_CONNECT = "zoho.connect"
+    BREAKER_RESET = "zoho.breaker_reset"
     REDACT = "contact.redact"
     DRIFT_ACKNOWLEDGE = "schema_drift.acknowledge"

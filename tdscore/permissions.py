@@ -49,6 +49,7 @@ class Perm(StrEnum):
     VIEW_ALERT = "alerts.view_alert"
     VIEW_CONFIGURATION = "tdscore.view_configuration"
     VIEW_SCHEMADRIFT = "sync.view_schemadrift"
+    VIEW_OPERATORACTION = "tdscore.view_operatoraction"
 
     @property
     def codename(self) -> str:

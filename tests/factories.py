@@ -35,7 +35,9 @@ from sync.models import (
 )
 from sync.payloads import content_hash
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
-from tdscore.models import Configuration, Metric
+from tdscore.actions import Actor, Via, record
+from tdscore.enums import Action
+from tdscore.models import Configuration, Metric, OperatorAction
 
 
 def product_payload(item_id: str = "1001", **fields: Any) -> dict[str, Any]:
@@ -101,6 +103,15 @@ def builds(model: type) -> Callable:
 @builds(Configuration)
 def configuration_row() -> Configuration:
     return Configuration.objects.get(key="batch_size")  # seeded by the migrations
+
+
+def actor(name: str = "ops", via: Via = Via.COMMAND, user: User | None = None) -> Actor:
+    return Actor(name, via, user)
+
+
+@builds(OperatorAction)
+def operator_action(action: Action = Action.CONFIG_CHANGE, target: str = "batch_size", **fields: Any) -> OperatorAction:
+    return record(actor(), action, target, **{"before": 100, "after": 200, **fields})
 
 
 @builds(Metric)

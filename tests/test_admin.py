@@ -192,7 +192,7 @@ def test_each_dead_letter_action_resolves_through_the_changelist(operator, actio
 
 def test_dead_letters_filter_open_from_resolved(operator):
     open_one, done = factories.dead_letter(), factories.dead_letter()
-    queue.discard(done, by="ops")
+    queue.discard(done, actor=factories.actor("ops"))
     listed = operator.get(admin_url(DeadLetter, "changelist"), {"resolved": "no"}).context["cl"].result_list
     assert [row.pk for row in listed] == [open_one.pk]
 

@@ -20,6 +20,7 @@ from sync.config_keys import (
     RECONCILIATION_SCHEDULE_CRON,
 )
 from tdscore import config
+from tdscore.actions import Actor, Via
 from tdscore.models import Configuration
 
 SPEC_DEFAULTS = {
@@ -68,7 +69,7 @@ def test_a_change_made_elsewhere_is_seen_after_the_cache_period(settings):
 @pytest.mark.django_db
 def test_update_is_seen_at_once_in_this_process(superuser):
     config.get(LOCK_TIMEOUT_SECONDS)  # warm the cache
-    config.update(LOCK_TIMEOUT_SECONDS, 1, by=superuser)
+    config.update(LOCK_TIMEOUT_SECONDS, 1, actor=Actor.of_user(superuser, Via.ADMIN))
     assert config.get(LOCK_TIMEOUT_SECONDS) == 1
     row = Configuration.objects.get(key="lock_timeout_seconds")
     assert row.updated_by == superuser

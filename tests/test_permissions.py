@@ -207,6 +207,7 @@ ROUTES: dict[str, Route] = {
     "dashboard:entity-pause": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:entity-resume": page(POST=Rule(OPERATORS_UP, 302)),
     "dashboard:run-start": page(POST=Rule(OPERATORS_UP, 302, {"entity": "products", "mode": "incremental"})),
+    "dashboard:actions": page(GET=Rule(VIEWERS_UP, 200)),
     # The schema describes the API and holds no data: any staff member may read it.
     "api:schema": api(GET=Rule(STAFF_UP, 200)),
     "api:swagger-ui": page(GET=Rule(STAFF_UP, 200)),
@@ -228,6 +229,7 @@ ROUTES: dict[str, Route] = {
     "api:schema-drift-acknowledge": api(POST=Rule(OPERATORS_UP, 200)),
     # View permission on the entity's ERP model; the sampled object was never applied: 404 to those allowed.
     "api:erp-history": api(GET=Rule(VIEWERS_UP, 404)),
+    "api:actions": api(GET=Rule(VIEWERS_UP, 200)),
     # The admin's own pages (its model pages are sampled below, kind by kind).
     "admin:index": page(GET=Rule(STAFF_UP, 200)),
     "admin:login": public("the login form itself", GET=Rule(ALL, (200, 302))),
@@ -503,7 +505,7 @@ def arrange(model: type) -> list:
     if model is QueueItem:
         world = build_world()
         other = factories.queue_item("invoices", "9")
-        queue.pause(["invoices"])
+        queue.pause(["invoices"], actor=factories.actor())
         return [world.dead_letter.queue_item, other]
     if model is DeadLetter:
         return [build_world().dead_letter]

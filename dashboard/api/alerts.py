@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from alerts.models import Alert, AlertStateError
 from dashboard.api import serializers
+from tdscore.actions import Actor, Via
 from tdscore.permissions import Perm
 
 
@@ -41,7 +42,7 @@ class _Move(APIView):
                 {"status": "error", "error": "not_found", "detail": f"no alert {pk}"}, status=status.HTTP_404_NOT_FOUND
             )
         try:
-            getattr(alert, self.verb)(by=request.user.get_username(), now=timezone.now())
+            getattr(alert, self.verb)(actor=Actor.of_request(request, Via.API), now=timezone.now())
         except AlertStateError as exc:
             return Response(
                 {"status": "error", "error": "conflict", "detail": str(exc)}, status=status.HTTP_409_CONFLICT

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from dashboard.api import serializers
 from tdscore import config
+from tdscore.actions import Actor, Via
 from tdscore.models import Configuration
 from tdscore.permissions import Perm
 
@@ -50,4 +51,4 @@ class ConfigRows(generics.ListAPIView):
             except config.ConfigError as exc:
                 return _invalid(name, str(exc))
         # Validated above key by key (to name the culprit); update_many checks again and stores all at once.
-        return Response({"updated": config.update_many(values, by=request.user)})
+        return Response({"updated": config.update_many(values, actor=Actor.of_request(request, Via.API))})

@@ -20,6 +20,7 @@ from dashboard.api import serializers
 from dashboard.api.filters import DeadLetterFilter
 from sync import queue, replay_preview
 from sync.models import DeadLetter
+from tdscore.actions import Actor, Via
 from tdscore.permissions import Perm
 
 GROUP = OpenApiParameter(
@@ -97,7 +98,7 @@ class Retry(APIView):
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
-            item = queue.replay(dead_letter, by=request.user.get_username(), now=timezone.now())
+            item = queue.replay(dead_letter, actor=Actor.of_request(request, Via.API), now=timezone.now())
         except queue.DeadLetterError as exc:
             return _refused(exc)
         dead_letter.refresh_from_db()
@@ -118,7 +119,7 @@ class Discard(APIView):
     def post(self, request, pk: int):
         dead_letter = get_object_or_404(DeadLetter, pk=pk)
         try:
-            queue.discard(dead_letter, by=request.user.get_username(), now=timezone.now())
+            queue.discard(dead_letter, actor=Actor.of_request(request, Via.API), now=timezone.now())
         except queue.DeadLetterError as exc:
             return _refused(exc)
         dead_letter.refresh_from_db()
@@ -159,18 +160,18 @@ class BulkRetry(APIView):
         if ask.validated_data["dry_run"]:
             previews = replay_preview.preview(matching, now=timezone.now())
             return Response({"count": len(previews), "previews": [p.as_dict() for p in previews]})
-        replayed, refused = replay_matching(matching, by=request.user)
+        replayed, refused = replay_matching(matching, actor=Actor.of_request(request, Via.API))
         return Response({"count": replayed, "not_replayed": refused}, status=status.HTTP_202_ACCEPTED)
 
 
-def replay_matching(rows, *, by) -> tuple[int, int]:
+def replay_matching(rows, *, actor: Actor) -> tuple[int, int]:
     """Replay each row on its own, as `replay_dlq` does: one that is refused does not stop the rest."""
     replayed = refused = 0
-    now, username = timezone.now(), by.get_username()
+    now = timezone.now()
     for dead_letter in rows.order_by("pk").only("pk").iterator():
         try:
             with transaction.atomic():
-                queue.replay(dead_letter, by=username, now=now)
+                queue.replay(dead_letter, actor=actor, now=now)
         except queue.DeadLetterError:
             refused += 1
         else:

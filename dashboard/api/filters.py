@@ -9,6 +9,8 @@ from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 
 from sync.models import DeadLetter, QueueItem
+from tdscore.enums import Action
+from tdscore.models import OperatorAction
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -51,3 +53,13 @@ class DeadLetterFilter(filters.FilterSet):
     class Meta:
         model = DeadLetter
         fields = ["entity", "reason", "resolved"]
+
+
+class OperatorActionFilter(filters.FilterSet):
+    actor = filters.CharFilter(help_text="who, as logged: a username, `alice (token)`, or `user@host` for a command")
+    action = filters.ChoiceFilter(choices=[(action.value, action.value) for action in Action])
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601 time: actions at or after it")
+
+    class Meta:
+        model = OperatorAction
+        fields = ["actor", "action", "since"]

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from dashboard.api import serializers
 from sync import pull, tasks
 from sync.models import QueueItem, SyncCursor, SyncRun
+from tdscore.actions import Actor, Via
 from tdscore.permissions import Perm
 
 
@@ -50,12 +51,12 @@ class Started:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def start_sync(entity: str, mode: str, *, trigger: str, by: str = "") -> Started:
+def start_sync(entity: str, mode: str, *, trigger: str, actor: Actor) -> Started:
     """Start a run of `mode` (full, incremental or reconciliation) for an entity or `all`, executed in
     the cluster once this commits. A run the budget defers is a refusal here: nothing runs now."""
     slugs = pull.slugs_for(entity, mode)
     with transaction.atomic():
-        started, refused = pull.start_runs(slugs, mode, now=timezone.now(), trigger=trigger, by=by)
+        started, refused = pull.start_runs(slugs, mode, now=timezone.now(), trigger=trigger, actor=actor)
         tasks.launch_runs(started)
     outcome = Started(refused=refused)
     for run in started:
@@ -82,7 +83,10 @@ class StartSync(APIView):
                 {"status": "error", "error": "invalid", "detail": ask.errors}, status=status.HTTP_400_BAD_REQUEST
             )
         outcome = start_sync(
-            ask.validated_data["entity"], ask.validated_data["mode"], trigger="api", by=request.user.get_username()
+            ask.validated_data["entity"],
+            ask.validated_data["mode"],
+            trigger="api",
+            actor=Actor.of_request(request, Via.API),
         )
         if not outcome.run_ids:
             refused = outcome.refused

@@ -10,7 +10,7 @@ from alerts.models import Alert
 from sync import entities
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncCursor, SyncRun
 from tdscore import config
-from tdscore.models import Configuration
+from tdscore.models import Configuration, OperatorAction
 
 
 class Error(serializers.Serializer):
@@ -413,3 +413,15 @@ class ObjectState(serializers.Serializer):
     zoho_id = serializers.CharField()
     as_of = serializers.DateTimeField()
     state = serializers.JSONField(allow_null=True, help_text="null before its creation and after a delete")
+
+
+# --- The action log ----------------------------------------------------------------------------
+
+
+class OperatorActionRow(serializers.ModelSerializer):
+    before = serializers.JSONField(allow_null=True, help_text="the value or state before the action")
+    after = serializers.JSONField(allow_null=True, help_text="the value or state after it")
+
+    class Meta:
+        model = OperatorAction
+        fields = ["at", "actor", "via", "action", "target", "before", "after"]

@@ -6,7 +6,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import alerts, config, dead_letters, history, metrics, runs, schema_drift
+from dashboard.api import actions, alerts, config, dead_letters, history, metrics, runs, schema_drift
 
 app_name = "api"
 urlpatterns = [
@@ -38,4 +38,5 @@ urlpatterns = [
         name="schema-drift-acknowledge",
     ),
     path("erp/<str:entity>/<str:zoho_id>/history", history.ObjectHistory.as_view(), name="erp-history"),
+    path("dashboard/actions", actions.ActionList.as_view(), name="actions"),
 ]

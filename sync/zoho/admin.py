@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from sync.zoho import breaker
 from sync.zoho.models import BreakerState, LimiterState, ZohoCall, ZohoToken
+from tdscore.actions import Actor, Via
 from tdscore.admin import ReadOnlyAdmin, may
 from tdscore.permissions import Perm
 
@@ -20,7 +21,7 @@ class BreakerStateAdmin(ReadOnlyAdmin):
     def reset_breaker(self, request, queryset):
         now = timezone.now()
         for row in queryset:
-            breaker.reset(now, by=request.user.get_username(), org=row.organization_id)
+            breaker.reset(now, actor=Actor.of_user(request.user, Via.ADMIN), org=row.organization_id)
         self.message_user(request, f"Reset {len(queryset)} breaker(s).", messages.SUCCESS)
 
 

@@ -30,8 +30,9 @@ from sync.zoho.config_keys import (
 from sync.zoho.errors import ErrorKind, ZohoError
 from sync.zoho.limiter import organization
 from sync.zoho.models import BreakerState, CallOutcome, ZohoCall
-from tdscore import config
-from tdscore.enums import Readiness
+from tdscore import actions, config
+from tdscore.actions import Actor
+from tdscore.enums import Action, Readiness
 
 
 class Circuit(StrEnum):
@@ -192,18 +193,21 @@ def clear_auth(now: datetime, *, org: str | None = None) -> None:
     )
 
 
-def reset(now: datetime, *, by: str, org: str | None = None) -> None:
+def reset(now: datetime, *, actor: Actor, org: str | None = None) -> None:
     """An operator closes the breaker and lifts the auth state (after fixing the credentials)."""
     with transaction.atomic():
         row = _locked(organization(org))
+        before = _current(row, now)
         row.state = BreakerState.State.CLOSED
         row.closed_at = now
         row.consecutive_failures = 0
         row.open_until = row.probe_until = None
-        row.last_failure = f"reset by {by}"
+        row.last_failure = f"reset by {actor}"
         _clear_auth(row)
         row.updated_at = now
         row.save()
+        target = f"Zoho breaker ({row.organization_id})"
+        actions.record(actor, Action.BREAKER_RESET, target, before=before, after=Circuit.CLOSED, at=now, obj=row)
 
 
 def readiness(now: datetime) -> tuple[Readiness, str]:

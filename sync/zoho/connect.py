@@ -21,6 +21,9 @@ from sync.zoho import breaker
 from sync.zoho.client import ZohoClient, account_key, configured_hosts
 from sync.zoho.errors import CODE_NOT_AUTHORISED, ErrorKind, ZohoError
 from sync.zoho.models import ZohoToken
+from tdscore import actions
+from tdscore.actions import Actor
+from tdscore.enums import Action
 
 # What TDS Core reads, and nothing more (docs/ZOHO_SETUP.md explains each).
 SCOPES = (
@@ -48,7 +51,7 @@ class Connection:
     organizations: list[dict[str, Any]]
 
 
-def connect(code: str, *, now: datetime, http: httpx.Client | None = None) -> Connection:
+def connect(code: str, *, now: datetime, actor: Actor, http: httpx.Client | None = None) -> Connection:
     """Exchange `code`, store the tokens encrypted, and list the organisations they reach."""
     if not (settings.ZOHO_CLIENT_ID and settings.ZOHO_CLIENT_SECRET):
         raise ConnectError("set ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET (the self client's) first")
@@ -62,7 +65,7 @@ def connect(code: str, *, now: datetime, http: httpx.Client | None = None) -> Co
         ZohoToken.objects.exclude(account=row_key).exclude(connected_at=None).update(
             connected_at=None, refresh_token=""
         )
-        ZohoToken.objects.update_or_create(
+        token, _ = ZohoToken.objects.update_or_create(
             account=row_key,
             defaults={
                 "access_token": body["access_token"],
@@ -75,6 +78,9 @@ def connect(code: str, *, now: datetime, http: httpx.Client | None = None) -> Co
                 "last_error": "",
             },
         )
+        # The account, never the token: the action log is read by every operator.
+        after = {"accounts": accounts, "api_domain": token.api_domain, "scope": token.scope}
+        actions.record(actor, Action.ZOHO_CONNECT, f"Zoho account at {accounts}", after=after, at=now, obj=token)
     # New credentials: an auth state the old ones left says nothing about them.
     breaker.clear_auth(now)
     return Connection(str(body.get("api_domain") or ""), str(body.get("scope") or ""), _organizations(refresh))

@@ -133,7 +133,7 @@ def test_an_acknowledged_critical_is_not_escalated(only_channels):
     only_channels("slack")
     engine.evaluate(NOW)
     alert = Alert.objects.get(rule="worker_heartbeat")
-    alert.acknowledge(by="operator", now=NOW)
+    alert.acknowledge(actor=factories.actor("operator"), now=NOW)
     engine.evaluate(NOW + timedelta(hours=2))
     alert.refresh_from_db()
     assert alert.escalated_at is None

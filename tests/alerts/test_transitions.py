@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alerts.models import Alert, AlertStateError
+from tests import factories
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -16,7 +17,7 @@ def _alert(**fields) -> Alert:
 @pytest.mark.django_db
 def test_acknowledge_records_who_and_when():
     alert = _alert()
-    alert.acknowledge(by="operator", now=NOW)
+    alert.acknowledge(actor=factories.actor("operator"), now=NOW)
     alert.refresh_from_db()
     assert (alert.status, alert.acknowledged_by, alert.acknowledged_at) == ("acknowledged", "operator", NOW)
 
@@ -24,16 +25,16 @@ def test_acknowledge_records_who_and_when():
 @pytest.mark.django_db
 def test_acknowledging_twice_is_refused():
     alert = _alert()
-    alert.acknowledge(by="first", now=NOW)
+    alert.acknowledge(actor=factories.actor("first"), now=NOW)
     with pytest.raises(AlertStateError):
-        Alert.objects.get(pk=alert.pk).acknowledge(by="second", now=NOW)
+        Alert.objects.get(pk=alert.pk).acknowledge(actor=factories.actor("second"), now=NOW)
     assert Alert.objects.get(pk=alert.pk).acknowledged_by == "first"
 
 
 @pytest.mark.django_db
 def test_resolve_from_acknowledged_records_who_and_when():
     alert = _alert(status=Alert.Status.ACKNOWLEDGED)
-    alert.resolve(by="operator", now=NOW)
+    alert.resolve(actor=factories.actor("operator"), now=NOW)
     alert.refresh_from_db()
     assert (alert.status, alert.resolved_by, alert.resolved_at) == ("resolved", "operator", NOW)
 
@@ -42,4 +43,4 @@ def test_resolve_from_acknowledged_records_who_and_when():
 def test_resolving_a_resolved_alert_is_refused():
     alert = _alert(status=Alert.Status.RESOLVED)
     with pytest.raises(AlertStateError):
-        alert.resolve(by="operator", now=NOW)
+        alert.resolve(actor=factories.actor("operator"), now=NOW)

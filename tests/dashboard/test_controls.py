@@ -44,7 +44,7 @@ def test_a_paused_entity_shows_in_a_tile_and_a_badge_with_the_rows_it_holds(staf
     for object_id in ("1", "2", "3"):
         factories.queue_item("invoices", object_id)
     factories.queue_item("products", "9")
-    queue.pause(["invoices"], by=None)
+    queue.pause(["invoices"], actor=factories.actor())
 
     html = page(staff)
 
@@ -83,7 +83,7 @@ def test_pausing_an_unknown_entity_is_404_and_pauses_nothing(staff):
 
 
 def test_a_viewer_sees_the_pause_but_no_control(client, viewer):
-    queue.pause(["stock"], by=None)
+    queue.pause(["stock"], actor=factories.actor())
     client.force_login(viewer)
 
     entities = section(page(client), "entities")

@@ -255,7 +255,7 @@ def test_retry_replays_the_dead_letter_as_the_cli_would(staff, staff_user, now):
 
 def test_retrying_a_resolved_dead_letter_says_who_resolved_it(staff, now):
     dead = dead_lettered()
-    queue.discard(dead, by="someone-else", now=now)
+    queue.discard(dead, actor=factories.actor("someone-else"), now=now)
     response = staff.post(reverse("dashboard:dead-letter-retry", args=[dead.pk]), follow=True)
     assert "already discarded by someone-else" in response.content.decode()
     dead.refresh_from_db()
@@ -284,7 +284,7 @@ def test_acknowledge_records_who_and_when(staff, now):
 
 def test_acknowledging_a_resolved_alert_is_refused_with_the_reason(staff, now):
     alert = factories.alert()
-    alert.resolve(by="engine", now=now)
+    alert.resolve(actor=factories.actor("engine"), now=now)
     response = staff.post(reverse("dashboard:alert-acknowledge", args=[alert.pk]), follow=True)
     assert f"alert {alert.pk} is resolved, not open" in response.content.decode()
     alert.refresh_from_db()

@@ -44,7 +44,7 @@ def history():
         unresolved = webhook_row("1004", payload={"name": "no item_id: a validation failure"})
         discarded = webhook_row("1005", payload={"name": "no item_id either"})
         worker.drain(None, worker_id="drainer", once=True)
-        queue.discard(DeadLetter.objects.get(queue_item=discarded), by="operator")
+        queue.discard(DeadLetter.objects.get(queue_item=discarded), actor=factories.actor("operator"))
         SyncLog.objects.create(message="an old line")
         factories.metric()
     with time_machine.travel(NOW - timedelta(days=1), tick=False):

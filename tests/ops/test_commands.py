@@ -73,7 +73,7 @@ def test_tds_status_says_which_schedule_was_stretched(capsys):
 def test_replay_dlq_dry_run_alone_lists_every_unresolved_dead_letter(capsys):
     first = factories.dead_letter()
     second = factories.dead_letter(queue_item=factories.queue_item(object_id="1002"))
-    queue.discard(second, by="ops")
+    queue.discard(second, actor=factories.actor("ops"))
     QueueItem.objects.filter(pk=first.queue_item_id).update(status=QueueItem.Status.DEAD_LETTER)
 
     call_command("replay_dlq", "--dry-run")

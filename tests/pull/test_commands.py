@@ -25,7 +25,7 @@ def test_sync_zoho_pulls_with_progress_and_exits_0(sim, capsys):
     drain()
 
     out = capsys.readouterr().out
-    assert "products: page 3 · 45 fetched · 45 queued" in out
+    assert "page 3 · fetched 45 · queued 45" in out
     assert "products: completed" in out
     assert Product.objects.count() == 45
 

@@ -17,6 +17,7 @@ from sync.models import SyncRun
 from sync.zoho import breaker
 from sync.zoho.models import BreakerState
 from tdscore import config
+from tests import factories
 from tests.pull.conftest import PAGE
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_a_run_behind_the_open_breaker_gives_its_worker_back_and_is_rescheduled(
     assert again.schedule_type == Schedule.ONCE and again.args == f"({run.pk},)"
     assert began + timedelta(seconds=50) <= again.next_run <= began + timedelta(seconds=61)  # the cooldown
     # The breaker closes: the same run, started again, completes from where it was.
-    breaker.reset(timezone.now(), by="test")
+    breaker.reset(timezone.now(), actor=factories.actor("test"))
     assert tasks.pull_task(run.pk) == SyncRun.Status.COMPLETED
     run.refresh_from_db()
     assert run.fetched == PAGE

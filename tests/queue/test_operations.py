@@ -19,6 +19,8 @@ from sync.config_keys import PAUSED_ENTITIES
 from sync.errors import ValidationFailed
 from sync.models import DeadLetter, QueueItem, SyncLog
 from tdscore import config
+from tdscore.actions import Actor
+from tests import factories
 from tests.factories import inbox_event, queue_item
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +45,7 @@ def test_replay_dlq_by_entity_requeues_only_that_entity(capsys):
     product, customer = dead_lettered("products", "1"), dead_lettered("customers", "2")
     call_command("replay_dlq", entity="products")
     product.refresh_from_db(), customer.refresh_from_db()
-    assert (product.resolution, product.resolved_by) == ("replayed", "cli")
+    assert (product.resolution, product.resolved_by) == ("replayed", Actor.command().name)
     assert product.queue_item.status == QueueItem.Status.PENDING
     assert customer.resolved_at is None
     assert capsys.readouterr().out.splitlines()[-1] == "replayed 1"
@@ -80,7 +82,7 @@ def test_a_dry_run_over_an_ingest_failure_says_it_would_not_replay_it_and_succee
 
 def test_replay_dlq_reports_a_resolved_id_and_exits_nonzero(capsys):
     dead = dead_lettered()
-    queue.discard(dead, by="ops", now=NOW)
+    queue.discard(dead, actor=factories.actor("ops"), now=NOW)
     with pytest.raises(CommandError, match="could not be replayed"):
         call_command("replay_dlq", id=dead.pk)
     assert "already discarded" in capsys.readouterr().err
@@ -110,7 +112,7 @@ def test_admin_replays_selected_dead_letters_in_bulk(admin_client_):
 
 def test_admin_discard_reports_rows_already_resolved(admin_client_):
     dead = dead_lettered()
-    queue.replay(dead, by="ops", now=NOW)
+    queue.replay(dead, actor=factories.actor("ops"), now=NOW)
     response = changelist_action(admin_client_, "deadletter", "discard_selected", [dead.pk])
     assert "already replayed by ops" in response.content.decode()
     dead.refresh_from_db()
@@ -168,7 +170,7 @@ def test_two_pauses_at_once_both_hold():
 
 def pause_in_own_connection(slug: str) -> None:
     try:
-        queue.pause([slug])
+        queue.pause([slug], actor=factories.actor())
     finally:
         connections.close_all()
 

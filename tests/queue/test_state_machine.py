@@ -19,6 +19,7 @@ from sync.config_keys import (
 from sync.errors import ValidationFailed
 from sync.models import DeadLetter, InboxEvent, QueueItem, SyncLog
 from tdscore import config
+from tests import factories
 from tests.factories import inbox_event, queue_item
 
 pytestmark = pytest.mark.django_db
@@ -68,9 +69,9 @@ def test_claim_respects_batch_size():
 
 def test_paused_entity_is_never_claimed_and_resume_releases_it():
     queue_item(object_id="1", now=NOW)
-    queue.pause(["products"])
+    queue.pause(["products"], actor=factories.actor())
     assert claim() is None
-    queue.resume(["products"])
+    queue.resume(["products"], actor=factories.actor())
     assert len(claim().items) == 1
 
 
@@ -251,7 +252,7 @@ def test_replay_sends_the_same_row_back_to_pending_with_attempts_reset():
     event = inbox_event()
     dead = dead_lettered(inbox_event=event)
     later = NOW + timedelta(hours=1)
-    item = queue.replay(dead, by="ops", now=later)
+    item = queue.replay(dead, actor=factories.actor("ops"), now=later)
     assert item.pk == dead.queue_item_id
     assert (item.status, item.attempts, item.next_attempt_at, item.source) == ("pending", 0, later, "webhook")
     dead.refresh_from_db(), event.refresh_from_db()
@@ -262,7 +263,7 @@ def test_replay_sends_the_same_row_back_to_pending_with_attempts_reset():
 
 def test_a_new_failure_after_replay_opens_a_new_dead_letter():
     dead = dead_lettered()
-    queue.replay(dead, by="ops", now=NOW)
+    queue.replay(dead, actor=factories.actor("ops"), now=NOW)
     batch = claim()
     queue.record_failure(batch, batch.items[0], ValidationFailed("still bad"), now=NOW, rng=random.Random())
     assert DeadLetter.objects.filter(queue_item=dead.queue_item).count() == 2
@@ -271,16 +272,16 @@ def test_a_new_failure_after_replay_opens_a_new_dead_letter():
 
 def test_replaying_a_resolved_dead_letter_is_refused():
     dead = dead_lettered()
-    queue.discard(dead, by="ops", now=NOW)
+    queue.discard(dead, actor=factories.actor("ops"), now=NOW)
     with pytest.raises(queue.AlreadyResolved, match="already discarded by ops"):
-        queue.replay(dead, by="ops", now=NOW)
+        queue.replay(dead, actor=factories.actor("ops"), now=NOW)
 
 
 def test_ingest_dead_letter_cannot_be_replayed_only_discarded_or_fixed():
     event = inbox_event()
     dead = queue.dead_letter_at_ingest(inbox_event=event, entity="products", payload={}, error="no item_id", now=NOW)
     with pytest.raises(queue.NotReplayable, match="discard it, or mark it fixed"):
-        queue.replay(dead, by="ops", now=NOW)
-    queue.mark_fixed(dead, by="ops", now=NOW)
+        queue.replay(dead, actor=factories.actor("ops"), now=NOW)
+    queue.mark_fixed(dead, actor=factories.actor("ops"), now=NOW)
     dead.refresh_from_db()
     assert dead.resolution == "fixed"

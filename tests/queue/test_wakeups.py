@@ -27,6 +27,7 @@ from sync import queue, wakeup
 from sync.config_keys import QUEUE_POLL_INTERVAL_MS
 from sync.models import DeadLetter, QueueItem
 from tdscore import config
+from tests import factories
 from tests.factories import queue_item
 from tests.infra.conftest import shared_database_url
 from tests.webhooks.conftest import TOKENS, deliver
@@ -240,7 +241,7 @@ def test_pull_pages_replays_and_repairs_wake_the_drainers_when_they_commit(liste
         queue_item=item, entity="products", object_id="d1", reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error="boom"
     )
     received(listener, 0.3)  # the row's own enqueue
-    queue.replay(dead, by="test")
+    queue.replay(dead, actor=factories.actor("test"))
     assert woken(listener, within=2.0)
 
 

@@ -15,6 +15,7 @@ from sync import queue, worker
 from sync.config_keys import BATCH_SIZE, LEASE_EXPIRY_LIMIT, LOCK_TIMEOUT_SECONDS
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem, WorkerHeartbeat
 from tdscore import config
+from tests import factories
 from tests.factories import inbox_event, product_payload, queue_item
 
 pytestmark = pytest.mark.django_db
@@ -111,11 +112,11 @@ def test_replay_from_the_admin_action_reapplies_a_dead_letter(client, superuser)
 
 def test_pause_holds_and_resume_applies():
     item = product_row("1")
-    queue.pause(["products"])
+    queue.pause(["products"], actor=factories.actor())
     assert worker.process_batch("w", NOW) == 0
     item.refresh_from_db()
     assert item.status == QueueItem.Status.PENDING and not Product.objects.exists()
-    queue.resume(["products"])
+    queue.resume(["products"], actor=factories.actor())
     assert worker.process_batch("w", NOW) == 1
     assert Product.objects.filter(zoho_id="1").exists()
 

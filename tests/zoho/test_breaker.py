@@ -17,6 +17,7 @@ from sync.zoho.config_keys import (
 from sync.zoho.errors import ZohoError
 from sync.zoho.models import CallOutcome
 from tdscore import config
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -109,7 +110,7 @@ def test_an_operator_reset_closes_it_and_lifts_auth():
     for _ in range(5):
         call(CallOutcome.FAILURE, NOW)
     breaker.enter_auth("401 after refresh", NOW)
-    breaker.reset(NOW, by="operator")
+    breaker.reset(NOW, actor=factories.actor("operator"))
     assert breaker.state(NOW) == "closed"
     assert refused(NOW) is None
 

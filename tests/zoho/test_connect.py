@@ -16,6 +16,7 @@ from sync.zoho import breaker
 from sync.zoho.client import ZohoClient, stored_refresh_token
 from sync.zoho.connect import connect
 from sync.zoho.models import ZohoToken
+from tests import factories
 from tests.webhooks.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,7 +74,7 @@ def test_a_code_without_the_books_scope_says_which_scopes_to_grant(unconnected):
 
 
 def test_zoho_refresh_token_still_wins_over_the_stored_one(zoho_sim, settings):
-    connect(zoho_sim.grant_code(), now=timezone.now())
+    connect(zoho_sim.grant_code(), now=timezone.now(), actor=factories.actor())
     settings.ZOHO_REFRESH_TOKEN = "sim-refresh"
     item = zoho_sim.seed("products", 1)[0]
     with ZohoClient() as zoho:
@@ -82,7 +83,7 @@ def test_zoho_refresh_token_still_wins_over_the_stored_one(zoho_sim, settings):
 
 
 def test_the_stored_tokens_are_unreadable_in_the_database_without_the_key(unconnected, settings):
-    connect(unconnected.grant_code(), now=timezone.now())
+    connect(unconnected.grant_code(), now=timezone.now(), actor=factories.actor())
     plain = stored_refresh_token()
     with connection.cursor() as cursor:
         cursor.execute("SELECT refresh_token, access_token FROM tds_zoho_tokens WHERE connected_at IS NOT NULL")
@@ -94,7 +95,7 @@ def test_the_stored_tokens_are_unreadable_in_the_database_without_the_key(unconn
 
 def test_a_rotated_key_list_still_reads_tokens_the_old_key_wrote(unconnected, settings):
     settings.TDS_ENCRYPTION_KEY = ["old-passphrase"]
-    connect(unconnected.grant_code(), now=timezone.now())
+    connect(unconnected.grant_code(), now=timezone.now(), actor=factories.actor())
     plain = stored_refresh_token()
     settings.TDS_ENCRYPTION_KEY = [Fernet.generate_key().decode(), "old-passphrase"]
     assert stored_refresh_token() == plain

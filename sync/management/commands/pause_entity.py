@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from sync import entities, queue
+from tdscore.actions import Actor
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("entities", nargs="+", metavar="ENTITY", help="entity slugs, e.g. invoices stock")
 
     def change(self, slugs: list[str]) -> list[str]:
-        return queue.pause(slugs, by=None)
+        return queue.pause(slugs, actor=Actor.command())
 
     def handle(self, *args, **options):
         slugs = options["entities"]

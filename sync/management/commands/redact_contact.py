@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from sync import redaction
+from sync.progress import Progress
 from tdscore.actions import Actor
 
 
@@ -34,14 +33,15 @@ class Command(BaseCommand):
         missing = [str(d) for d in archive if not d.is_dir()]
         if missing:
             raise CommandError(f"no such archive directory: {', '.join(missing)}")
-        with tqdm(desc="erasing", unit=" tables", file=sys.stdout, disable=not self.stdout.isatty()) as bar:
-
-            def progress(label: str) -> None:
-                bar.set_postfix_str(label, refresh=False)
-                bar.update()
-
+        total = redaction.steps(archive)
+        with Progress(self.stdout, "erasing", total=total, unit="tables", every=max(total // 4, 1)) as progress:
             try:
-                erasure = redaction.erase(zoho_id, actor=Actor.command(), archives=archive, progress=progress)
+                erasure = redaction.erase(
+                    zoho_id,
+                    actor=Actor.command(),
+                    archives=archive,
+                    progress=lambda table: progress.advance(table=table),
+                )
             except redaction.UnknownContact as exc:
                 raise CommandError(str(exc)) from None
         for table, count in sorted(erasure.rows.items()):

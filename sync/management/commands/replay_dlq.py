@@ -10,6 +10,11 @@ from django.utils import timezone
 
 from sync import queue, replay_preview
 from sync.models import DeadLetter
+from sync.progress import Progress
+from tdscore.actions import Actor
+
+# Not on a terminal, a line of counts every this many dead letters.
+LINE_ROWS = 100
 
 
 class Command(BaseCommand):
@@ -54,17 +59,19 @@ class Command(BaseCommand):
             raise CommandError(f"dead letter #{dead_letter_id} could not be replayed")
 
     def _replay(self, rows: list[DeadLetter]) -> tuple[int, int]:
+        """Each row in turn, counted on a progress bar."""
         replayed = unreplayable = 0
-        now = timezone.now()
-        for dead_letter in rows:
-            try:
-                queue.replay(dead_letter, by="cli", now=now)
-            except queue.DeadLetterError as exc:
-                self.stderr.write(f"cannot replay {_label(dead_letter)}: {exc}")
-                unreplayable += 1
-            else:
-                self.stdout.write(f"replayed {_label(dead_letter)}")
-                replayed += 1
+        now, actor = timezone.now(), Actor.command()
+        with Progress(self.stdout, "dead letters", total=len(rows), unit="rows", every=LINE_ROWS) as progress:
+            for dead_letter in rows:
+                try:
+                    queue.replay(dead_letter, actor=actor, now=now)
+                except queue.DeadLetterError as exc:
+                    self.stderr.write(f"cannot replay {_label(dead_letter)}: {exc}")
+                    unreplayable += 1
+                else:
+                    replayed += 1
+                progress.advance(replayed=replayed, **{"cannot be replayed": unreplayable})
         return replayed, unreplayable
 
     def _preview(self, rows: list[DeadLetter]) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sync import queue
 from sync.management.commands import pause_entity
+from tdscore.actions import Actor
 
 
 class Command(pause_entity.Command):
@@ -11,4 +12,4 @@ class Command(pause_entity.Command):
     verb = "resumed"
 
     def change(self, slugs: list[str]) -> list[str]:
-        return queue.resume(slugs, by=None)
+        return queue.resume(slugs, actor=Actor.command())

@@ -1,18 +1,23 @@
-"""`manage.py sync_zoho --entity E|all --mode full|incremental`: pull runs in the foreground."""
+"""`manage.py sync_zoho --entity E|all --mode full|incremental [--since DATE]`: pull runs in the
+foreground, with a progress bar (sync.progress); `--since` backfills what changed since DATE."""
 
 from __future__ import annotations
 
 import signal
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_start
 from functools import partial
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from sync import budget, entities, pull, run_lifecycle, survey
 from sync.models import SyncRun
+from sync.progress import Progress
 from sync.zoho import limiter
 from sync.zoho.client import ZohoClient
 from sync.zoho.errors import ZohoError
@@ -42,6 +47,7 @@ class Command(BaseCommand):
         self.plan: survey.Plan | None = None  # a full pull's estimate, said before it starts
         self.run_ids: list[int] = []  # the runs this command started
         self.estimated = timedelta()
+        self.since: datetime | None = None  # a backfill's start
 
     def add_arguments(self, parser):
         parser.add_argument("--entity", required=True, help=f"all, or one of: {', '.join(entities.ENTITIES)}")
@@ -51,8 +57,18 @@ class Command(BaseCommand):
             action="store_true",
             help="only the entities no run of this mode has completed for yet (make run's first full pull on a new database)",
         )
+        parser.add_argument(
+            "--since",
+            metavar="DATE",
+            help="backfill: pull everything modified since DATE (YYYY-MM-DD, or an ISO time), after saying "
+            "how many calls it costs and when it will finish at the plan's budget",
+        )
 
-    def handle(self, *args, entity: str, mode: str, first_pull: bool = False, **options):
+    def handle(self, *args, entity: str, mode: str, first_pull: bool = False, since: str | None = None, **options):
+        if since is not None:
+            self.since = backfill_start(since, now=timezone.now())
+            if mode != SyncRun.RunType.INCREMENTAL:
+                raise CommandError("--since backfills what changed since DATE: it reads as --mode incremental does")
         try:
             slugs = pull.slugs_for(entity, mode)
         except entities.UnknownEntity:
@@ -68,7 +84,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"Every entity has had a {mode} pull already: nothing to do.")
                 return
             self.stdout.write(f"First {mode} pull of {', '.join(slugs)} ({len(slugs)} entities)")
-        self.plan = plan = self.announce(slugs) if mode == SyncRun.RunType.FULL else None
+        if self.since is not None:
+            self.plan = plan = self.announce_backfill(slugs)
+        else:
+            self.plan = plan = self.announce(slugs) if mode == SyncRun.RunType.FULL else None
         stop = {"asked": False}
         signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
         started = time.monotonic()
@@ -90,10 +109,27 @@ class Command(BaseCommand):
         except ZohoError as exc:
             self.stderr.write(f"No estimate: Zoho did not answer the survey ({exc}); pulling anyway")
             return None
+        records = f"about {sum(plan.records.values()):,} records in Zoho, " if plan.records else ""
+        return self.say(plan, records)
+
+    def announce_backfill(self, slugs: list[str]) -> survey.Plan:
+        """Say what the backfill will cost, and when it will be done at the plan's budget, before it starts."""
+        try:
+            with ZohoClient() as client:
+                plan = survey.plan_backfill(slugs, client, since=self.since)
+        except ZohoError as exc:
+            raise CommandError(f"Zoho did not answer the survey ({exc}): nothing pulled") from exc
+        usage = limiter.usage(timezone.now())
+        self.stdout.write(
+            f"Backfill of {', '.join(slugs)} since {timezone.localtime(self.since):%Y-%m-%d %H:%M:%S}, "
+            f"at the {settings.ZOHO_PLAN} plan's budget ({usage.daily_cap:,} calls a day, {usage.minute_cap} a minute)"
+        )
+        return self.say(plan, f"about {sum(plan.records.values()):,} records modified since then, ")
+
+    def say(self, plan: survey.Plan, records: str) -> survey.Plan:
         now = timezone.now()
         usage = limiter.usage(now)
         self.estimated = plan.duration(usage)
-        records = f"about {sum(plan.records.values()):,} records in Zoho, " if plan.records else ""
         surveyed = f" (counted with {plan.survey_calls:,} list calls)" if plan.survey_calls else ""
         finish = timezone.localtime(plan.finish_at(usage, now))
         self.stdout.write(
@@ -141,7 +177,13 @@ class Command(BaseCommand):
         try:
             surveyed = self.plan.calls[slug] if self.plan and slug in self.plan.records else None
             run = pull.start_run(
-                slug, mode, now=timezone.now(), trigger="manual", estimate=surveyed, by=str(Actor.command())
+                slug,
+                mode,
+                now=timezone.now(),
+                trigger="manual",
+                estimate=surveyed,
+                actor=Actor.command(),
+                since=self.since,
             )
         except pull.run_lifecycle.RunRefused as exc:
             # A first pull does not queue behind a scheduled run that is only waiting for Zoho's budget:
@@ -161,18 +203,42 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{slug}: {run.run_type} run #{run.pk}, about {run.estimated_calls:,} call{'' if run.estimated_calls == 1 else 's'}"
             )
-            run = pull.execute(
-                run.pk, on_page=self.progress, should_stop=lambda: stop["asked"], sleep=partial(stoppable_sleep, stop)
-            )
+            with Progress(self.stdout, slug, total=run.estimated_calls, unit="calls") as progress:
+                run = pull.execute(
+                    run.pk,
+                    on_page=partial(self.progress, progress),
+                    should_stop=lambda: stop["asked"],
+                    sleep=partial(stoppable_sleep, stop),
+                )
         self.stdout.write(
             f"{slug}: {run.status} — {run.calls:,} call{'' if run.calls == 1 else 's'}, {run.fetched:,} fetched, "
             f"{run.queued:,} queued" + (f"; {run.error}" if run.error else "")
         )
         return run.status == SyncRun.Status.COMPLETED
 
-    def progress(self, run: SyncRun) -> None:
+    @staticmethod
+    def progress(progress: Progress, run: SyncRun) -> None:
+        """After each page: the calls made of those planned, and where the walk is."""
         state = pull.Checkpoint.of(run.checkpoint)
-        page, phase = state.page, f" {state.phase}" if state.phase else ""
-        self.stdout.write(
-            f"  {run.entity}{phase}: page {page} · {run.fetched} fetched · {run.queued} queued · {run.calls} calls"
+        where = {"page": state.page, "fetched": run.fetched, "queued": run.queued}
+        progress.reach(run.calls, **({"phase": state.phase} if state.phase else {}), **where)
+
+
+def backfill_start(text: str, *, now: datetime) -> datetime:
+    """`--since`: a date (its midnight in TIME_ZONE) or an ISO time (UTC without an offset), in the past."""
+    try:
+        moment = parse_datetime(text)
+        day = None if moment else parse_date(text)
+    except ValueError:
+        moment = day = None
+    if day is not None:
+        moment = timezone.make_aware(datetime.combine(day, day_start()))
+    if moment is None:
+        raise CommandError(
+            f"--since {text!r} is not a date: give YYYY-MM-DD or an ISO time (2026-11-01T08:00:00+00:00)"
         )
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    if moment >= now:
+        raise CommandError(f"--since {text!r} is not in the past: nothing was modified after now")
+    return moment

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from sync.zoho.connect import ConnectError, connect
+from tdscore.actions import Actor
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, code: str, **options):
         try:
-            connection = connect(code, now=timezone.now())
+            connection = connect(code, now=timezone.now(), actor=Actor.command())
         except ConnectError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Connected: refresh token stored encrypted; API host {connection.api_domain}")
