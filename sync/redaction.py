@@ -404,18 +404,26 @@ def erase(
     with transaction.atomic():
         columns = _sweep_database(eraser, progress)
         fields = sorted(eraser.erased_keys | columns)
+        slug, row = _filed_as(zoho_id)
         ErasedContact.objects.update_or_create(
             zoho_id=zoho_id, defaults={"requested_by": actor.name, "at": now, "fields": fields}
         )
         AuditTrail.objects.create(
-            entity=_filed_as(zoho_id),
+            entity=slug,
             object_id=zoho_id,
             operation=AuditTrail.Operation.REDACT,
             changed_fields=fields,
             actor=actor.name,
             at=now,
         )
-        record(actor, Action.REDACT, f"contact {zoho_id}", after={"fields": fields, "rows": dict(eraser.rows)}, at=now)
+        record(
+            actor,
+            Action.REDACT,
+            f"contact {zoho_id}",
+            after={"fields": fields, "rows": dict(eraser.rows)},
+            at=now,
+            obj=row,
+        )
     forget_cached()
     rewritten = redact_archives(archives, eraser, progress=progress)
     time.sleep(settings.TDS_CONFIG_CACHE_SECONDS)
@@ -451,11 +459,13 @@ def _audit_rewritable() -> Iterator[None]:
             cursor.execute("SELECT set_config('tds.redaction', 'off', true)")
 
 
-def _filed_as(zoho_id: str) -> str:
+def _filed_as(zoho_id: str) -> tuple[str, models.Model | None]:
+    """The entity the contact is filed under and its ERP row (none yet: only queued)."""
     for slug in CONTACT_ENTITIES:
-        if apps.get_model(entities.get(slug).erp_model)._base_manager.filter(zoho_id=zoho_id).exists():
-            return slug
-    return CONTACT_ENTITIES[0]
+        row = apps.get_model(entities.get(slug).erp_model)._base_manager.filter(zoho_id=zoho_id).first()
+        if row is not None:
+            return slug, row
+    return CONTACT_ENTITIES[0], None
 
 
 # --- On arrival -----------------------------------------------------------------------------------

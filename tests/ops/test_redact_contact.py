@@ -222,6 +222,9 @@ def test_the_admin_asks_for_confirmation_before_it_erases(known_contact, client,
     assert [value for value in (NAME, EMAIL, PHONE, STREET) if found_in_database(value)] == []
     action = OperatorAction.objects.get(action="contact.redact")
     assert (action.actor, action.via, action.user) == (staff_user.username, "admin", staff_user)
+    # Django's own history of the customer's page says so too.
+    logged = LogEntry.objects.filter(object_id=str(customer.pk), user=staff_user).latest("action_time")
+    assert logged.change_message == f"contact.redact via admin: contact {CONTACT_ID}"
 
 
 def test_a_viewer_is_not_offered_the_erasure_and_cannot_post_it(known_contact, client, viewer):
