@@ -209,10 +209,10 @@ def start_runs(
 
 
 def pull_entity(
-    slug: str, mode: str, *, now: datetime, trigger: str = "manual", by: str = "", **options: Any
+    slug: str, mode: str, *, now: datetime, trigger: str = "manual", actor: Actor | None = None, **options: Any
 ) -> SyncRun:
     """Start and execute one run in this process (commands, tasks, tests); `options` go to execute()."""
-    run = start_run(slug, mode, now=now, trigger=trigger, by=by)
+    run = start_run(slug, mode, now=now, trigger=trigger, actor=actor)
     if run.status == SyncRun.Status.PENDING:
         run = execute(run.pk, **options)
     return run

@@ -95,7 +95,6 @@ def create_deferred(
         status=SyncRun.Status.DEFERRED,
         finished_at=now,
         error=reason,
-        **fields,
     )
     log(run, f"deferred: {reason}", level=SyncLog.Level.WARNING)
     return run

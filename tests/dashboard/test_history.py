@@ -12,6 +12,7 @@ from django.urls import reverse
 from erp.models import Invoice
 from sync import queue, retention, worker
 from sync.models import AuditTrail, DeadLetter, InboxEvent, QueueItem
+from tdscore.actions import Actor, Via
 from tests import factories
 from tests.handlers.conftest import sample
 
@@ -147,7 +148,7 @@ def test_the_history_page_lists_every_version(client, clock, staff_user):
 
 
 def test_replay_keeps_the_queue_row_and_records_its_requester():
-    assert queue.replay(dead_lettered(), by="alice").requested_by == "alice"
+    assert queue.replay(dead_lettered(), actor=Actor("alice", Via.API)).requested_by == "alice"
 
 
 def test_as_of_with_an_offset_typed_unencoded_is_read(client, clock, api_client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.models import AuditTrail
+from tdscore.actions import Actor, Via
 from tests.pull.conftest import drain
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_pulled_change_names_its_run_and_who_started_it(sim, run_pull):
     sim.seed("customers", 3)
-    run = run_pull("customers", "full", by="alice")
+    run = run_pull("customers", "full", actor=Actor("alice", Via.COMMAND))
     drain()
     audits = AuditTrail.objects.filter(entity="customers")
     assert audits.count() == 3

@@ -23,6 +23,7 @@ from sync import entities, queue, replay_preview, worker
 from sync.errors import ValidationFailed
 from sync.models import AuditTrail, DeadLetter, QueueItem
 from sync.payloads import content_hash, version_of
+from tdscore.actions import Actor, Via
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -82,7 +83,7 @@ def test_a_preview_writes_nothing_and_matches_what_the_replay_then_does():
     assert (preview.dead_letter_id, preview.entity, preview.object_id) == (dead.pk, "invoices", "77")
     assert preview.outcome == "apply" and preview.error == ""
     assert preview.changes["status"] == ["sent", "paid"] and preview.changes["total"] == ["598", "650"]
-    queue.replay(dead, by="ops", now=NOW)
+    queue.replay(dead, actor=Actor("ops", Via.COMMAND), now=NOW)
     assert worker.process_batch("w", NOW) == 1
     audit = AuditTrail.objects.filter(queue_item_id=dead.queue_item_id).get()
     assert preview.changes == {name: [audit.before[name], audit.after[name]] for name in audit.changed_fields}
