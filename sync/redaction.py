@@ -46,53 +46,27 @@ from tdscore.actions import Actor, record
 from tdscore.enums import Action
 
 REDACTED = "[redacted]"
-# The keys of a contact's personal data, wherever an object about it holds them.
-PERSONAL_KEYS = frozenset(
-    {
-        "contact_name",
-        "customer_name",
-        "vendor_name",
-        "first_name",
-        "last_name",
-        "salutation",
-        "contact_salutation",
-        "email",
-        "phone",
-        "mobile",
-        "fax",
-        "attention",
-        "address",
-        "street",
-        "street2",
-        "city",
-        "state",
-        "zip",
-        "county",
-        "latitude",
-        "longitude",
-        "twitter",
-        "facebook",
-        "skype",
-    }
-)
-# Of those, the values distinctive enough to hunt for in every other column.
+# The keys of a contact's personal data whose values are distinctive enough to hunt for in every
+# other column: names, e-mails, phone numbers, street lines.
 SEARCHED_KEYS = frozenset(
-    {
-        "contact_name",
-        "customer_name",
-        "vendor_name",
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "mobile",
-        "fax",
-        "attention",
-        "address",
-        "street",
-        "street2",
-    }
+    {"contact_name", "customer_name", "vendor_name", "first_name", "last_name", "attention"}
+    | {"email", "phone", "mobile", "fax", "address", "street", "street2"}
 )
+# All of them, erased wherever an object about the contact holds them: also where it lives, which
+# would erase other people's data if hunted across the database (a city, a postcode).
+PERSONAL_KEYS = SEARCHED_KEYS | {
+    "salutation",
+    "contact_salutation",
+    "city",
+    "state",
+    "zip",
+    "county",
+    "latitude",
+    "longitude",
+    "twitter",
+    "facebook",
+    "skype",
+}
 # A searched value shorter than this would match unrelated text ("Al", "12").
 SHORTEST_SEARCHED = 4
 # The ERP columns that copy a contact's personal keys (the ERP's own names for them).
