@@ -66,7 +66,7 @@ class AcknowledgeDrift(APIView):
     def post(self, request, pk: int):
         row = get_object_or_404(SchemaDrift, pk=pk)
         try:
-            row = schema_drift.acknowledge(row, actor=Actor.of_user(request.user, Via.API), now=timezone.now())
+            row = schema_drift.acknowledge(row, actor=Actor.of_request(request, Via.API), now=timezone.now())
         except schema_drift.AlreadyAcknowledged as exc:
             return Response(
                 {"status": "error", "error": "already_acknowledged", "detail": str(exc)},
