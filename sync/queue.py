@@ -717,7 +717,7 @@ def replay(dead_letter: DeadLetter, *, actor: Actor, now: datetime | None = None
             locked_by="",
             locked_until=None,
             lease_token=None,
-            requested_by=actor.name[: QueueItem._meta.get_field("requested_by").max_length],
+            requested_by=actor.name,
             updated_at=now,
         )
         if item.inbox_event_id:

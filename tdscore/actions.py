@@ -23,6 +23,8 @@ from tdscore.enums import Action
 from tdscore.models import OperatorAction
 
 Via = OperatorAction.Via
+# Every column that names who acted holds this many characters (a username's own limit).
+NAME_LENGTH = OperatorAction._meta.get_field("actor").max_length
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class Actor:
         it is no operator's action, so `record` writes no row for it."""
         return cls(name, None)
 
+    def __post_init__(self) -> None:
+        # A username at its limit plus " (token)" would not fit the stamped columns: cut once here.
+        object.__setattr__(self, "name", self.name[:NAME_LENGTH])
+
     def __str__(self) -> str:
         return self.name
 
@@ -88,7 +94,7 @@ def record(
         return None
     row = OperatorAction.objects.create(
         at=at or timezone.now(),
-        actor=actor.name[:150],
+        actor=actor.name,
         user=actor.user,
         via=actor.via,
         action=Action(action),

@@ -162,6 +162,20 @@ def test_a_bulk_replay_of_five_is_five_rows_each_with_its_target(token_client):
     assert set(rows.values_list("actor", "via")) == {("operator (token)", Via.API)}
 
 
+def test_a_token_of_a_username_at_its_limit_replays_and_is_named_within_every_stamped_column(staff_user):
+    staff_user.username = "u" * 150  # Django's own limit; " (token)" would take it past 150
+    staff_user.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    letter = dead_lettered("bills", "1")
+
+    assert client.post(f"/api/dashboard/dead-letter/{letter.pk}/retry").status_code == 202
+
+    letter.refresh_from_db()
+    named = (letter.resolved_by, letter.queue_item.requested_by, only_row().actor)
+    assert named == ("u" * 150,) * 3
+
+
 def test_replay_and_discard_from_the_dashboard_buttons(admin):
     replayed, discarded = dead_lettered("products", "1"), dead_lettered("products", "2")
     admin.post(reverse("dashboard:dead-letter-retry", args=[replayed.pk]))
